@@ -1,0 +1,1 @@
+"""alexlab: every design choice of AlexNet (Krizhevsky, Sutskever, Hinton, 2012) as a config switch."""

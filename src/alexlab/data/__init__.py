@@ -1,0 +1,1 @@
+"""LightningDataModules: batches of images for the networks, with the paper's preprocessing."""

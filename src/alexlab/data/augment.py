@@ -1,0 +1,41 @@
+"""Augmentations of Section 4.1, on whole batches of float images (N, C, H, W) on any device."""
+
+import torch
+
+
+def random_crop(images: torch.Tensor, size: int, padding: int = 0) -> torch.Tensor:
+    """A random `size` x `size` window of each image, after zero-padding it by `padding` pixels."""
+    if padding:
+        images = torch.nn.functional.pad(images, (padding,) * 4)
+    n, _, height, width = images.shape
+    device = images.device
+    top = torch.randint(0, height - size + 1, (n, 1), device=device)
+    left = torch.randint(0, width - size + 1, (n, 1), device=device)
+    offsets = torch.arange(size, device=device)
+    rows = (top + offsets)[:, None, :, None]
+    cols = (left + offsets)[:, None, None, :]
+    batch = torch.arange(n, device=device)[:, None, None, None]
+    channel = torch.arange(images.shape[1], device=device)[None, :, None, None]
+    return images[batch, channel, rows, cols]
+
+
+def random_flip(images: torch.Tensor) -> torch.Tensor:
+    """Each image mirrored left-right with probability 1/2."""
+    flip = torch.rand(images.shape[0], device=images.device) < 0.5
+    return torch.where(flip[:, None, None, None], images.flip(-1), images)
+
+
+def channel_eigenpairs(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigenvalues and eigenvectors (columns) of the covariance of pixel values across channels."""
+    pixels = images.transpose(0, 1).reshape(images.shape[1], -1).double()
+    eigval, eigvec = torch.linalg.eigh(torch.atleast_2d(torch.cov(pixels)))
+    return eigval.float(), eigvec.float()
+
+
+def pca_lighting(
+    images: torch.Tensor, eigval: torch.Tensor, eigvec: torch.Tensor, std: float = 0.1
+) -> torch.Tensor:
+    """Add eigvec @ (alpha * eigval) to every pixel, alpha ~ N(0, std) drawn per image (Section 4.1)."""
+    alpha = torch.randn(images.shape[0], eigval.numel(), device=images.device) * std
+    shift = (alpha * eigval.to(images.device)) @ eigvec.to(images.device).T
+    return images + shift[:, :, None, None]

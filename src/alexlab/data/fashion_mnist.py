@@ -1,0 +1,67 @@
+"""Fashion-MNIST (Xiao et al., 2017): 70k real 28x28 grey images, installable offline."""
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from alexlab.data.in_memory import InMemoryDataModule
+from alexlab.errors import DataNotFoundError
+
+FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+
+
+def read_idx(path: Path) -> torch.Tensor:
+    """An IDX file (LeCun's MNIST format, gzipped) as a uint8 tensor."""
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    return torch.from_numpy(
+        np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape).copy()
+    )
+
+
+class FashionMNISTDataModule(InMemoryDataModule):
+    """Reads the gzipped IDX files in `root` (Debian's dataset-fashion-mnist puts them in
+    /usr/share/datasets/fashion-mnist); with `download=True`, torchvision fetches them there."""
+
+    num_classes, in_channels, image_size = 10, 1, 28
+
+    def __init__(
+        self, root: str = "/usr/share/datasets/fashion-mnist", download: bool = False, **kwargs
+    ) -> None:
+        super().__init__(**kwargs)
+        self.root, self.download = Path(root), download
+
+    def _folder(self) -> Path:
+        # torchvision's download lands in root/FashionMNIST/raw
+        for folder in (self.root, self.root / "FashionMNIST" / "raw"):
+            if all((folder / name).exists() for pair in FILES.values() for name in pair):
+                return folder
+        if self.download:
+            from torchvision.datasets import FashionMNIST
+
+            FashionMNIST(self.root, download=True)
+            return self.root / "FashionMNIST" / "raw"
+        raise DataNotFoundError(
+            f"data.root={self.root}: no Fashion-MNIST files ({', '.join(FILES['train'])}, ...); "
+            "install the Debian package dataset-fashion-mnist, or set data.download=true "
+            "on a machine with internet"
+        )
+
+    def prepare_data(self) -> None:
+        self._folder()
+
+    def read(self) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        folder = self._folder()
+
+        def split(name: str) -> tuple[torch.Tensor, torch.Tensor]:
+            images, labels = (read_idx(folder / file) for file in FILES[name])
+            return images[:, None], labels.long()
+
+        return split("train"), split("test")

@@ -1,0 +1,192 @@
+"""ImageNet from JPEG folders (ImageFolder layout), preprocessed as in Sections 2 and 4.1.
+
+Every image is rescaled so its shorter side is 256 and cut to its central 256x256 patch. Training
+takes random `crop_size` crops and mirror images of it, with PCA lighting; validation takes the
+centre crop; the test takes the paper's 10 patches (4 corners + centre, and their mirror images)
+of each val/ image, since ImageNet's test labels are not public.
+"""
+
+import os
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+from torchvision import transforms
+from torchvision.datasets import ImageFolder
+from torchvision.datasets.folder import IMG_EXTENSIONS
+
+from alexlab.data.augment import pca_lighting
+from alexlab.data.in_memory import MEANS, Augment
+from alexlab.data.stats import image_folder, load_or_compute_stats, pixel_values, resize_centre
+from alexlab.errors import ConfigError, DataNotFoundError, check_choice, check_range
+
+CROP_SIZES = (224, 227)
+TEST_PATCHES = (1, 10)
+
+
+def class_folders(folder: Path) -> list[str]:
+    """Sorted names of the subfolders: ImageFolder's labels are their indices in this list."""
+    return sorted(entry.name for entry in os.scandir(folder) if entry.is_dir())
+
+
+def check_layout(root: Path) -> list[str]:
+    """The class names, after checking (cheaply, without listing every image) that root holds
+    ImageNet in ImageFolder layout."""
+
+    def fail(problem: str) -> DataNotFoundError:
+        return DataNotFoundError(
+            f"data.root={root}: {problem}; expected ImageNet in ImageFolder layout: "
+            f"{root}/train/<class>/*.JPEG and {root}/val/<class>/*.JPEG"
+        )
+
+    if not root.is_dir():
+        raise fail("no such folder")
+    for split in ("train", "val"):
+        if not (root / split).is_dir():
+            raise fail(f"no {split}/ folder")
+    classes = class_folders(root / "train")
+    if not classes:
+        raise fail("no class folders in train/")
+    # Labels are positions in the sorted class list, so val/ must list the same classes.
+    val_classes = class_folders(root / "val")
+    if val_classes != classes:
+        odd = sorted(set(classes) ^ set(val_classes))
+        raise fail(f"train/ and val/ have different class folders (e.g. {odd[0]})")
+    for split in ("train", "val"):
+        first = root / split / classes[0]
+        if not any(name.lower().endswith(IMG_EXTENSIONS) for name in os.listdir(first)):
+            raise fail(f"no images in {split}/{classes[0]}/")
+    return classes
+
+
+class PCALighting:
+    """Section 4.1's colour jitter on one image tensor (C, H, W)."""
+
+    def __init__(self, eigval: torch.Tensor, eigvec: torch.Tensor, std: float) -> None:
+        self.eigval, self.eigvec, self.std = eigval, eigvec, std
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        return pca_lighting(image[None], self.eigval, self.eigvec, self.std)[0]
+
+
+def stack_to_tensor(patches: tuple) -> torch.Tensor:
+    """TenCrop's 10 PIL patches -> one (10, C, H, W) tensor."""
+    return torch.stack([pixel_values(patch) for patch in patches])
+
+
+class ImageNetFolderDataModule(L.LightningDataModule):
+    """ImageNet from `root`/train/<class>/* and `root`/val/<class>/*.
+
+    Pixel values are 0-255, as the paper's. `mean="image"` subtracts the training set's mean RGB
+    value (the per-channel form of the paper's mean image, which random crops would misalign);
+    `"normalize"` also divides each channel by its std. Those statistics and the RGB eigenpairs for PCA lighting come from
+    `stats_images` training images and are cached in `stats_file` (default
+    `root`/alexlab_stats.pt). Test batches are (N, 10, C, H, W) with `test_patches=10`, for the
+    model to average its softmax over dim 1, and (N, C, H, W) with `test_patches=1`.
+    """
+
+    in_channels = 3
+
+    def __init__(
+        self,
+        root: str | Path,
+        batch_size: int = 128,
+        num_workers: int = 2,
+        crop_size: int = 227,
+        augment: Augment | None = None,
+        mean: str = "image",
+        test_patches: int = 10,
+        stats_file: str | Path | None = None,
+        stats_images: int = 10_000,
+    ) -> None:
+        super().__init__()
+        # check_choice joins its choices as strings, so integer choices are checked here.
+        if crop_size not in CROP_SIZES:
+            raise ConfigError("crop_size", crop_size, "choose one of 224, 227")
+        if test_patches not in TEST_PATCHES:
+            raise ConfigError("test_patches", test_patches, "choose one of 1, 10")
+        check_choice("mean", mean, MEANS)
+        check_range("batch_size", batch_size, 1, float("inf"))
+        check_range("num_workers", num_workers, 0, float("inf"))
+        check_range("stats_images", stats_images, 1, float("inf"))
+        self.root = Path(root).expanduser()
+        self.classes = check_layout(self.root)
+        self.num_classes = len(self.classes)
+        self.image_size = crop_size
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.augment = augment or Augment()
+        self.mean_mode, self.test_patches = mean, test_patches
+        self.stats_file = Path(stats_file) if stats_file else self.root / "alexlab_stats.pt"
+        self.stats_images = stats_images
+        self.datasets: dict[str, ImageFolder] = {}
+
+    def _stats(self) -> dict:
+        return load_or_compute_stats(
+            self.stats_file, self.root / "train", self.stats_images, self.num_workers
+        )
+
+    def prepare_data(self) -> None:
+        # Lightning calls this on one process per node, so only one computes the cache.
+        self._stats()
+
+    def setup(self, stage: str | None = None) -> None:
+        self.stats = self._stats()
+        std = self.stats["std"] if self.mean_mode == "normalize" else torch.ones(3)
+        normalize = transforms.Normalize(self.stats["mean"].tolist(), std.tolist())
+        if stage in (None, "fit"):
+            self.datasets["train"] = image_folder(
+                self.root / "train", self.train_transform(normalize)
+            )
+        if stage in (None, "fit", "validate"):
+            self.datasets["val"] = image_folder(self.root / "val", self.val_transform(normalize))
+        if stage in (None, "test", "predict"):
+            self.datasets["test"] = image_folder(self.root / "val", self.test_transform(normalize))
+
+    def train_transform(self, normalize: transforms.Normalize) -> transforms.Compose:
+        aug, size = self.augment, self.image_size
+        steps = [resize_centre()]
+        steps.append(transforms.RandomCrop(size) if aug.crops else transforms.CenterCrop(size))
+        if aug.flips:
+            steps.append(transforms.RandomHorizontalFlip())
+        steps.append(transforms.Lambda(pixel_values))
+        if aug.pca_lighting:
+            # Before normalizing: alpha * eigval is on the scale of the 0-255 pixel values.
+            steps.append(PCALighting(self.stats["eigval"], self.stats["eigvec"], aug.lighting_std))
+        steps.append(normalize)
+        return transforms.Compose(steps)
+
+    def val_transform(self, normalize: transforms.Normalize) -> transforms.Compose:
+        crop = transforms.CenterCrop(self.image_size)
+        return transforms.Compose(
+            [resize_centre(), crop, transforms.Lambda(pixel_values), normalize]
+        )
+
+    def test_transform(self, normalize: transforms.Normalize) -> transforms.Compose:
+        if self.test_patches == 1:
+            return self.val_transform(normalize)
+        patches = [transforms.TenCrop(self.image_size), transforms.Lambda(stack_to_tensor)]
+        return transforms.Compose([resize_centre(), *patches, normalize])
+
+    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
+        return DataLoader(
+            self.datasets[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+            drop_last=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test")

@@ -1,0 +1,123 @@
+"""Small datasets held in memory as uint8 tensors, augmented a whole batch at a time."""
+
+from dataclasses import dataclass
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from alexlab.data.augment import channel_eigenpairs, pca_lighting, random_crop, random_flip
+from alexlab.errors import check_choice, check_range
+
+MEANS = ("image", "normalize")
+
+
+@dataclass
+class Augment:
+    """Training-time augmentation (Section 4.1)."""
+
+    crops: bool = True  # random crops (for small images: of the image zero-padded by crop_padding)
+    flips: bool = True  # horizontal reflections
+    pca_lighting: bool = True  # colour jitter along the principal components of pixel values
+    lighting_std: float = 0.1  # the spread of alpha
+    crop_padding: int = 4
+
+
+class InMemoryDataModule(L.LightningDataModule):
+    """A dataset small enough to hold as one uint8 tensor (Fashion-MNIST, CIFAR-10).
+
+    Batches leave the loader as uint8 and are converted, normalized and augmented on the training
+    device in `on_after_batch_transfer`, so no per-image Python runs in the training loop.
+    `mean="image"` subtracts the training set's mean image from the raw pixel values 0-255, as the
+    paper and cuda-convnet do (the paper's init N(0, 0.01) is scaled for such inputs);
+    `"normalize"` standardizes each channel. `val_size` training images are held out for
+    validation.
+    """
+
+    num_classes: int
+    in_channels: int
+    image_size: int
+
+    def __init__(
+        self,
+        batch_size: int = 128,
+        val_size: int = 5000,
+        subset: int | None = None,
+        augment: Augment | None = None,
+        mean: str = "image",
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        check_range("batch_size", batch_size, 1, float("inf"))
+        check_choice("mean", mean, MEANS)
+        if subset is not None:
+            check_range("subset", subset, 1, float("inf"))
+        self.batch_size, self.val_size, self.subset = batch_size, val_size, subset
+        self.augment = augment or Augment()
+        self.mean_mode, self.num_workers, self.seed = mean, num_workers, seed
+        self.splits: dict[str, TensorDataset] = {}
+
+    def read(self) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """(train images, labels), (test images, labels); images uint8 (N, C, H, W)."""
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        (images, labels), (test_images, test_labels) = self.read()
+        order = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.seed))
+        val, train = order[: self.val_size], order[self.val_size :]
+        if self.subset is not None:
+            train = train[: self.subset]
+        self.splits = {
+            "train": TensorDataset(images[train], labels[train]),
+            "val": TensorDataset(images[val], labels[val]),
+            "test": TensorDataset(test_images, test_labels),
+        }
+        self._fit_statistics(images[train])
+
+    def _fit_statistics(self, train_images: torch.Tensor) -> None:
+        sample = train_images[:10_000].float()
+        if self.mean_mode == "image":
+            self.mean = train_images.double().mean(0).float()
+            self.std = torch.ones(1)
+        else:
+            self.mean = sample.mean((0, 2, 3))[:, None, None]
+            self.std = sample.std((0, 2, 3))[:, None, None]
+        self.eigval, self.eigvec = channel_eigenpairs(sample)
+
+    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
+        return DataLoader(
+            self.splits[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def on_after_batch_transfer(self, batch: list[torch.Tensor], dataloader_idx: int) -> list:
+        images, labels = batch
+        images = (images.float() - self.mean.to(images.device)) / self.std.to(images.device)
+        if self.trainer is not None and self.trainer.training:
+            images = self.augment_batch(images)
+        return [images, labels]
+
+    def augment_batch(self, images: torch.Tensor) -> torch.Tensor:
+        aug = self.augment
+        if aug.crops:
+            images = random_crop(images, images.shape[-1], aug.crop_padding)
+        if aug.flips:
+            images = random_flip(images)
+        if aug.pca_lighting:
+            images = pca_lighting(images, self.eigval, self.eigvec, aug.lighting_std)
+        return images

@@ -1,0 +1,133 @@
+"""Pixel statistics of an ImageNet training folder, cached next to it.
+
+    python -m alexlab.data.stats --root ROOT [--images N] [--out FILE]
+
+computes what `ImageNetFolderDataModule.setup()` would otherwise compute on first use: the mean
+and std of each RGB channel, and the eigenpairs of the 3x3 RGB covariance for PCA lighting.
+"""
+
+import argparse
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from PIL import Image
+from rich.progress import track
+from torch.utils.data import DataLoader, Subset
+from torchvision import transforms
+from torchvision.datasets import ImageFolder
+
+from alexlab.data.augment import channel_eigenpairs
+from alexlab.errors import DataNotFoundError, UserError
+
+RESIZE = 256  # Section 2: shorter side rescaled to 256, then the central 256x256 patch
+# Pixels kept for the covariance: enough for 3x3 eigenpairs, small enough to hold in memory.
+COVARIANCE_PIXELS = 10_000_000
+
+
+def resize_centre() -> transforms.Compose:
+    """PIL image -> the paper's fixed-resolution 256x256 PIL image."""
+    return transforms.Compose([transforms.Resize(RESIZE), transforms.CenterCrop(RESIZE)])
+
+
+def pixel_values(image: Image.Image) -> torch.Tensor:
+    """A PIL image as float pixel values 0-255 (C, H, W): the paper's inputs, for which its
+    N(0, 0.01) init is scaled."""
+    return transforms.functional.pil_to_tensor(image).float()
+
+
+def image_folder(folder: Path, transform: Callable) -> ImageFolder:
+    """ImageFolder, failing with a one-line DataNotFoundError when a class folder has no images."""
+    try:
+        return ImageFolder(folder, transform=transform)
+    except FileNotFoundError as e:
+        raise DataNotFoundError(f"data.root={folder.parent}: {folder.name}/: {e}") from e
+
+
+def compute_stats(train_dir: Path, images: int = 10_000, num_workers: int = 2) -> dict:
+    """Mean, std and RGB eigenpairs of up to `images` training images (0-255), seeded draw."""
+    to_pixels = transforms.Compose([resize_centre(), transforms.Lambda(pixel_values)])
+    dataset = image_folder(train_dir, to_pixels)
+    generator = torch.Generator().manual_seed(0)
+    # A random subset, not the first N: ImageFolder lists images class by class.
+    chosen = torch.randperm(len(dataset), generator=generator)[:images].tolist()
+    loader = DataLoader(Subset(dataset, chosen), batch_size=64, num_workers=num_workers)
+    per_image = min(RESIZE * RESIZE, COVARIANCE_PIXELS // len(chosen))
+    total = torch.zeros(3, dtype=torch.float64)
+    squares = torch.zeros(3, dtype=torch.float64)
+    samples = []
+    for batch, _ in track(loader, description=f"RGB stats of {len(chosen)} images"):
+        pixels = batch.flatten(2).double()  # (N, 3, H*W)
+        total += pixels.sum((0, 2))
+        squares += pixels.square().sum((0, 2))
+        keep = torch.randperm(pixels.shape[-1], generator=generator)[:per_image]
+        samples.append(batch.flatten(2)[:, :, keep, None])
+    count = len(chosen) * RESIZE * RESIZE
+    mean = total / count
+    std = (squares / count - mean.square()).sqrt()
+    eigval, eigvec = channel_eigenpairs(torch.cat(samples))
+    return {
+        "mean": mean.float(),
+        "std": std.float(),
+        "eigval": eigval,
+        "eigvec": eigvec,
+        "images": len(chosen),
+    }
+
+
+def save_stats(stats: dict, path: Path) -> None:
+    """Write to a temporary file and rename it, so a killed run never leaves half a cache."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise UserError(
+            f"data.stats_file={path}: cannot write it ({e.strerror}); "
+            "set data.stats_file to a writable path"
+        ) from e
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide a shared dataset's cache from other users
+        with os.fdopen(fd, "wb") as f:
+            torch.save(stats, f)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def load_or_compute_stats(
+    path: Path, train_dir: Path, images: int = 10_000, num_workers: int = 2
+) -> dict:
+    """The cached stats at `path`, computed and cached first if there are none."""
+    if not path.exists():
+        save_stats(compute_stats(train_dir, images, num_workers), path)
+    return torch.load(path, map_location="cpu")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", required=True, help="folder with train/ and val/")
+    parser.add_argument("--images", type=int, default=10_000, help="training images to sample")
+    parser.add_argument("--out", help="cache file (default: ROOT/alexlab_stats.pt)")
+    parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
+    args = parser.parse_args(argv)
+    # Imported here: imagenet_folder imports this module.
+    from alexlab.data.imagenet_folder import ImageNetFolderDataModule
+
+    try:
+        data = ImageNetFolderDataModule(
+            args.root, num_workers=args.workers, stats_file=args.out, stats_images=args.images
+        )
+        # Asked for explicitly, so recompute even if a cache exists; the rename replaces it.
+        save_stats(compute_stats(data.root / "train", args.images, args.workers), data.stats_file)
+    except UserError as e:
+        raise SystemExit(f"error: {e}") from None
+    print(f"wrote {data.stats_file}")
+
+
+if __name__ == "__main__":
+    main()

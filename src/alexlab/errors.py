@@ -1,0 +1,40 @@
+"""Errors caused by the user's input: the entry point prints them as one line and exits non-zero."""
+
+from collections.abc import Iterable
+from typing import Any
+
+
+class UserError(Exception):
+    """Bad input the user can fix; its message is the whole report."""
+
+
+class ConfigError(UserError):
+    """A config value that is not allowed; `key` is relative to its config group."""
+
+    def __init__(self, key: str, value: Any, valid: str) -> None:
+        self.key, self.value, self.valid = key, value, valid
+        super().__init__(self.describe(key))
+
+    def describe(self, full_key: str) -> str:
+        return f"{full_key}={self.value!r} is not valid: {self.valid}"
+
+
+class DataNotFoundError(UserError):
+    """A dataset path that does not hold the files it should."""
+
+
+def check_choice(key: str, value: Any, choices: Iterable[Any]) -> None:
+    choices = list(choices)
+    if value not in choices:
+        raise ConfigError(key, value, "choose one of " + ", ".join(map(str, choices)))
+
+
+def check_range(
+    key: str, value: Any, low: float, high: float, *, high_inclusive: bool = False
+) -> None:
+    in_range = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if in_range:
+        in_range = low <= value <= high if high_inclusive else low <= value < high
+    if not in_range:
+        bracket = "]" if high_inclusive else ")"
+        raise ConfigError(key, value, f"expected a number in [{low}, {high}{bracket}")

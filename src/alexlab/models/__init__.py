@@ -1,0 +1,19 @@
+"""Networks: the paper's AlexNet (any size, any switch) and the Figure-1 CIFAR-10 net."""
+
+from collections.abc import Sequence
+from typing import Any
+
+from torch import nn
+
+from alexlab.models.alexnet import AlexNet
+from alexlab.models.columns import ColumnParallel
+from alexlab.models.convnet4 import ConvNet4
+
+
+def alexnet(column_devices: Sequence[str] | None = None, **switches: Any) -> nn.Module:
+    """AlexNet with the given switches; with `column_devices`, one column per device."""
+    net = AlexNet(**switches)
+    return ColumnParallel(net, column_devices) if column_devices else net
+
+
+__all__ = ["AlexNet", "ColumnParallel", "ConvNet4", "alexnet"]

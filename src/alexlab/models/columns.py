@@ -1,0 +1,86 @@
+"""Real model parallelism: one column of a two-column AlexNet per device, as on the paper's GPUs."""
+
+import copy
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from alexlab.errors import ConfigError
+from alexlab.models.layers import LocalResponseNorm
+
+
+def _column_slice(layer: nn.Module, column: int, columns: int) -> tuple[nn.Module, bool]:
+    """Column `column`'s part of `layer`, and whether it reads every column's maps."""
+    if isinstance(layer, (nn.Conv2d, nn.Linear)):
+        grouped = isinstance(layer, nn.Conv2d) and layer.groups == columns
+        out = layer.weight.shape[0] // columns
+        rows = slice(column * out, (column + 1) * out)
+        if isinstance(layer, nn.Conv2d):
+            part = nn.Conv2d(
+                layer.weight.shape[1], out, layer.kernel_size, layer.stride, layer.padding
+            )
+        else:
+            part = nn.Linear(layer.in_features, out)
+        with torch.no_grad():
+            part.weight.copy_(layer.weight[rows])
+            part.bias.copy_(layer.bias[rows])
+        return part, not grouped
+    if isinstance(layer, LocalResponseNorm):
+        part = copy.copy(layer)
+        part.groups = 1
+        return part, False
+    return layer, False
+
+
+class ColumnParallel(nn.Module):
+    """A multi-column network with column i's weights and maps on `devices[i]`.
+
+    Built from a network whose columns are grouped layers (AlexNet with `columns=2`), with the same
+    weights: each layer is cut into its columns, and maps cross devices only where the network lets
+    the columns see each other (conv3 and the fully-connected layers), as in Figure 2.
+    """
+
+    def __init__(self, net: nn.Module, devices: Sequence[str | torch.device]) -> None:
+        super().__init__()
+        columns = getattr(net, "columns", 1)
+        if len(devices) != columns or columns < 2:
+            raise ConfigError(
+                "column_devices", list(devices), f"expected one device per column ({columns})"
+            )
+        self.devices = [torch.device(d) for d in devices]
+        named = [
+            *net.features.named_children(),
+            ("flatten", nn.Flatten()),
+            *net.classifier.named_children(),
+        ]
+        self.layers = nn.ModuleDict()
+        self.reads_all: dict[str, bool] = {}
+        for name, layer in named:
+            parts = [_column_slice(layer, i, columns) for i in range(columns)]
+            self.layers[name] = nn.ModuleList(part for part, _ in parts)
+            self.reads_all[name] = parts[0][1]
+        self._place()
+
+    def _place(self) -> None:
+        for parts in self.layers.values():
+            for part, device in zip(parts, self.devices, strict=True):
+                part.to(device)
+
+    def _apply(self, fn, recurse=True):
+        # Trainers move whole models to one device; the placement is part of this model.
+        super()._apply(fn, recurse)
+        self._place()
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        maps: list[torch.Tensor] | None = None  # per column; None while all share the input
+        for name, parts in self.layers.items():
+            if maps is None:
+                inputs = [x.to(d) for d in self.devices]
+            elif self.reads_all[name]:
+                inputs = [torch.cat([m.to(d) for m in maps], dim=1) for d in self.devices]
+            else:
+                inputs = maps
+            maps = [part(inp) for part, inp in zip(parts, inputs, strict=True)]
+        return torch.cat([m.to(self.devices[0]) for m in maps], dim=1)

@@ -1,0 +1,92 @@
+"""The building blocks whose choice the paper ablates: activation, pooling, response normalization."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from alexlab.errors import ConfigError, check_choice, check_range
+
+
+class AbsTanh(nn.Module):
+    """|tanh(x)|, the rectifying non-linearity of Jarrett et al. (2009) that Section 3.1 cites."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(x).abs()
+
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "abs_tanh": AbsTanh, "sigmoid": nn.Sigmoid}
+
+# (window z, stride s): Section 3.4 pools with z=3 > s=2; "plain" is the traditional z=s=2.
+POOLS = {"overlapping": (3, 2), "plain": (2, 2)}
+
+
+def activation_layer(name: str) -> nn.Module:
+    check_choice("activation", name, ACTIVATIONS)
+    return ACTIVATIONS[name]()
+
+
+def pool_layer(
+    pool: str, kind: type[nn.Module] = nn.MaxPool2d, ceil_mode: bool = False
+) -> nn.Module:
+    check_choice("pool", pool, POOLS)
+    window, stride = POOLS[pool]
+    return kind(window, stride, ceil_mode=ceil_mode)
+
+
+def pooled_size(size: int, pool: str, ceil_mode: bool = False) -> int:
+    check_choice("pool", pool, POOLS)
+    window, stride = POOLS[pool]
+    steps = (size - window + (stride - 1 if ceil_mode else 0)) // stride
+    return steps + 1
+
+
+class LocalResponseNorm(nn.Module):
+    """Response normalization across channels (Section 3.3):
+
+        b_i = a_i / (k + alpha * sum_{j=i-n/2}^{i+n/2} a_j^2) ** beta
+
+    `variant="paper"` uses alpha as printed; `variant="code"` divides alpha by n, as cuda-convnet,
+    Caffe and torch.nn.LocalResponseNorm do. With `groups` > 1 each column's maps are normalized
+    on their own, as each of the paper's GPUs did.
+    """
+
+    def __init__(
+        self,
+        size: int = 5,
+        alpha: float = 1e-4,
+        beta: float = 0.75,
+        k: float = 2.0,
+        variant: str = "paper",
+        groups: int = 1,
+    ) -> None:
+        super().__init__()
+        check_choice("lrn", variant, ("paper", "code"))
+        if not (isinstance(size, int) and size > 0 and size % 2 == 1):
+            raise ConfigError("lrn_size", size, "expected an odd positive integer (the paper: 5)")
+        check_range("lrn_alpha", alpha, 0, float("inf"))
+        check_range("lrn_beta", beta, 0, float("inf"))
+        check_range("lrn_k", k, 0, float("inf"))
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+        self.variant, self.groups = variant, groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # F.local_response_norm divides alpha by n; undo that for the formula as printed.
+        alpha = self.alpha * self.size if self.variant == "paper" else self.alpha
+        columns = x.chunk(self.groups, dim=1)
+        normed = [F.local_response_norm(c, self.size, alpha, self.beta, self.k) for c in columns]
+        return torch.cat(normed, dim=1) if self.groups > 1 else normed[0]
+
+    def extra_repr(self) -> str:
+        return (
+            f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}, "
+            f"variant={self.variant}, groups={self.groups}"
+        )
+
+
+def lrn_layer(
+    lrn: str, size: int, alpha: float, beta: float, k: float, groups: int = 1
+) -> nn.Module:
+    check_choice("lrn", lrn, ("paper", "code", "off"))
+    if lrn == "off":
+        return nn.Identity()
+    return LocalResponseNorm(size, alpha, beta, k, variant=lrn, groups=groups)

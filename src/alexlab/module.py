@@ -1,0 +1,94 @@
+"""The LightningModule: the paper's objective, optimizer and learning-rate schedule around any net."""
+
+from collections.abc import Callable, Iterable
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+
+STAGES = ("train", "val", "test")
+
+
+class TopKError(MulticlassAccuracy):
+    """1 - top-k accuracy: the error rates the paper reports."""
+
+    def compute(self) -> torch.Tensor:
+        return 1 - super().compute()
+
+
+class Classifier(L.LightningModule):
+    """Cross-entropy training with top-1 and top-5 error for every stage.
+
+    `optimizer` and `scheduler` are partials (Hydra's `_partial_: true`): the paper's SGD with
+    momentum and weight decay, and ReduceLROnPlateau on the validation top-1 error, which may
+    divide the learning rate at most `lr_reductions` times. A test batch of shape (N, P, C, H, W)
+    holds P patches per image; their softmax outputs are averaged, as in the paper's 10-patch test.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
+        scheduler: Callable[..., torch.optim.lr_scheduler.ReduceLROnPlateau] | None = None,
+        lr_reductions: int = 3,
+        num_classes: int = 1000,
+    ) -> None:
+        super().__init__()
+        # The partials stay out of the checkpoint's hyperparameters: torch.load(weights_only=True)
+        # refuses them, and the run directory's config.yaml records them.
+        self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
+        self.net, self.optimizer, self.scheduler = net, optimizer, scheduler
+        errors = MetricCollection(
+            {
+                f"err_top{k}": TopKError(num_classes, top_k=k, average="micro")
+                for k in sorted({1, min(5, num_classes)})
+            }
+        )
+        # "train" would shadow nn.Module.train in a ModuleDict, hence one attribute per stage.
+        for stage in STAGES:
+            setattr(self, f"{stage}_errors", errors.clone(prefix=f"{stage}/"))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def _step(self, batch: list[torch.Tensor], stage: str) -> torch.Tensor:
+        images, labels = batch
+        if images.ndim == 5:
+            patches = images.shape[1]
+            probs = F.softmax(self.net(images.flatten(0, 1)), dim=1)
+            log_probs = probs.unflatten(0, (-1, patches)).mean(1).log()
+        else:
+            log_probs = F.log_softmax(self.net(images), dim=1)
+        loss = F.nll_loss(log_probs, labels)
+        errors = getattr(self, f"{stage}_errors")
+        errors.update(log_probs, labels)
+        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True)
+        # Epoch-level errors: for training, the running error over the epoch, as Figure 1 plots it.
+        self.log_dict(errors, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def configure_optimizers(self) -> dict:
+        optimizer = self.optimizer(params=self.parameters())
+        if self.scheduler is None:
+            return {"optimizer": optimizer}
+        scheduler = self.scheduler(optimizer)
+        scheduler.min_lrs = [
+            group["lr"] * scheduler.factor**self.hparams.lr_reductions
+            for group in optimizer.param_groups
+        ]
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "monitor": "val/err_top1"},
+        }

@@ -1,0 +1,16 @@
+"""Train and test one configuration: `python src/train.py model.activation=tanh` (Hydra overrides)."""
+
+import hydra
+from omegaconf import DictConfig
+
+from alexlab.training import train
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    # The returned value is what Hydra sweepers (e.g. Optuna) minimize.
+    return train(cfg).get("val/err_top1")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""Readers return the real datasets; augmentations do exactly what Section 4.1 says."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from alexlab.data.augment import channel_eigenpairs, pca_lighting, random_crop, random_flip
+from alexlab.data.cifar10 import CIFAR10DataModule
+from alexlab.data.fashion_mnist import FashionMNISTDataModule
+from alexlab.data.in_memory import Augment
+from alexlab.data.synthetic import SyntheticDataModule
+from alexlab.errors import ConfigError, DataNotFoundError
+
+
+def test_fashion_mnist_reads_the_real_dataset(fashion_mnist):
+    dm = FashionMNISTDataModule(root=str(fashion_mnist), val_size=5000)
+    dm.setup()
+    train, val, test = (dm.splits[s].tensors for s in ("train", "val", "test"))
+    assert train[0].shape == (55_000, 1, 28, 28) and train[0].dtype == torch.uint8
+    assert len(val[0]) == 5000 and test[0].shape == (10_000, 1, 28, 28)
+    # Fashion-MNIST is balanced: 6000 training and 1000 test images per class.
+    assert torch.bincount(torch.cat([train[1], val[1]])).tolist() == [6000] * 10
+    assert torch.bincount(test[1]).tolist() == [1000] * 10
+    # Real photographs of clothes: mostly dark background, bright objects.
+    assert 60 < train[0].float().mean() < 90
+
+
+def test_fashion_mnist_missing_folder_names_the_path(tmp_path):
+    dm = FashionMNISTDataModule(root=str(tmp_path / "nowhere"))
+    with pytest.raises(DataNotFoundError, match=r"nowhere.*dataset-fashion-mnist"):
+        dm.prepare_data()
+
+
+def pack_cifar(folder, images, labels):
+    """Write images in CIFAR-10's own python format: 5 training batches and a test batch."""
+    folder.mkdir(parents=True)
+    rows = images.reshape(len(images), -1)
+    names = [f"data_batch_{i}" for i in range(1, 6)]
+    for name, idx in zip(names, np.array_split(np.arange(len(images)), 5), strict=True):
+        batch = {"data": rows[idx], "labels": labels[idx].tolist(), "batch_label": name}
+        (folder / name).write_bytes(pickle.dumps(batch))
+    test = {"data": rows, "labels": labels.tolist(), "batch_label": "testing batch 1 of 1"}
+    (folder / "test_batch").write_bytes(pickle.dumps(test))
+
+
+def test_cifar10_reader_on_real_cifar_images(foolbox_data, tmp_path):
+    files = sorted(foolbox_data.glob("cifar10_*.png"))
+    assert len(files) == 20
+    images = np.stack([np.asarray(Image.open(f).convert("RGB")).transpose(2, 0, 1) for f in files])
+    labels = np.array([int(f.stem.split("_")[-1]) for f in files])
+    pack_cifar(tmp_path / "cifar-10-batches-py", images, labels)
+
+    dm = CIFAR10DataModule(root=str(tmp_path), val_size=4)
+    (train_x, train_y), (test_x, _test_y) = dm.read()
+    assert torch.equal(train_x, torch.from_numpy(images))
+    assert torch.equal(train_y, torch.from_numpy(labels))
+    assert torch.equal(test_x, torch.from_numpy(images))
+    dm.setup()
+    assert len(dm.splits["train"]) == 16 and len(dm.splits["val"]) == 4
+
+
+def test_cifar10_missing_files_say_where_to_put_them(tmp_path):
+    with pytest.raises(DataNotFoundError, match=r"cifar-10-batches-py.*data.download=true"):
+        CIFAR10DataModule(root=str(tmp_path)).prepare_data()
+
+
+def test_random_crop_takes_windows_of_the_padded_image():
+    images = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8) + 1
+    padded = torch.nn.functional.pad(images, (2, 2, 2, 2))
+    seen = set()
+    for _ in range(50):
+        crops = random_crop(images, 8, padding=2)
+        for crop, source in zip(crops, padded, strict=True):
+            top, left = next(
+                (t, l)
+                for t in range(5)
+                for l in range(5)  # noqa: E741
+                if torch.equal(source[:, t : t + 8, l : l + 8], crop)
+            )
+            seen.add((top, left))
+    assert len(seen) > 10  # the windows really move
+
+
+def test_random_flip_mirrors_about_half():
+    images = torch.arange(1000 * 4, dtype=torch.float32).reshape(1000, 1, 1, 4)
+    flipped = random_flip(images)
+    mirrored = (flipped == images.flip(-1)).all(-1).flatten()
+    unchanged = (flipped == images).all(-1).flatten()
+    assert torch.all(mirrored ^ unchanged)
+    assert 430 < mirrored.sum() < 570
+
+
+def test_pca_lighting_shifts_each_image_along_the_principal_components():
+    torch.manual_seed(0)
+    mix = torch.tensor([[1.0, 0.5, 0.2], [0.0, 1.0, 0.3], [0.0, 0.0, 1.0]])
+    pixels = torch.einsum("ij,njhw->nihw", mix, torch.rand(64, 3, 8, 8))
+    eigval, eigvec = channel_eigenpairs(pixels)
+    cov = torch.cov(pixels.transpose(0, 1).reshape(3, -1))
+    torch.testing.assert_close(eigvec @ torch.diag(eigval) @ eigvec.T, cov, atol=1e-5, rtol=1e-4)
+
+    images = pixels[:1].repeat(4000, 1, 1, 1)
+    shift = pca_lighting(images, eigval, eigvec, std=0.1) - images
+    per_image = shift[:, :, 0, 0]
+    torch.testing.assert_close(shift, per_image[:, :, None, None].expand_as(shift))  # constant
+    alpha = (per_image @ eigvec) / eigval  # back to the random coefficients
+    assert torch.allclose(alpha.mean(0), torch.zeros(3), atol=0.01)
+    assert torch.allclose(alpha.std(0), torch.full((3,), 0.1), rtol=0.05)
+
+
+def test_batches_are_normalized_on_the_device_and_augmented_only_in_training():
+    dm = SyntheticDataModule(
+        image_size=16, batch_size=64, augment=Augment(crops=False, flips=False, pca_lighting=False)
+    )
+    dm.setup()
+    images, labels = next(iter(dm.val_dataloader()))
+    assert images.dtype == torch.uint8
+    out, same_labels = dm.on_after_batch_transfer([images, labels], 0)
+    torch.testing.assert_close(out, images.float() - dm.mean)
+    assert torch.equal(same_labels, labels)
+    train_images = dm.splits["train"].tensors[0].float()
+    torch.testing.assert_close(dm.mean, train_images.mean(0))
+
+
+def test_normalize_standardizes_each_channel(fashion_mnist):
+    dm = FashionMNISTDataModule(root=str(fashion_mnist), mean="normalize", batch_size=2048)
+    dm.setup()
+    images, _labels = dm.on_after_batch_transfer(next(iter(dm.val_dataloader())), 0)
+    assert abs(images.mean()) < 0.05 and abs(images.std() - 1) < 0.05
+
+
+def test_bad_data_values_name_their_key():
+    with pytest.raises(ConfigError, match="mean"):
+        SyntheticDataModule(mean="zero")
+    with pytest.raises(ConfigError, match="batch_size"):
+        SyntheticDataModule(batch_size=0)

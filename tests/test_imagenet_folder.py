@@ -1,0 +1,307 @@
+"""ImageNetFolderDataModule on 20 real ImageNet JPEGs (shipped in the foolbox package)."""
+
+import importlib.util
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from torchvision.transforms import functional as TF
+
+from alexlab.data import stats as stats_module
+from alexlab.data.augment import channel_eigenpairs
+from alexlab.data.imagenet_folder import ImageNetFolderDataModule
+from alexlab.data.in_memory import Augment
+from alexlab.errors import ConfigError, DataNotFoundError
+
+SAMPLES = Path(importlib.util.find_spec("foolbox").submodule_search_locations[0]) / "data"
+JPEGS = sorted(SAMPLES.glob("imagenet_*.jpg"))  # imagenet_<index>_<ILSVRC class id>.jpg
+PLAIN = Augment(crops=False, flips=False, pca_lighting=False)
+
+
+def class_folder(jpeg: Path) -> str:
+    """Zero-padded, so that sorting the names sorts the class ids."""
+    return f"{int(jpeg.stem.split('_')[-1]):04d}"
+
+
+def make_tree(root: Path, splits: tuple[str, ...] = ("train", "val")) -> dict[str, Path]:
+    """ImageFolder tree of the samples in `splits`; {file name: source}."""
+    sources = {}
+    for jpeg in JPEGS:
+        name = f"{jpeg.stem}.JPEG"  # upper-case, as in ImageNet
+        sources[name] = jpeg
+        for split in splits:
+            folder = root / split / class_folder(jpeg)
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copy(jpeg, folder / name)
+    return sources
+
+
+def resized(path: Path) -> torch.Tensor:
+    """The paper's 256x256 image: shorter side to 256, centre crop; pixel values 0-255."""
+    image = Image.open(path).convert("RGB")
+    return TF.pil_to_tensor(TF.center_crop(TF.resize(image, 256), 256)).float()
+
+
+def expected_order(sources: dict[str, Path]) -> list[tuple[int, Path]]:
+    """(label, source) in ImageFolder's order: classes sorted by name, then files sorted."""
+    items = sorted((class_folder(source), name) for name, source in sources.items())
+    classes = sorted({folder for folder, _ in items})
+    return [(classes.index(folder), sources[name]) for folder, name in items]
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path]]:
+    root = tmp_path_factory.mktemp("imagenet")
+    return root, make_tree(root)
+
+
+def datamodule(root: Path, stage: str = "fit", **kwargs) -> ImageNetFolderDataModule:
+    kwargs = {"batch_size": 20, "num_workers": 0, **kwargs}
+    data = ImageNetFolderDataModule(root, **kwargs)
+    data.setup(stage)
+    return data
+
+
+def channel_mean(data: ImageNetFolderDataModule) -> torch.Tensor:
+    return data.stats["mean"][:, None, None]
+
+
+@pytest.mark.parametrize("crop_size", [224, 227])
+def test_batches_have_the_paper_shapes(tree, crop_size: int) -> None:
+    root, _ = tree
+    data = datamodule(root, None, crop_size=crop_size, batch_size=8, num_workers=2)
+    assert (data.num_classes, data.in_channels, data.image_size) == (19, 3, crop_size)
+    train_loader = data.train_dataloader()
+    assert train_loader.persistent_workers and not train_loader.drop_last
+    for loader, shape in [
+        (train_loader, (8, 3, crop_size, crop_size)),
+        (data.val_dataloader(), (8, 3, crop_size, crop_size)),
+        (data.test_dataloader(), (8, 10, 3, crop_size, crop_size)),
+    ]:
+        images, labels = next(iter(loader))
+        assert images.shape == shape and images.dtype == torch.float32
+        assert labels.shape == (8,) and labels.dtype == torch.int64
+    centre_only = datamodule(root, "test", crop_size=crop_size, test_patches=1)
+    images, _ = next(iter(centre_only.test_dataloader()))
+    assert images.shape == (20, 3, crop_size, crop_size)
+
+
+def test_labels_are_sorted_class_folders_and_val_is_the_centre_crop(tree) -> None:
+    root, sources = tree
+    data = datamodule(root, "validate", crop_size=227)
+    assert data.num_classes == 19  # two of the 20 samples share class 609
+    images, labels = next(iter(data.val_dataloader()))
+    order = expected_order(sources)
+    assert labels.tolist() == [label for label, _ in order]
+    for image, (_, source) in zip(images, order, strict=True):
+        centre = resized(source)[:, 14:241, 14:241]  # torchvision rounds (256 - 227) / 2 to 14
+        torch.testing.assert_close(image + channel_mean(data), centre, atol=1e-4, rtol=0)
+
+
+def test_train_crops_are_windows_of_the_resized_image(tree) -> None:
+    root, sources = tree
+    augment = Augment(crops=True, flips=False, pca_lighting=False)
+    data = datamodule(root, crop_size=227, augment=augment)
+    images, labels = next(iter(data.train_dataloader()))
+    by_label = {}
+    for label, source in expected_order(sources):
+        by_label.setdefault(label, []).append(resized(source))
+    offsets = []
+    for image, label in zip(images + channel_mean(data), labels.tolist(), strict=True):
+        found = [find_window(full, image) for full in by_label[label]]
+        found = [offset for offset in found if offset is not None]
+        assert found, "a training image is not a window of its resized source image"
+        offsets.append(found[0])
+    assert len(set(offsets)) > 1, "every crop was taken at the same place"
+
+
+def find_window(full: torch.Tensor, window: torch.Tensor) -> tuple[int, int] | None:
+    size = window.shape[-1]
+    for top in range(full.shape[-2] - size + 1):
+        rows = full[:, top, :].unfold(-1, size, 1)  # (C, lefts, size): first rows of all windows
+        lefts = (rows - window[:, None, 0, :]).abs().amax((0, 2)) < 1e-6
+        for left in lefts.nonzero().flatten().tolist():
+            if torch.allclose(full[:, top : top + size, left : left + size], window, atol=1e-4):
+                return top, left
+    return None
+
+
+@pytest.mark.parametrize("crop_size", [224, 227])
+def test_ten_patches_are_corners_centre_and_their_mirror_images(tree, crop_size: int) -> None:
+    root, sources = tree
+    data = datamodule(root, "test", crop_size=crop_size, batch_size=4)
+    images, _ = next(iter(data.test_dataloader()))
+    c, o = crop_size, round((256 - crop_size) / 2)
+    for patches, (_, source) in zip(images, expected_order(sources)[:4], strict=True):
+        full = resized(source)
+
+        def five(x: torch.Tensor) -> list[torch.Tensor]:
+            corners = [x[:, :c, :c], x[:, :c, -c:], x[:, -c:, :c], x[:, -c:, -c:]]
+            return [*corners, x[:, o : o + c, o : o + c]]
+
+        expected = torch.stack(five(full) + five(full.flip(-1)))
+        torch.testing.assert_close(patches + channel_mean(data), expected, atol=1e-4, rtol=0)
+
+
+def test_flips_happen_about_half_the_time(tree) -> None:
+    root, _ = tree
+    data = datamodule(root, augment=Augment(crops=False, flips=True, pca_lighting=False))
+    centre = data.datasets["val"][0][0]
+    torch.manual_seed(0)
+    flipped = 0
+    for _ in range(120):
+        image = data.datasets["train"][0][0]
+        is_flipped = torch.equal(image, centre.flip(-1))
+        assert is_flipped or torch.equal(image, centre)
+        flipped += is_flipped
+    assert 35 < flipped < 85  # 60 +- 4.5 standard deviations
+
+
+def test_pca_lighting_shifts_every_pixel_by_eigvec_times_alpha_eigval(tree) -> None:
+    root, _ = tree
+    std = 0.5
+    augment = Augment(crops=False, flips=False, pca_lighting=True, lighting_std=std)
+    data = datamodule(root, augment=augment)
+    eigval, eigvec = data.stats["eigval"], data.stats["eigvec"]
+    for index, seed in [(0, 1), (7, 2), (13, 3)]:
+        torch.manual_seed(seed)
+        lit = data.datasets["train"][index][0]
+        torch.manual_seed(seed)
+        alpha = torch.randn(3) * std  # the one draw lighting makes per image
+        plain = data.datasets["val"][index][0]  # the same centre crop, unlit
+        shift = (lit - plain).flatten(1)
+        assert shift.std(1).max() < 1e-3, "lighting is not constant over pixels"
+        torch.testing.assert_close(shift.mean(1), eigvec @ (alpha * eigval), atol=1e-3, rtol=0)
+        assert shift.abs().max() > 0.1
+
+
+def test_stats_are_those_of_the_training_images(tree) -> None:
+    root, sources = tree
+    data = datamodule(root)
+    images = torch.stack([resized(source) for source in sources.values()])
+    stats = data.stats
+    assert stats["images"] == 20
+    torch.testing.assert_close(stats["mean"], images.mean((0, 2, 3)), atol=1e-3, rtol=0)
+    torch.testing.assert_close(stats["std"], images.std((0, 2, 3)), atol=1e-2, rtol=0)
+    eigval, eigvec = channel_eigenpairs(images)
+    torch.testing.assert_close(stats["eigval"], eigval, atol=1e-1, rtol=1e-4)
+    covariance = stats["eigvec"] @ torch.diag(stats["eigval"]) @ stats["eigvec"].T
+    torch.testing.assert_close(
+        covariance, eigvec @ torch.diag(eigval) @ eigvec.T, atol=1e-1, rtol=0
+    )
+
+
+def test_normalize_divides_by_the_channel_std(tree) -> None:
+    root, sources = tree
+    data = datamodule(root, "validate", mean="normalize", crop_size=224)
+    images, _ = next(iter(data.val_dataloader()))
+    centre = resized(expected_order(sources)[0][1])[:, 16:240, 16:240]
+    expected = (centre - channel_mean(data)) / data.stats["std"][:, None, None]
+    torch.testing.assert_close(images[0], expected, atol=1e-3, rtol=0)
+
+
+def test_stats_are_cached_and_reused(tree, tmp_path: Path, monkeypatch) -> None:
+    root, _ = tree
+    cache = tmp_path / "cache" / "stats.pt"
+    ImageNetFolderDataModule(root, num_workers=0, stats_file=cache).prepare_data()
+    written = cache.stat().st_mtime_ns
+    first = torch.load(cache)
+
+    def fail(*args, **kwargs):
+        raise AssertionError("stats recomputed although cached")
+
+    monkeypatch.setattr(stats_module, "compute_stats", fail)
+    data = datamodule(root, stats_file=cache)
+    assert cache.stat().st_mtime_ns == written
+    torch.testing.assert_close(data.stats["mean"], first["mean"])
+    assert list(cache.parent.iterdir()) == [cache]  # no temporary files left behind
+
+
+def test_a_failed_stats_write_leaves_no_file(tree, tmp_path: Path, monkeypatch) -> None:
+    root, _ = tree
+    cache = tmp_path / "stats.pt"
+
+    def save_half(obj, f):
+        f.write(b"half a pickle")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stats_module.torch, "save", save_half)
+    with pytest.raises(KeyboardInterrupt):
+        ImageNetFolderDataModule(root, num_workers=0, stats_images=2, stats_file=cache).setup()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_stats_command_writes_the_cache(tmp_path: Path) -> None:
+    make_tree(tmp_path, ("train", "val"))
+    command = [sys.executable, "-m", "alexlab.data.stats", "--root", str(tmp_path)]
+    result = subprocess.run([*command, "--images", "5"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    stats = torch.load(tmp_path / "alexlab_stats.pt")
+    assert stats["images"] == 5
+    assert stats["mean"].shape == stats["eigval"].shape == (3,) and stats["eigvec"].shape == (3, 3)
+    missing = subprocess.run(
+        [*command[:-1], str(tmp_path / "nope")], capture_output=True, text=True
+    )
+    assert missing.returncode != 0
+    assert str(tmp_path / "nope") in missing.stderr and "Traceback" not in missing.stderr
+
+
+def _no_train(root: Path) -> None:
+    (root / "val" / "0001").mkdir(parents=True)
+
+
+def _no_val(root: Path) -> None:
+    make_tree(root, ("train",))
+
+
+def _no_images(root: Path) -> None:
+    (root / "train" / "0001").mkdir(parents=True)
+    (root / "val" / "0001").mkdir(parents=True)
+    (root / "train" / "0001" / "notes.txt").write_text("not an image")
+
+
+def _other_val_classes(root: Path) -> None:
+    make_tree(root)
+    (root / "val" / "9999").mkdir()
+
+
+@pytest.mark.parametrize(
+    "build, problem",
+    [
+        (lambda root: None, "no such folder"),
+        (_no_train, "no train/ folder"),
+        (_no_val, "no val/ folder"),
+        (_no_images, "no images in train/0001/"),
+        (_other_val_classes, "different class folders (e.g. 9999)"),
+    ],
+)
+def test_bad_data_root_says_what_should_be_there(tmp_path: Path, build, problem: str) -> None:
+    root = tmp_path / "imagenet"
+    build(root)
+    with pytest.raises(DataNotFoundError) as error:
+        ImageNetFolderDataModule(root)
+    message = str(error.value)
+    assert f"data.root={root}:" in message and problem in message and "\n" not in message
+    assert f"{root}/train/<class>/*.JPEG" in message
+
+
+def test_a_class_folder_without_images_fails_in_setup(tmp_path: Path) -> None:
+    make_tree(tmp_path)
+    (tmp_path / "train" / "9999").mkdir()
+    (tmp_path / "val" / "9999").mkdir()
+    data = ImageNetFolderDataModule(tmp_path, num_workers=0, stats_file=tmp_path / "s.pt")
+    with pytest.raises(DataNotFoundError, match="9999"):
+        data.setup("fit")
+
+
+@pytest.mark.parametrize(
+    "key, value", [("crop_size", 225), ("test_patches", 5), ("mean", "rgb"), ("batch_size", 0)]
+)
+def test_bad_config_values_are_rejected(tree, key: str, value) -> None:
+    root, _ = tree
+    with pytest.raises(ConfigError, match=key):
+        ImageNetFolderDataModule(root, **{key: value})

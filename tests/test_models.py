@@ -1,0 +1,212 @@
+"""The networks are the paper's, and every switch changes what it claims to change."""
+
+import pytest
+import torch
+from torch import nn
+
+from alexlab.errors import ConfigError
+from alexlab.models import AlexNet, ColumnParallel, ConvNet4, alexnet
+from alexlab.models.layers import AbsTanh, LocalResponseNorm
+
+
+def count(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def conv(out: int, in_: int, k: int) -> int:
+    return out * in_ * k * k + out
+
+
+def fc(out: int, in_: int) -> int:
+    return out * in_ + out
+
+
+def test_paper_net_has_the_papers_parameter_count():
+    assert count(AlexNet()) == 60_965_224
+
+
+def test_one_column_net_halves_conv1_to_conv4_only():
+    # Footnote 2: half the kernels in conv1-conv4; conv5 and the FC layers as in the full net.
+    expected = (
+        conv(48, 3, 11)
+        + conv(128, 48, 5)
+        + conv(192, 128, 3)
+        + conv(192, 192, 3)
+        + conv(256, 192, 3)
+        + fc(4096, 256 * 6 * 6)
+        + fc(4096, 4096)
+        + fc(1000, 4096)
+    )
+    assert count(AlexNet(columns=1)) == expected
+
+
+def test_convnet4_parameter_count():
+    expected = conv(32, 3, 5) + conv(32, 32, 5) + conv(64, 32, 5) + fc(10, 64 * 4 * 4)
+    assert count(ConvNet4()) == expected
+
+
+@pytest.mark.parametrize("size", [227, 224])
+def test_conv1_gives_55x55_maps(size):
+    net = AlexNet(input_size=size)
+    assert net.features.conv1(torch.zeros(1, 3, size, size)).shape == (1, 96, 55, 55)
+    assert net(torch.zeros(2, 3, size, size)).shape == (2, 1000)
+
+
+def test_figure2_neuron_counts():
+    net = AlexNet().eval()
+    sizes, x = {}, torch.zeros(1, 3, 227, 227)
+    for name, layer in net.features.named_children():
+        x = layer(x)
+        sizes[name] = x[0].numel()
+    assert [sizes[n] for n in ("act1", "act2", "act3", "act4", "act5")] == [
+        290_400,  # the paper prints 253,440 for conv1: a known typo (55 * 55 * 96 = 290,400)
+        186_624,
+        64_896,
+        64_896,
+        43_264,
+    ]
+
+
+def lrn_by_hand(a: torch.Tensor, n: int, alpha: float, beta: float, k: float) -> torch.Tensor:
+    channels = a.shape[1]
+    b = torch.empty_like(a)
+    for i in range(channels):
+        window = a[:, max(0, i - n // 2) : min(channels - 1, i + n // 2) + 1]
+        b[:, i] = a[:, i] / (k + alpha * (window**2).sum(1)) ** beta
+    return b
+
+
+@pytest.mark.parametrize("variant, alpha_used", [("paper", 0.3), ("code", 0.3 / 5)])
+def test_lrn_matches_the_formula(variant, alpha_used):
+    # Large alpha so that the normalization visibly matters.
+    a = torch.randn(2, 7, 3, 3, dtype=torch.float64) * 3
+    lrn = LocalResponseNorm(size=5, alpha=0.3, beta=0.75, k=2.0, variant=variant)
+    torch.testing.assert_close(lrn(a), lrn_by_hand(a, 5, alpha_used, 0.75, 2.0))
+
+
+def test_lrn_normalizes_each_column_on_its_own():
+    a = torch.randn(1, 8, 2, 2, dtype=torch.float64)
+    lrn = LocalResponseNorm(size=5, alpha=0.5, groups=2)
+    halves = [lrn_by_hand(h, 5, 0.5, 0.75, 2.0) for h in a.chunk(2, 1)]
+    torch.testing.assert_close(lrn(a), torch.cat(halves, 1))
+
+
+def test_paper_init():
+    net = AlexNet()
+    for name, layer in net.named_modules():
+        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+            short = name.split(".")[-1]
+            assert abs(layer.weight.std().item() - 0.01) < 0.001, name
+            assert abs(layer.weight.mean().item()) < 0.001, name
+            bias = 1.0 if short in {"conv2", "conv4", "conv5", "fc6", "fc7"} else 0.0
+            assert torch.all(layer.bias == bias), name
+
+
+def test_kaiming_init_scales_with_fan_in():
+    layer = AlexNet(init="kaiming").features.conv3
+    assert abs(layer.weight.std().item() - (2 / (256 * 9)) ** 0.5) < 0.002
+    assert torch.all(layer.bias == 0)
+
+
+def column1_changes(layer: nn.Module, x: torch.Tensor) -> bool:
+    """Whether perturbing column 0's part of `x` changes column 1's part of `layer(x)`."""
+    y = layer(x)
+    x2 = x.clone()
+    x2[:, : x.shape[1] // 2] += torch.randn_like(x2[:, : x.shape[1] // 2])
+    y2 = layer(x2)
+    half = y.shape[1] // 2
+    return not torch.allclose(y[:, half:], y2[:, half:])
+
+
+def test_columns_meet_only_at_conv3_and_the_fc_layers():
+    net = AlexNet(input_size=32, width=0.25).eval()  # same structure, small and fast
+    f, c = net.features, net.classifier
+    maps = {"conv2": 24, "conv3": 64, "conv4": 96, "conv5": 96}
+    sees_other_column = {
+        name: column1_changes(getattr(f, name), torch.randn(2, ch, 7, 7))
+        for name, ch in maps.items()
+    }
+    sees_other_column["norm1"] = column1_changes(f.norm1, torch.randn(2, 24, 7, 7))
+    sees_other_column["fc6"] = column1_changes(c.fc6, torch.randn(2, c.fc6.in_features))
+    sees_other_column["fc7"] = column1_changes(c.fc7, torch.randn(2, c.fc7.in_features))
+    assert sees_other_column == {
+        "conv2": False,
+        "conv3": True,
+        "conv4": False,
+        "conv5": False,
+        "norm1": False,
+        "fc6": True,
+        "fc7": True,
+    }
+
+
+def test_one_column_per_device_equals_grouped_columns():
+    net = AlexNet(input_size=32, width=0.25, num_classes=10).eval()
+    split = alexnet(column_devices=["cpu", "cpu"], input_size=32, width=0.25, num_classes=10)
+    split.load_state_dict(ColumnParallel(net, ["cpu", "cpu"]).state_dict())
+    split.eval()
+    x = torch.randn(4, 3, 32, 32, requires_grad=True)
+    torch.testing.assert_close(split(x), net(x))
+    grad_split = torch.autograd.grad(split(x).sum(), x)[0]
+    grad_grouped = torch.autograd.grad(net(x).sum(), x)[0]
+    torch.testing.assert_close(grad_split, grad_grouped)
+    assert count(split) == count(net)
+    assert all(len(parts) == 2 for parts in split.layers.values())
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [("relu", nn.ReLU), ("tanh", nn.Tanh), ("abs_tanh", AbsTanh), ("sigmoid", nn.Sigmoid)],
+)
+def test_activation_switch(name, expected):
+    net = AlexNet(activation=name)
+    acts = [m for n, m in net.named_modules() if n.split(".")[-1].startswith("act")]
+    assert len(acts) == 7 and all(type(m) is expected for m in acts)
+
+
+@pytest.mark.parametrize("pool, window", [("overlapping", 3), ("plain", 2)])
+def test_pool_switch(pool, window):
+    net = AlexNet(pool=pool)
+    pools = [m for m in net.modules() if isinstance(m, nn.MaxPool2d)]
+    assert len(pools) == 3 and all(p.kernel_size == window and p.stride == 2 for p in pools)
+
+
+def test_lrn_and_dropout_switches():
+    assert not any(isinstance(m, LocalResponseNorm) for m in AlexNet(lrn="off").modules())
+    norms = [m for m in AlexNet(lrn="code").modules() if isinstance(m, LocalResponseNorm)]
+    assert len(norms) == 2 and all(m.variant == "code" and m.groups == 2 for m in norms)
+    drops = [m for m in AlexNet(dropout=0.3).modules() if isinstance(m, nn.Dropout)]
+    assert [m.p for m in drops] == [0.3, 0.3]
+
+
+@pytest.mark.parametrize("removed", [["conv3"], ["conv4"], ["conv3", "conv4"]])
+def test_remove_layers(removed):
+    net = AlexNet(remove_layers=removed, input_size=32, width=0.25, num_classes=10)
+    convs = [n for n, m in net.features.named_children() if isinstance(m, nn.Conv2d)]
+    assert convs == [c for c in ("conv1", "conv2", "conv3", "conv4", "conv5") if c not in removed]
+    assert net(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+@pytest.mark.parametrize(
+    "kwargs, key",
+    [
+        ({"activation": "foo"}, "activation"),
+        ({"pool": "average"}, "pool"),
+        ({"lrn": "on"}, "lrn"),
+        ({"lrn_size": 4}, "lrn_size"),
+        ({"dropout": 1.5}, "dropout"),
+        ({"columns": 3}, "columns"),
+        ({"remove_layers": ["conv5"]}, "remove_layers"),
+        ({"init": "xavier"}, "init"),
+        ({"input_size": 100}, "input_size"),
+    ],
+)
+def test_bad_switch_names_its_key(kwargs, key):
+    with pytest.raises(ConfigError) as error:
+        AlexNet(**kwargs)
+    assert error.value.key == key
+
+
+def test_column_devices_needs_two_columns():
+    with pytest.raises(ConfigError, match="column_devices"):
+        alexnet(column_devices=["cpu"], columns=1)

@@ -1,0 +1,79 @@
+"""The LightningModule and callbacks measure what the paper measures."""
+
+from functools import partial
+
+import lightning as L
+import pytest
+import torch
+from torch import nn
+
+from alexlab.callbacks import TargetError
+from alexlab.data.synthetic import SyntheticDataModule
+from alexlab.module import Classifier
+
+
+class Fixed(nn.Module):
+    """Returns preset logits for each patch, to check how patches are combined."""
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        super().__init__()
+        self.logits = logits
+        self.weight = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits[x[:, 0, 0, 0].long()] + self.weight
+
+
+def sgd() -> partial:
+    return partial(torch.optim.SGD, lr=0.01, momentum=0.9, weight_decay=5e-4)
+
+
+def test_ten_patches_average_softmax_not_logits():
+    # Patch logits chosen so that averaging logits picks class 0, averaging softmax class 1.
+    logits = torch.tensor([[100.0, 0.0, 0.0]] + [[0.0, 1.0, 0.0]] * 9)
+    module = Classifier(Fixed(logits), sgd(), num_classes=3)
+    patches = torch.arange(10.0)[:, None, None, None].expand(10, 1, 1, 1)[None]  # (1, 10, 1, 1, 1)
+    probs = torch.softmax(logits, 1).mean(0)
+    assert logits.mean(0).argmax() == 0 and probs.argmax() == 1
+    module.test_errors.reset()
+    module._step([patches, torch.tensor([1])], "test")
+    assert module.test_errors["err_top1"].compute() == 0
+
+
+def test_top_k_errors():
+    module = Classifier(nn.Identity(), sgd(), num_classes=10)
+    scores = torch.eye(10)[[0, 1, 2, 3]]
+    module.val_errors.update(scores, torch.tensor([0, 1, 5, 6]))
+    errors = module.val_errors.compute()
+    assert errors["val/err_top1"] == 0.5
+
+
+def test_learning_rate_divided_by_ten_at_most_three_times():
+    scheduler = partial(torch.optim.lr_scheduler.ReduceLROnPlateau, factor=0.1, patience=0)
+    module = Classifier(nn.Linear(2, 2), sgd(), scheduler, lr_reductions=3, num_classes=2)
+    config = module.configure_optimizers()
+    optimizer, plateau = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    for _ in range(20):
+        plateau.step(1.0)  # validation error never improves
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.01 * 0.1**3)
+
+
+@pytest.mark.parametrize("target, reached", [(1.0, 1), (-1.0, None)])
+def test_target_error_logs_the_first_epoch_that_reaches_it(tmp_path, target, reached):
+    callback = TargetError(target=target)
+    data = SyntheticDataModule(image_size=16, batch_size=64)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 10))
+    trainer = L.Trainer(
+        max_epochs=2,
+        callbacks=[callback],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(Classifier(net, sgd(), num_classes=10), datamodule=data)
+    assert callback.epoch == reached
+    assert ("train/epochs_to_target" in trainer.callback_metrics) == (reached is not None)
+    if reached:
+        assert trainer.callback_metrics["train/epochs_to_target"] == 1
+        assert 0 < callback.seconds == trainer.callback_metrics["train/seconds_to_target"]

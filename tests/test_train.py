@@ -1,0 +1,143 @@
+"""`python src/train.py` end to end: run directories, switches, DDP, bad input, real learning."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import REPO
+
+
+def train(tmp_path, *overrides: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
+    env.pop("WANDB_API_KEY", None)
+    command = [
+        sys.executable,
+        str(REPO / "src" / "train.py"),
+        f"hydra.run.dir={tmp_path}",
+        "callbacks.progress_bar=null",
+        *overrides,
+    ]
+    return subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+SYNTHETIC = ("data=synthetic", "trainer.max_epochs=1")
+
+
+@pytest.mark.parametrize(
+    "switches",
+    [
+        ("model=alexnet_small",),
+        (
+            "model=alexnet_small",
+            "model.activation=tanh",
+            "model.pool=plain",
+            "model.lrn=code",
+            "model.columns=1",
+            "model.remove_layers=[conv3]",
+            "model.dropout=0",
+            "model.init=kaiming",
+            "data.augment.pca_lighting=false",
+        ),
+        ("model=alexnet_small", "model.column_devices=[cpu,cpu]", "model.activation=abs_tanh"),
+        ("model=convnet4", "model.lrn=paper", "model.activation=sigmoid", "data.mean=normalize"),
+    ],
+    ids=["paper", "every-switch-flipped", "column-per-device", "convnet4"],
+)
+def test_train_writes_a_complete_run_directory(tmp_path, switches):
+    run = train(tmp_path, *SYNTHETIC, *switches)
+    assert run.returncode == 0, run.stderr[-3000:]
+    config = (tmp_path / "config.yaml").read_text()
+    for switch in switches:  # the resolved config records every switch
+        key, value = switch.split("=", 1)
+        leaf = key.split(".")[-1]
+        if key.startswith("model.") and not value.startswith("["):
+            assert f"{leaf}: {value}" in config
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert 0 <= results["test/err_top1"] <= 1 and 0 <= results["val/err_top5"] <= 1
+    metrics = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert {"train/err_top1", "val/err_top1", "test/err_top1"} <= set(metrics[0].split(","))
+    assert (tmp_path / "checkpoints" / "last.ckpt").exists()
+    assert "val/err_top1" in run.stdout and str(tmp_path) in run.stdout
+
+
+def test_tensorboard_and_offline_wandb_loggers(tmp_path):
+    run = train(tmp_path, *SYNTHETIC, "logger=[csv,tensorboard,wandb]")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    assert list((tmp_path / "wandb").glob("offline-run-*"))
+
+
+def test_resume_from_checkpoint_continues_the_epochs(tmp_path):
+    first = train(tmp_path / "a", *SYNTHETIC)
+    assert first.returncode == 0, first.stderr[-3000:]
+    last = tmp_path / "a" / "checkpoints" / "last.ckpt"
+    second = train(tmp_path / "b", "data=synthetic", "trainer.max_epochs=2", f"ckpt_path={last}")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert torch.load(tmp_path / "b" / "checkpoints" / "last.ckpt")["epoch"] == 1
+
+
+def test_ddp_runs_two_cpu_processes_on_half_the_data_each(tmp_path):
+    run = train(tmp_path, *SYNTHETIC, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2")
+    assert run.returncode == 0, run.stderr[-3000:]
+    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt")
+    # 256 training images in batches of 32: 8 steps on one process, 4 on each of two.
+    assert checkpoint["global_step"] == 4
+    assert json.loads((tmp_path / "results.json").read_text())["test/err_top1"] <= 1
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.activation=foo", "model.activation='foo' is not valid: choose one of relu, tanh"),
+        ("model.dropout=1.5", "model.dropout=1.5 is not valid: expected a number in [0.0, 1.0)"),
+        ("model.lrn_size=4", "model.lrn_size=4 is not valid: expected an odd positive integer"),
+        ("model.pool=avg", "model.pool='avg' is not valid: choose one of overlapping, plain"),
+        ("data.mean=zero", "data.mean='zero' is not valid: choose one of image, normalize"),
+    ],
+)
+def test_bad_value_is_one_line_naming_the_key(tmp_path, override, message):
+    run = train(tmp_path, "data=synthetic", override)
+    assert run.returncode != 0
+    assert (
+        run.stderr.strip().splitlines()[-1] == "error: " + run.stderr.strip().splitlines()[-1][7:]
+    )
+    assert message in run.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in run.stderr
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_missing_data_folder_is_one_line_naming_the_path(tmp_path):
+    run = train(tmp_path, "data.root=/no/such/folder")
+    last = run.stderr.strip().splitlines()[-1]
+    assert run.returncode != 0 and "Traceback" not in run.stderr
+    assert last.startswith("error: data.root=/no/such/folder: no Fashion-MNIST files")
+    assert not (tmp_path / "results.json").exists()
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_missing_config_file_names_the_valid_options(tmp_path):
+    run = train(tmp_path, "model=alexnet_tiny")
+    assert run.returncode != 0 and "Traceback" not in run.stderr
+    assert "Could not find 'model/alexnet_tiny'" in run.stderr
+    for option in ("alexnet", "alexnet_small", "convnet4"):
+        assert f"\t{option}\n" in run.stderr
+
+
+def test_short_real_run_learns_fashion_mnist(tmp_path, fashion_mnist):
+    """A few minutes of the paper's small net on real Fashion-MNIST: far below chance (90%)."""
+    run = train(
+        tmp_path,
+        "experiment=fashion_mnist",
+        "data.subset=20000",
+        "trainer.max_epochs=2",
+        "test=false",
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["val/err_top1"] < 0.30
