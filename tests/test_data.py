@@ -129,6 +129,8 @@ def test_normalize_standardizes_each_channel(fashion_mnist):
     dm.setup()
     images, _labels = dm.on_after_batch_transfer(next(iter(dm.val_dataloader())), 0)
     assert abs(images.mean()) < 0.05 and abs(images.std() - 1) < 0.05
+    # PCA lighting works in the same units: the variance of standardized pixels is 1.
+    assert dm.eigval.item() == pytest.approx(1, rel=0.05)
 
 
 def test_bad_data_values_name_their_key():

@@ -150,11 +150,11 @@ def test_ten_patches_are_corners_centre_and_their_mirror_images(tree, crop_size:
 def test_flips_happen_about_half_the_time(tree) -> None:
     root, _ = tree
     data = datamodule(root, augment=Augment(crops=False, flips=True, pca_lighting=False))
-    centre = data.datasets["val"][0][0]
+    centre = data.splits["val"][0][0]
     torch.manual_seed(0)
     flipped = 0
     for _ in range(120):
-        image = data.datasets["train"][0][0]
+        image = data.splits["train"][0][0]
         is_flipped = torch.equal(image, centre.flip(-1))
         assert is_flipped or torch.equal(image, centre)
         flipped += is_flipped
@@ -169,10 +169,10 @@ def test_pca_lighting_shifts_every_pixel_by_eigvec_times_alpha_eigval(tree) -> N
     eigval, eigvec = data.stats["eigval"], data.stats["eigvec"]
     for index, seed in [(0, 1), (7, 2), (13, 3)]:
         torch.manual_seed(seed)
-        lit = data.datasets["train"][index][0]
+        lit = data.splits["train"][index][0]
         torch.manual_seed(seed)
         alpha = torch.randn(3) * std  # the one draw lighting makes per image
-        plain = data.datasets["val"][index][0]  # the same centre crop, unlit
+        plain = data.splits["val"][index][0]  # the same centre crop, unlit
         shift = (lit - plain).flatten(1)
         assert shift.std(1).max() < 1e-3, "lighting is not constant over pixels"
         torch.testing.assert_close(shift.mean(1), eigvec @ (alpha * eigval), atol=1e-3, rtol=0)

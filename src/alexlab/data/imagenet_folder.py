@@ -9,15 +9,13 @@ of each val/ image, since ImageNet's test labels are not public.
 import os
 from pathlib import Path
 
-import lightning as L
 import torch
-from torch.utils.data import DataLoader
 from torchvision import transforms
-from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from alexlab.data.augment import pca_lighting
 from alexlab.data.in_memory import MEANS, Augment
+from alexlab.data.splits import SplitsDataModule
 from alexlab.data.stats import image_folder, load_or_compute_stats, pixel_values, resize_centre
 from alexlab.errors import ConfigError, DataNotFoundError, check_choice, check_range
 
@@ -75,7 +73,7 @@ def stack_to_tensor(patches: tuple) -> torch.Tensor:
     return torch.stack([pixel_values(patch) for patch in patches])
 
 
-class ImageNetFolderDataModule(L.LightningDataModule):
+class ImageNetFolderDataModule(SplitsDataModule):
     """ImageNet from `root`/train/<class>/* and `root`/val/<class>/*.
 
     Pixel values are 0-255, as the paper's. `mean="image"` subtracts the training set's mean RGB
@@ -119,7 +117,6 @@ class ImageNetFolderDataModule(L.LightningDataModule):
         self.mean_mode, self.test_patches = mean, test_patches
         self.stats_file = Path(stats_file) if stats_file else self.root / "alexlab_stats.pt"
         self.stats_images = stats_images
-        self.datasets: dict[str, ImageFolder] = {}
 
     def _stats(self) -> dict:
         return load_or_compute_stats(
@@ -135,13 +132,13 @@ class ImageNetFolderDataModule(L.LightningDataModule):
         std = self.stats["std"] if self.mean_mode == "normalize" else torch.ones(3)
         normalize = transforms.Normalize(self.stats["mean"].tolist(), std.tolist())
         if stage in (None, "fit"):
-            self.datasets["train"] = image_folder(
+            self.splits["train"] = image_folder(
                 self.root / "train", self.train_transform(normalize)
             )
         if stage in (None, "fit", "validate"):
-            self.datasets["val"] = image_folder(self.root / "val", self.val_transform(normalize))
-        if stage in (None, "test", "predict"):
-            self.datasets["test"] = image_folder(self.root / "val", self.test_transform(normalize))
+            self.splits["val"] = image_folder(self.root / "val", self.val_transform(normalize))
+        if stage in (None, "test"):
+            self.splits["test"] = image_folder(self.root / "val", self.test_transform(normalize))
 
     def train_transform(self, normalize: transforms.Normalize) -> transforms.Compose:
         aug, size = self.augment, self.image_size
@@ -167,26 +164,3 @@ class ImageNetFolderDataModule(L.LightningDataModule):
             return self.val_transform(normalize)
         patches = [transforms.TenCrop(self.image_size), transforms.Lambda(stack_to_tensor)]
         return transforms.Compose([resize_centre(), *patches, normalize])
-
-    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        return DataLoader(
-            self.datasets[split],
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
-            drop_last=False,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test")

@@ -2,11 +2,11 @@
 
 from dataclasses import dataclass
 
-import lightning as L
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
 from alexlab.data.augment import channel_eigenpairs, pca_lighting, random_crop, random_flip
+from alexlab.data.splits import SplitsDataModule
 from alexlab.errors import check_choice, check_range
 
 MEANS = ("image", "normalize")
@@ -23,7 +23,7 @@ class Augment:
     crop_padding: int = 4
 
 
-class InMemoryDataModule(L.LightningDataModule):
+class InMemoryDataModule(SplitsDataModule):
     """A dataset small enough to hold as one uint8 tensor (Fashion-MNIST, CIFAR-10).
 
     Batches leave the loader as uint8 and are converted, normalized and augmented on the training
@@ -56,7 +56,6 @@ class InMemoryDataModule(L.LightningDataModule):
         self.batch_size, self.val_size, self.subset = batch_size, val_size, subset
         self.augment = augment or Augment()
         self.mean_mode, self.num_workers, self.seed = mean, num_workers, seed
-        self.splits: dict[str, TensorDataset] = {}
 
     def read(self) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
         """(train images, labels), (test images, labels); images uint8 (N, C, H, W)."""
@@ -85,25 +84,8 @@ class InMemoryDataModule(L.LightningDataModule):
         else:
             self.mean = sample.mean((0, 2, 3))[:, None, None]
             self.std = sample.std((0, 2, 3))[:, None, None]
-        self.eigval, self.eigvec = channel_eigenpairs(sample)
-
-    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        return DataLoader(
-            self.splits[split],
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
+        # In the units the jitter is added in: after normalization.
+        self.eigval, self.eigvec = channel_eigenpairs((sample - self.mean) / self.std)
 
     def on_after_batch_transfer(self, batch: list[torch.Tensor], dataloader_idx: int) -> list:
         images, labels = batch

@@ -14,8 +14,9 @@ def _column_slice(layer: nn.Module, column: int, columns: int) -> tuple[nn.Modul
     """Column `column`'s part of `layer`, and whether it reads every column's maps."""
     if isinstance(layer, (nn.Conv2d, nn.Linear)):
         grouped = isinstance(layer, nn.Conv2d) and layer.groups == columns
-        out = layer.weight.shape[0] // columns
-        rows = slice(column * out, (column + 1) * out)
+        # Uneven only for the output layer (e.g. 1000 classes would split evenly, 19 do not).
+        chunk = torch.arange(layer.weight.shape[0]).tensor_split(columns)[column]
+        rows, out = slice(int(chunk[0]), int(chunk[-1]) + 1), len(chunk)
         if isinstance(layer, nn.Conv2d):
             part = nn.Conv2d(
                 layer.weight.shape[1], out, layer.kernel_size, layer.stride, layer.padding

@@ -84,8 +84,10 @@ class LocalResponseNorm(nn.Module):
 
 
 def lrn_layer(
-    lrn: str, size: int, alpha: float, beta: float, k: float, groups: int = 1
+    lrn: str | bool, size: int, alpha: float, beta: float, k: float, groups: int = 1
 ) -> nn.Module:
+    if lrn is False:  # YAML 1.1 reads an unquoted `off` as false
+        lrn = "off"
     check_choice("lrn", lrn, ("paper", "code", "off"))
     if lrn == "off":
         return nn.Identity()

@@ -1,0 +1,35 @@
+"""What every datamodule here shares: its datasets by split, served as DataLoaders."""
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+class SplitsDataModule(L.LightningDataModule):
+    """Serves `self.splits["train" | "val" | "test"]`, filled in by the subclass's `setup`."""
+
+    batch_size: int
+    num_workers: int
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.splits: dict[str, Dataset] = {}
+
+    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
+        return DataLoader(
+            self.splits[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
