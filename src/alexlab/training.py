@@ -5,6 +5,7 @@ import json
 import netrc
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,10 @@ def default_wandb_mode() -> None:
         os.environ.setdefault("WANDB_MODE", "offline")
 
 
+# The run directory always holds Hydra's .hydra/ when the CSV logger starts; nothing is deleted.
+warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train and test as `cfg` says; bad input exits with one line naming the key or path."""
     try:
@@ -74,6 +79,10 @@ def _train(cfg: DictConfig) -> dict[str, float]:
     output_dir.mkdir(parents=True, exist_ok=True)
 
     datamodule = build(cfg.data, "data")
+    if int(os.environ.get("LOCAL_RANK", 0)) == 0:
+        # Missing data fails now, before the run directory is written; DDP's other processes
+        # start later, in trainer.fit, so this download or check never races with them.
+        datamodule.prepare_data()
     net = build(
         cfg.model,
         "model",
