@@ -111,12 +111,13 @@ def _train(cfg: DictConfig) -> dict[str, float]:
 
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     results = metrics(trainer)
+    save_results(trainer, output_dir, results)  # kept even if the test below fails
     if cfg.get("test"):
         best = trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path
         trainer.test(module, datamodule=datamodule, ckpt_path="best" if best else None)
         results |= metrics(trainer)
+        save_results(trainer, output_dir, results)
     if trainer.is_global_zero:
-        write_atomically(output_dir / "results.json", json.dumps(results, indent=2) + "\n")
         summary = ", ".join(
             f"{key} {results[key]:.4f}"
             for key in ("val/err_top1", "test/err_top1")
@@ -124,6 +125,11 @@ def _train(cfg: DictConfig) -> dict[str, float]:
         )
         print(f"{summary} (run directory: {output_dir})")
     return results
+
+
+def save_results(trainer: L.Trainer, output_dir: Path, results: dict[str, float]) -> None:
+    if trainer.is_global_zero:
+        write_atomically(output_dir / "results.json", json.dumps(results, indent=2) + "\n")
 
 
 def metrics(trainer: L.Trainer) -> dict[str, float]:

@@ -72,12 +72,9 @@ class AlexNet(nn.Module):
         keep3, keep4 = "conv3" not in remove_layers, "conv4" not in remove_layers
         c3_out = c3 if keep3 else c2
         c4_out = c4 if keep4 else c3_out
-        side = pooled_size(
-            pooled_size(
-                pooled_size((input_size + 2 * padding1 - kernel1) // stride1 + 1, pool), pool
-            ),
-            pool,
-        )
+        side = (input_size + 2 * padding1 - kernel1) // stride1 + 1  # conv2-conv5 keep the size
+        for _ in range(3):  # pool1, pool2, pool5
+            side = pooled_size(side, pool)
 
         def lrn_() -> nn.Module:
             return lrn_layer(lrn, lrn_size, lrn_alpha, lrn_beta, lrn_k, groups=columns)
