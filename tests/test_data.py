@@ -7,10 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from alexlab.data.augment import channel_eigenpairs, pca_lighting, random_crop, random_flip
+from alexlab.data.augment import Augment, channel_eigenpairs, pca_lighting, random_crop, random_flip
 from alexlab.data.cifar10 import CIFAR10DataModule
 from alexlab.data.fashion_mnist import FashionMNISTDataModule
-from alexlab.data.in_memory import Augment
 from alexlab.data.synthetic import SyntheticDataModule
 from alexlab.errors import ConfigError, DataNotFoundError
 

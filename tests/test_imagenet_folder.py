@@ -12,9 +12,8 @@ from PIL import Image
 from torchvision.transforms import functional as TF
 
 from alexlab.data import stats as stats_module
-from alexlab.data.augment import channel_eigenpairs
+from alexlab.data.augment import Augment, channel_eigenpairs
 from alexlab.data.imagenet_folder import ImageNetFolderDataModule
-from alexlab.data.in_memory import Augment
 from alexlab.errors import ConfigError, DataNotFoundError
 
 SAMPLES = Path(importlib.util.find_spec("foolbox").submodule_search_locations[0]) / "data"

@@ -1,6 +1,19 @@
 """Augmentations of Section 4.1, on whole batches of float images (N, C, H, W) on any device."""
 
+from dataclasses import dataclass
+
 import torch
+
+
+@dataclass
+class Augment:
+    """Training-time augmentation (Section 4.1)."""
+
+    crops: bool = True  # random crops (for small images: of the image zero-padded by crop_padding)
+    flips: bool = True  # horizontal reflections
+    pca_lighting: bool = True  # colour jitter along the principal components of pixel values
+    lighting_std: float = 0.1  # the spread of alpha
+    crop_padding: int = 4
 
 
 def random_crop(images: torch.Tensor, size: int, padding: int = 0) -> torch.Tensor:

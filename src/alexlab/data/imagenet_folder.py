@@ -13,8 +13,8 @@ import torch
 from torchvision import transforms
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from alexlab.data.augment import pca_lighting
-from alexlab.data.in_memory import MEANS, Augment
+from alexlab.data.augment import Augment, pca_lighting
+from alexlab.data.in_memory import MEANS
 from alexlab.data.splits import SplitsDataModule
 from alexlab.data.stats import image_folder, load_or_compute_stats, pixel_values, resize_centre
 from alexlab.errors import ConfigError, DataNotFoundError, check_choice, check_range

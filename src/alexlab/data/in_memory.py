@@ -1,26 +1,19 @@
 """Small datasets held in memory as uint8 tensors, augmented a whole batch at a time."""
 
-from dataclasses import dataclass
-
 import torch
 from torch.utils.data import TensorDataset
 
-from alexlab.data.augment import channel_eigenpairs, pca_lighting, random_crop, random_flip
+from alexlab.data.augment import (
+    Augment,
+    channel_eigenpairs,
+    pca_lighting,
+    random_crop,
+    random_flip,
+)
 from alexlab.data.splits import SplitsDataModule
 from alexlab.errors import check_choice, check_range
 
 MEANS = ("image", "normalize")
-
-
-@dataclass
-class Augment:
-    """Training-time augmentation (Section 4.1)."""
-
-    crops: bool = True  # random crops (for small images: of the image zero-padded by crop_padding)
-    flips: bool = True  # horizontal reflections
-    pca_lighting: bool = True  # colour jitter along the principal components of pixel values
-    lighting_std: float = 0.1  # the spread of alpha
-    crop_padding: int = 4
 
 
 class InMemoryDataModule(SplitsDataModule):
