@@ -45,10 +45,46 @@ def channel_eigenpairs(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     return eigval.float(), eigvec.float()
 
 
+def lighting_shift(
+    images: int, eigval: torch.Tensor, eigvec: torch.Tensor, std: float = 0.1
+) -> torch.Tensor:
+    """(images, C) colour shifts eigvec @ (alpha * eigval), alpha ~ N(0, std) per image (Section 4.1)."""
+    alpha = torch.randn(images, eigval.numel(), device=eigval.device) * std
+    return (alpha * eigval) @ eigvec.T
+
+
 def pca_lighting(
     images: torch.Tensor, eigval: torch.Tensor, eigvec: torch.Tensor, std: float = 0.1
 ) -> torch.Tensor:
-    """Add eigvec @ (alpha * eigval) to every pixel, alpha ~ N(0, std) drawn per image (Section 4.1)."""
-    alpha = torch.randn(images.shape[0], eigval.numel(), device=images.device) * std
-    shift = (alpha * eigval.to(images.device)) @ eigvec.to(images.device).T
+    """Every pixel of each image shifted by its own lighting_shift."""
+    device = images.device
+    shift = lighting_shift(images.shape[0], eigval.to(device), eigvec.to(device), std)
     return images + shift[:, :, None, None]
+
+
+def normalize(
+    images: torch.Tensor,
+    mean: torch.Tensor,
+    std: torch.Tensor | None = None,
+    shift: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Float (images - mean + shift) / std of a uint8 batch, with a per-image (N, C) `shift`."""
+    offset = mean.to(images.device)
+    if shift is not None:
+        offset = offset - shift[:, :, None, None]
+    images = images.float().sub_(offset)
+    return images if std is None else images.div_(std.to(images.device))
+
+
+def ten_crop(images: torch.Tensor, size: int) -> torch.Tensor:
+    """(N, C, H, W) -> (N, 10, C, size, size): the paper's test patches in torchvision's TenCrop
+    order (top-left, top-right, bottom-left, bottom-right, centre, then the same of the mirror)."""
+    height, width = images.shape[-2:]
+    top, left = round((height - size) / 2), round((width - size) / 2)
+    corners = [(0, 0), (0, width - size), (height - size, 0), (height - size, width - size)]
+    patches = [
+        view[..., y : y + size, x : x + size]
+        for view in (images, images.flip(-1))
+        for y, x in (*corners, (top, left))
+    ]
+    return torch.stack(patches, dim=1)

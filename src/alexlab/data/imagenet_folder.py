@@ -13,10 +13,11 @@ import torch
 from torchvision import transforms
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
+from alexlab.data import stats as stats_module
 from alexlab.data.augment import Augment, pca_lighting
 from alexlab.data.in_memory import MEANS
 from alexlab.data.splits import SplitsDataModule
-from alexlab.data.stats import image_folder, load_or_compute_stats, pixel_values, resize_centre
+from alexlab.data.stats import image_folder, pixel_values, resize_centre
 from alexlab.errors import ConfigError, DataNotFoundError, check_choice, check_range
 
 CROP_SIZES = (224, 227)
@@ -119,8 +120,12 @@ class ImageNetFolderDataModule(SplitsDataModule):
         self.stats_images = stats_images
 
     def _stats(self) -> dict:
-        return load_or_compute_stats(
-            self.stats_file, self.root / "train", self.stats_images, self.num_workers
+        # Looked up at call time, so that tests can stand in for the computation.
+        return stats_module.load_or_compute_stats(
+            self.stats_file,
+            lambda: stats_module.compute_stats(
+                self.root / "train", self.stats_images, self.num_workers
+            ),
         )
 
     def prepare_data(self) -> None:

@@ -10,7 +10,7 @@ import argparse
 import contextlib
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
@@ -51,21 +51,26 @@ def compute_stats(train_dir: Path, images: int = 10_000, num_workers: int = 2) -
     """Mean, std and RGB eigenpairs of up to `images` training images (0-255), seeded draw."""
     to_pixels = transforms.Compose([resize_centre(), transforms.Lambda(pixel_values)])
     dataset = image_folder(train_dir, to_pixels)
-    generator = torch.Generator().manual_seed(0)
     # A random subset, not the first N: ImageFolder lists images class by class.
-    chosen = torch.randperm(len(dataset), generator=generator)[:images].tolist()
-    loader = DataLoader(Subset(dataset, chosen), batch_size=64, num_workers=num_workers)
-    per_image = min(RESIZE * RESIZE, COVARIANCE_PIXELS // len(chosen))
+    chosen = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[:images]
+    loader = DataLoader(Subset(dataset, chosen.tolist()), batch_size=64, num_workers=num_workers)
+    return pixel_stats((batch for batch, _ in loader), len(chosen))
+
+
+def pixel_stats(batches: Iterable[torch.Tensor], images: int) -> dict:
+    """Mean, std and RGB eigenpairs of `images` images arriving as (N, 3, H, W) batches."""
+    generator = torch.Generator().manual_seed(0)
     total = torch.zeros(3, dtype=torch.float64)
     squares = torch.zeros(3, dtype=torch.float64)
-    samples = []
-    for batch, _ in track(loader, description=f"RGB stats of {len(chosen)} images"):
+    count, samples = 0, []
+    for batch in track(batches, description=f"RGB stats of {images} images", total=None):
         pixels = batch.flatten(2).double()  # (N, 3, H*W)
         total += pixels.sum((0, 2))
         squares += pixels.square().sum((0, 2))
-        keep = torch.randperm(pixels.shape[-1], generator=generator)[:per_image]
-        samples.append(batch.flatten(2)[:, :, keep, None])
-    count = len(chosen) * RESIZE * RESIZE
+        count += pixels.shape[0] * pixels.shape[2]
+        per_image = min(pixels.shape[2], COVARIANCE_PIXELS // images)
+        keep = torch.randperm(pixels.shape[2], generator=generator)[:per_image]
+        samples.append(pixels[:, :, keep, None].float())
     mean = total / count
     std = (squares / count - mean.square()).sqrt()
     eigval, eigvec = channel_eigenpairs(torch.cat(samples))
@@ -74,7 +79,7 @@ def compute_stats(train_dir: Path, images: int = 10_000, num_workers: int = 2) -
         "std": std.float(),
         "eigval": eigval,
         "eigvec": eigvec,
-        "images": len(chosen),
+        "images": images,
     }
 
 
@@ -99,12 +104,10 @@ def save_stats(stats: dict, path: Path) -> None:
         raise
 
 
-def load_or_compute_stats(
-    path: Path, train_dir: Path, images: int = 10_000, num_workers: int = 2
-) -> dict:
+def load_or_compute_stats(path: Path, compute: Callable[[], dict]) -> dict:
     """The cached stats at `path`, computed and cached first if there are none."""
     if not path.exists():
-        save_stats(compute_stats(train_dir, images, num_workers), path)
+        save_stats(compute(), path)
     return torch.load(path, map_location="cpu")
 
 

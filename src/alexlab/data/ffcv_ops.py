@@ -1,0 +1,212 @@
+"""FFCV for the rest of alexlab: its pieces imported once (restoring torch's thread count, which
+`import ffcv` sets to 1), the paper's crop as a numba Operation, and a Loader safe under Lightning."""
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from queue import Empty, Full
+from typing import Any
+
+import numpy as np
+import torch
+
+_threads = torch.get_num_threads()
+from ffcv.fields import IntField, RGBImageField  # noqa: E402 (import ffcv sets torch's threads to 1)
+from ffcv.fields.basics import IntDecoder  # noqa: E402
+from ffcv.fields.rgb_image import (  # noqa: E402
+    RandomResizedCropRGBImageDecoder,
+    SimpleRGBImageDecoder,
+)
+from ffcv.loader import Loader, OrderOption  # noqa: E402
+from ffcv.loader.epoch_iterator import EpochIterator  # noqa: E402
+from ffcv.pipeline.allocation_query import AllocationQuery  # noqa: E402
+from ffcv.pipeline.compiler import Compiler  # noqa: E402
+from ffcv.pipeline.operation import Operation  # noqa: E402
+from ffcv.pipeline.state import State  # noqa: E402
+from ffcv.reader import Reader  # noqa: E402
+from ffcv.transforms import (  # noqa: E402
+    Squeeze,
+    ToDevice,
+    ToTensor,
+    ToTorchImage,
+)
+from ffcv.writer import DatasetWriter  # noqa: E402
+
+torch.set_num_threads(_threads)
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Float32 (x - mean + eigvec @ (alpha * eigval)) / std, alpha ~ N(0, lighting_std) per image:
+    mean subtraction and the paper's PCA lighting (lighting_std 0 = off)."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    eigval: np.ndarray
+    eigvec: np.ndarray
+    lighting_std: float = 0.0
+
+
+class Crop(Operation):
+    """A `size` x `size` window of each (H, W, C) uint8 image, random (Section 4.1) or central,
+    mirrored with probability 1/2 if `flip`, in one pass. With a `normalization`, the same pass
+    yields its float32 values: on a CPU that saves three more passes over every batch.
+
+    FFCV's only cropping decoder is RandomResizedCrop; the paper crops without resizing.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        random: bool = True,
+        flip: bool = False,
+        normalization: Normalization | None = None,
+    ) -> None:
+        super().__init__()
+        self.size, self.random, self.flip = size, random, flip
+        self.normalization = normalization
+
+    def generate_code(self) -> Callable:  # FFCV compiles the returned function with numba
+        parallel_range = Compiler.get_iterator()
+        size, random, flip = self.size, self.random, self.flip
+        norm = self.normalization or Normalization(np.zeros(3), np.ones(3), np.zeros(3), np.eye(3))
+        to_float = self.normalization is not None
+        mean, inv_std = norm.mean.astype(np.float32), (1 / norm.std).astype(np.float32)
+        eigval, eigvec = norm.eigval.astype(np.float32), norm.eigvec.astype(np.float32)
+        lighting_std = norm.lighting_std
+
+        def window(height, width):
+            """Top-left corner and mirroring of one image's crop."""
+            if random:
+                top = np.random.randint(0, height - size + 1)
+                left = np.random.randint(0, width - size + 1)
+            else:  # rounded as torchvision's centre crop
+                top, left = round((height - size) / 2), round((width - size) / 2)
+            return top, left, flip and np.random.random() < 0.5
+
+        window = Compiler.compile(window)
+
+        def crop(images, dst):
+            for i in parallel_range(images.shape[0]):
+                top, left, mirror = window(images.shape[1], images.shape[2])
+                for row in range(size):
+                    line = images[i, top + row, left : left + size]
+                    dst[i, row] = line[::-1] if mirror else line
+            return dst
+
+        def crop_to_float(images, dst):
+            for i in parallel_range(images.shape[0]):
+                top, left, mirror = window(images.shape[1], images.shape[2])
+                offset = mean.copy()
+                if lighting_std > 0:
+                    alpha = np.random.normal(0.0, lighting_std, 3)
+                    for c in range(3):
+                        for k in range(3):
+                            offset[c] -= eigvec[c, k] * alpha[k] * eigval[k]
+                r, g, b = offset[0], offset[1], offset[2]
+                sr, sg, sb = inv_std[0], inv_std[1], inv_std[2]
+                for row in range(size):
+                    line = images[i, top + row, left : left + size]
+                    if mirror:
+                        line = line[::-1]
+                    out = dst[i, row]
+                    for col in range(size):
+                        out[col, 0] = (line[col, 0] - r) * sr
+                        out[col, 1] = (line[col, 1] - g) * sg
+                        out[col, 2] = (line[col, 2] - b) * sb
+            return dst
+
+        if to_float:
+            crop = crop_to_float
+        crop.is_parallel = True
+        return crop
+
+    def declare_state_and_memory(self, previous_state: State) -> tuple[State, AllocationQuery]:
+        shape = (self.size, self.size, previous_state.shape[2])
+        dtype = np.dtype(np.float32) if self.normalization else previous_state.dtype
+        return replace(previous_state, shape=shape, dtype=dtype), AllocationQuery(shape, dtype)
+
+
+class _Failure:
+    """Carries an error from the loading thread to the training loop."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+class _GuardedEpoch(EpochIterator):
+    # FFCV's loading thread prints its errors and leaves the training loop waiting forever.
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as error:  # re-raised in the training loop by __next__
+            while not self.terminate_event.is_set():
+                with contextlib.suppress(Full):
+                    self.output_queue.put((0, _Failure(error)), timeout=0.5)
+                    return
+
+    def __next__(self) -> tuple:
+        result = super().__next__()
+        if isinstance(result, _Failure):
+            self.close()
+            raise RuntimeError(f"FFCV data loading failed: {result.error!r}") from result.error
+        return result
+
+
+class SafeLoader(Loader):
+    """FFCV's Loader for Lightning: errors reach the training loop instead of hanging it; an
+    epoch cut short (limit_*_batches, the sanity check) is stopped before the next one starts
+    instead of keeping its memory (about 650 MB here), and by `close()` at the end; torch's
+    thread count is left as it was."""
+
+    _epoch: EpochIterator | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        threads = torch.get_num_threads()
+        super().__init__(*args, **kwargs)
+        torch.set_num_threads(threads)
+
+    def close(self) -> None:
+        """Stop the running epoch, if any, and wait for its thread: one left running into the
+        next epoch, or into interpreter exit, can abort the process."""
+        epoch, self._epoch = self._epoch, None
+        if epoch is None:
+            return
+        epoch.terminate_event.set()
+        while epoch.is_alive():
+            with contextlib.suppress(Empty):
+                epoch.output_queue.get_nowait()  # the thread may be waiting to hand over a batch
+            epoch.join(timeout=0.05)
+        epoch.close()
+
+    def __iter__(self) -> EpochIterator:
+        self.close()
+        threads = torch.get_num_threads()
+        # As in Loader.__iter__, with the guarded epoch.
+        Compiler.set_num_threads(self.num_workers)
+        order = self.next_traversal_order()[: len(self) * self.batch_size]
+        self.next_epoch += 1
+        if self.code is None or self.recompile:
+            self.generate_code()
+        self._epoch = _GuardedEpoch(self, order)
+        torch.set_num_threads(threads)
+        return self._epoch
+
+
+__all__ = [
+    "Crop",
+    "DatasetWriter",
+    "IntDecoder",
+    "IntField",
+    "Normalization",
+    "OrderOption",
+    "RGBImageField",
+    "RandomResizedCropRGBImageDecoder",
+    "Reader",
+    "SafeLoader",
+    "SimpleRGBImageDecoder",
+    "Squeeze",
+    "ToDevice",
+    "ToTensor",
+    "ToTorchImage",
+]

@@ -1,0 +1,321 @@
+"""The FFCV ImageNet loader on 20 real ImageNet JPEGs: the paper's crops, flips, lighting and
+10 patches, Lightning end to end, and DDP sharding. Every test has a timeout: FFCV can hang."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO
+from PIL import Image
+from test_imagenet_folder import JPEGS, make_tree
+from torchvision.transforms import functional as TF
+
+from alexlab.data.augment import Augment
+from alexlab.data.ffcv_ops import (
+    Crop,
+    IntDecoder,
+    SafeLoader,
+    SimpleRGBImageDecoder,
+    ToTensor,
+    ToTorchImage,
+)
+from alexlab.data.imagenet_ffcv import ImageNetFFCVDataModule
+from alexlab.data.stats import resize_centre
+from alexlab.data.write_beton import write_beton
+from alexlab.errors import ConfigError, DataNotFoundError
+
+pytestmark = pytest.mark.timeout(180)
+PLAIN = Augment(crops=False, flips=False, pca_lighting=False)
+
+
+@pytest.fixture(scope="module")
+def betons(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("imagenet")
+    make_tree(root)
+    out = {
+        f"{split}_{kind}": root / f"{split}_{kind}.beton"
+        for split in ("train", "val")
+        for kind in ("raw", "jpg")
+    }
+    for name, path in out.items():
+        split, kind = name.split("_")
+        write_beton(root / split, path, raw=kind == "raw", workers=2)
+    return out
+
+
+def stored_images() -> torch.Tensor:
+    """The 20 images as the writer stores them, in ImageFolder's order (class, then file)."""
+    order = sorted(JPEGS, key=lambda p: (int(p.stem.split("_")[-1]), p.name))
+    pixels = [np.asarray(resize_centre()(Image.open(p).convert("RGB"))) for p in order]
+    return torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2)
+
+
+def datamodule(betons: dict[str, Path], tmp_path: Path, **kwargs) -> ImageNetFFCVDataModule:
+    # uint8 batches by default: raw pixels to compare; the float32 CPU path is tested against them.
+    kwargs = {"batch_size": 8, "num_workers": 2, "augment": PLAIN, "batch_dtype": "uint8", **kwargs}
+    data = ImageNetFFCVDataModule(
+        betons["train_raw"], betons["val_raw"], stats_file=tmp_path / "stats.pt", **kwargs
+    )
+    data.setup()
+    return data
+
+
+def epoch(loader) -> tuple[torch.Tensor, torch.Tensor]:
+    batches = [(x.clone(), y.clone()) for x, y in loader]  # FFCV reuses its buffers
+    return torch.cat([x for x, _ in batches]), torch.cat([y for _, y in batches])
+
+
+def test_val_batches_are_the_centre_crops_in_order(betons, tmp_path):
+    data = datamodule(betons, tmp_path)
+    assert (data.num_classes, data.image_size) == (19, 227)
+    images, labels = epoch(data.val_dataloader())
+    stored = stored_images()
+    assert images.dtype == torch.uint8 and images.shape == (20, 3, 227, 227)
+    assert torch.equal(images, stored[:, :, 14:241, 14:241])  # torchvision's centre: 14 left
+    assert labels.tolist() == sorted(labels.tolist())
+
+
+def test_random_crops_are_exact_windows_of_the_stored_image(betons, tmp_path):
+    data = datamodule(betons, tmp_path, augment=Augment(flips=False, pca_lighting=False))
+    stored = stored_images()
+    offsets, loader = set(), data.train_dataloader()  # a new loader would compile again
+    for _ in range(3):
+        images, _ = epoch(loader)
+        for crop in images:
+            found = [
+                (i, top, left)
+                for i in range(len(stored))
+                for top in range(30)
+                for left in range(30)
+                if stored[i, 0, top, left] == crop[0, 0, 0]
+                and torch.equal(stored[i, :, top : top + 227, left : left + 227], crop)
+            ]
+            assert found, "a crop that is no window of any stored image"
+            offsets.add(found[0][1:])
+    assert len(offsets) > 20  # the windows move
+
+
+def test_flips_happen_about_half_the_time(betons, tmp_path):
+    data = datamodule(betons, tmp_path, augment=Augment(crops=False, pca_lighting=False))
+    centres = stored_images()[:, :, 14:241, 14:241]
+    flipped, loader = 0, data.train_dataloader()
+    for _ in range(10):
+        images, _ = epoch(loader)
+        for image in images:
+            same = [torch.equal(image, c) for c in centres]
+            mirrored = [torch.equal(image, c.flip(-1)) for c in centres]
+            assert any(same) or any(mirrored)
+            flipped += any(mirrored) and not any(same)
+    assert 70 <= flipped <= 130  # of 200; binomial sd 7
+
+
+def fake_trainer(**state) -> SimpleNamespace:
+    return SimpleNamespace(**{"training": False, "testing": False, **state})
+
+
+def test_pca_lighting_and_mean_on_the_device(betons, tmp_path):
+    data = datamodule(betons, tmp_path, augment=Augment(crops=False, flips=False))
+    images, labels = next(iter(data.val_dataloader()))
+    data.trainer = fake_trainer(training=True)
+    torch.manual_seed(0)
+    jittered, _ = data.on_after_batch_transfer([images, labels], 0)
+    plain = images.float() - data.mean
+    shift = (jittered - plain).flatten(2)
+    assert shift.std(2).max() < 1e-3  # one colour shift per image
+    torch.manual_seed(0)
+    alpha = torch.randn(len(images), 3) * 0.1
+    expected = (alpha * data.eigval) @ data.eigvec.T
+    torch.testing.assert_close(shift.mean(2), expected, atol=1e-3, rtol=1e-4)
+
+
+@pytest.mark.parametrize("batch_dtype", ["uint8", "float32"])
+def test_ten_patches_are_where_the_paper_puts_them(betons, tmp_path, batch_dtype):
+    data = datamodule(betons, tmp_path, batch_dtype=batch_dtype)
+    images, labels = next(iter(data.test_dataloader()))
+    data.trainer = fake_trainer(testing=True)
+    patches, _ = data.on_after_batch_transfer([images, labels], 0)
+    assert patches.shape == (8, 10, 3, 227, 227)
+    stored = stored_images()[:8]
+    for patch, image in zip(patches, stored, strict=True):
+        expected = torch.stack(TF.ten_crop(image.float(), [227, 227])) - data.mean
+        torch.testing.assert_close(patch, expected)
+
+
+def test_cpu_float_batches_are_normalized_in_ffcvs_pass(betons, tmp_path):
+    data = datamodule(betons, tmp_path, batch_dtype="auto", mean="normalize")
+    images, _ = epoch(data.val_dataloader())
+    assert images.dtype == torch.float32
+    centres = stored_images()[:, :, 14:241, 14:241].float()
+    torch.testing.assert_close(images, (centres - data.mean) / data.std, atol=1e-4, rtol=1e-5)
+
+
+def test_cpu_float_batches_carry_pca_lighting(betons, tmp_path):
+    data = datamodule(
+        betons, tmp_path, batch_dtype="auto", augment=Augment(crops=False, flips=False)
+    )
+    centres = stored_images()[:, :, 14:241, 14:241].float() - data.mean
+    loader, alphas = data.train_dataloader(), []
+    for _ in range(5):
+        images, _ = epoch(loader)
+        for image in images:
+            shift = min((image - c for c in centres), key=lambda d: d.std((1, 2)).sum())
+            per_channel = shift.mean((1, 2))
+            torch.testing.assert_close(
+                shift, per_channel[:, None, None].expand_as(shift), atol=1e-3, rtol=0
+            )
+            alphas.append((per_channel @ data.eigvec) / data.eigval)
+    alphas = torch.stack(alphas)  # 100 images: each alpha ~ N(0, 0.1)
+    assert torch.all(alphas.mean(0).abs() < 0.05)
+    assert torch.all((alphas.std(0) - 0.1).abs() < 0.03)
+
+
+def test_jpeg_beton_decodes_close_to_the_paper_image(betons, tmp_path):
+    data = ImageNetFFCVDataModule(
+        betons["train_jpg"], betons["val_jpg"], augment=PLAIN, stats_file=tmp_path / "s.pt"
+    )
+    data.setup()
+    images, _ = epoch(data.val_dataloader())
+    images = images + data.mean  # float32 batches on a CPU
+    error = (images.float() - stored_images()[:, :, 14:241, 14:241].float()).square().mean()
+    assert 10 * torch.log10(255**2 / error) >= 30  # PSNR in dB
+
+
+def test_random_resized_crop_alternative(betons, tmp_path):
+    data = datamodule(betons, tmp_path, crop="random_resized", crop_size=224)
+    images, _ = next(iter(data.train_dataloader()))
+    assert images.shape == (8, 3, 224, 224)
+
+
+def test_missing_beton_and_bad_values(betons, tmp_path):
+    with pytest.raises(DataNotFoundError, match=r"data.train_beton=.*nope.beton.*write_beton"):
+        ImageNetFFCVDataModule(tmp_path / "nope.beton", betons["val_raw"])
+    with pytest.raises(ConfigError, match="crop"):
+        ImageNetFFCVDataModule(betons["train_raw"], betons["val_raw"], crop="center")
+
+
+def test_train_py_runs_the_paper_net_on_ffcv(betons, tmp_path):
+    run = subprocess.run(
+        [
+            sys.executable,
+            "src/train.py",
+            "model=alexnet",
+            "data=imagenet_ffcv",
+            f"data.train_beton={betons['train_jpg']}",
+            f"data.val_beton={betons['val_jpg']}",
+            f"data.stats_file={tmp_path / 'stats.pt'}",
+            "data.batch_size=4",
+            "trainer.fast_dev_run=2",
+            "callbacks.progress_bar=null",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=170,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert 0 <= results["test/err_top1"] <= 1
+
+
+SHARD = """
+import sys, torch, torch.distributed as dist
+from types import SimpleNamespace
+from alexlab.data.augment import Augment
+from alexlab.data.ffcv_ops import (
+    Crop,
+    IntDecoder,
+    SafeLoader,
+    SimpleRGBImageDecoder,
+    ToTensor,
+    ToTorchImage,
+)
+from alexlab.data.imagenet_ffcv import ImageNetFFCVDataModule
+rank, train, val, stats, out = int(sys.argv[1]), *sys.argv[2:]
+dist.init_process_group("gloo", init_method="tcp://127.0.0.1:29533", rank=rank, world_size=2)
+data = ImageNetFFCVDataModule(train, val, batch_size=4, num_workers=1, stats_file=stats,
+                              augment=Augment(crops=False, flips=False, pca_lighting=False))
+data.setup()
+data.trainer = SimpleNamespace(world_size=2, strategy=SimpleNamespace(root_device=torch.device("cpu")))
+labels = torch.cat([y for _, y in data.train_dataloader()])
+open(out, "w").write(" ".join(map(str, labels.tolist())))
+dist.destroy_process_group()
+"""
+
+
+def test_ddp_processes_read_disjoint_shards(tmp_path, foolbox_data):
+    # One class per image, so that the label names the image.
+    root = tmp_path / "one_per_class"
+    for i, jpeg in enumerate(JPEGS):
+        (root / f"{i:02d}").mkdir(parents=True)
+        (root / f"{i:02d}" / jpeg.name).write_bytes(jpeg.read_bytes())
+    beton = tmp_path / "train.beton"
+    write_beton(root, beton, raw=True, workers=1)
+    outs = [tmp_path / f"rank{r}.txt" for r in (0, 1)]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                SHARD,
+                str(r),
+                str(beton),
+                str(beton),
+                str(tmp_path / "s.pt"),
+                str(outs[r]),
+            ],
+            env=env,
+        )
+        for r in (0, 1)
+    ]
+    assert [p.wait(timeout=150) for p in procs] == [0, 0]
+    seen = [set(map(int, out.read_text().split())) for out in outs]
+    assert seen[0].isdisjoint(seen[1])
+    assert seen[0] | seen[1] == set(range(20)) and len(seen[0]) == len(seen[1]) == 10
+
+
+def plain_loader(beton: Path, crop: int) -> SafeLoader:
+    return SafeLoader(
+        str(beton),
+        batch_size=4,
+        num_workers=1,
+        pipelines={
+            "image": [
+                SimpleRGBImageDecoder(),
+                Crop(crop, random=False),
+                ToTensor(),
+                ToTorchImage(),
+            ],
+            "label": [IntDecoder(), ToTensor()],
+        },
+    )
+
+
+def test_a_failing_pipeline_raises_in_the_training_loop_instead_of_hanging(betons):
+    loader = plain_loader(betons["val_raw"], crop=300)  # larger than the stored 256x256
+    with pytest.raises(RuntimeError, match=r"FFCV data loading failed.*ValueError"):
+        for _ in loader:
+            pass
+
+
+def test_an_epoch_cut_short_is_closed_when_the_next_begins(betons):
+    threads = torch.get_num_threads()
+    loader = plain_loader(betons["val_raw"], crop=227)
+    first = iter(loader)
+    next(first)  # as Lightning's limit_*_batches or sanity check leave it
+    second = iter(loader)
+    assert first.terminate_event.is_set() and not second.terminate_event.is_set()
+    assert len(list(second)) == 5
+    assert torch.get_num_threads() == threads  # FFCV's Loader sets it to num_workers
+    third = iter(loader)
+    next(third)
+    loader.close()  # as teardown does: no epoch thread outlives the loader
+    assert not third.is_alive()
