@@ -27,10 +27,11 @@ from alexlab.data.ffcv_ops import (
     ToTensor,
     ToTorchImage,
 )
+from alexlab.data.imagenet_folder import CROP_SIZES, TEST_PATCHES
 from alexlab.data.in_memory import MEANS
 from alexlab.data.splits import SplitsDataModule
 from alexlab.data.stats import RESIZE
-from alexlab.errors import ConfigError, DataNotFoundError, check_choice, check_range
+from alexlab.errors import DataNotFoundError, check_choice, check_range
 
 CROPS = ("paper", "random_resized")
 BATCH_DTYPES = ("auto", "float32", "uint8")
@@ -66,10 +67,8 @@ class ImageNetFFCVDataModule(SplitsDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if crop_size not in (224, 227):
-            raise ConfigError("crop_size", crop_size, "choose one of 224, 227")
-        if test_patches not in (1, 10):
-            raise ConfigError("test_patches", test_patches, "choose one of 1, 10")
+        check_choice("crop_size", crop_size, CROP_SIZES)
+        check_choice("test_patches", test_patches, TEST_PATCHES)
         check_choice("crop", crop, CROPS)
         check_choice("batch_dtype", batch_dtype, BATCH_DTYPES)
         check_choice("mean", mean, MEANS)
@@ -91,7 +90,8 @@ class ImageNetFFCVDataModule(SplitsDataModule):
         self.stats_file = Path(stats_file or f"{self.betons['train']}.stats.pt")
         self.stats_images = stats_images
         self.loaders: list[SafeLoader] = []
-        labels = Reader(str(self.betons["train"])).metadata["f1"]  # IntField values, in order
+        reader = Reader(str(self.betons["train"]))
+        labels = reader.metadata[f"f{list(reader.handlers).index('label')}"]  # the IntField
         self.num_classes = int(labels.max()) + 1
         self.image_size = crop_size
 

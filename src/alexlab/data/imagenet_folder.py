@@ -18,7 +18,7 @@ from alexlab.data.augment import Augment, pca_lighting
 from alexlab.data.in_memory import MEANS
 from alexlab.data.splits import SplitsDataModule
 from alexlab.data.stats import image_folder, pixel_values, resize_centre
-from alexlab.errors import ConfigError, DataNotFoundError, check_choice, check_range
+from alexlab.errors import DataNotFoundError, check_choice, check_range
 
 CROP_SIZES = (224, 227)
 TEST_PATCHES = (1, 10)
@@ -100,11 +100,8 @@ class ImageNetFolderDataModule(SplitsDataModule):
         stats_images: int = 10_000,
     ) -> None:
         super().__init__()
-        # check_choice joins its choices as strings, so integer choices are checked here.
-        if crop_size not in CROP_SIZES:
-            raise ConfigError("crop_size", crop_size, "choose one of 224, 227")
-        if test_patches not in TEST_PATCHES:
-            raise ConfigError("test_patches", test_patches, "choose one of 1, 10")
+        check_choice("crop_size", crop_size, CROP_SIZES)
+        check_choice("test_patches", test_patches, TEST_PATCHES)
         check_choice("mean", mean, MEANS)
         check_range("batch_size", batch_size, 1, float("inf"))
         check_range("num_workers", num_workers, 0, float("inf"))
