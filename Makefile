@@ -33,12 +33,12 @@ test: $(STAMP) ## run the test suite [~5 min]
 	$(PYTHON) -m pytest -q
 
 lint: $(STAMP) ## ruff check and format check
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
 
 format: $(STAMP) ## ruff fix and format
-	$(VENV)/bin/ruff check --fix src tests
-	$(VENV)/bin/ruff format src tests
+	$(VENV)/bin/ruff check --fix src tests benchmarks
+	$(VENV)/bin/ruff format src tests benchmarks
 
 train: $(STAMP) ## the main job: alexnet_small, paper switches, real Fashion-MNIST; ARGS="key=value ..." [~5 min]
 	$(PYTHON) src/train.py experiment=fashion_mnist $(ARGS)
