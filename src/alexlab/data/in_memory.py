@@ -6,6 +6,7 @@ from torch.utils.data import TensorDataset
 from alexlab.data.augment import (
     Augment,
     channel_eigenpairs,
+    normalize,
     pca_lighting,
     random_crop,
     random_flip,
@@ -82,7 +83,7 @@ class InMemoryDataModule(SplitsDataModule):
 
     def on_after_batch_transfer(self, batch: list[torch.Tensor], dataloader_idx: int) -> list:
         images, labels = batch
-        images = (images.float() - self.mean.to(images.device)) / self.std.to(images.device)
+        images = normalize(images, self.mean, self.std)
         if self.trainer is not None and self.trainer.training:
             images = self.augment_batch(images)
         return [images, labels]
