@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format train bench-loader data-beton
+.PHONY: help install test lint format train bench-loader data-beton sweep \
+	reproduce-relu-speedup reproduce-ablations reproduce-lrn-cifar reproduce-table1
 
 help: ## list the targets (cost on 2 CPU cores in brackets)
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
@@ -23,8 +24,7 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q --upgrade pip setuptools==84.2.1 wheel
 	$(VENV)/bin/pip install -q torch==2.14.1 torchvision==0.29.1
 	@# FFCV's sdist uses setuptools' distutils: build it with the setuptools pinned above.
-	$(VENV)/bin/pip install -q --no-build-isolation ffcv==1.0.2
-	$(VENV)/bin/pip install -q -e '.[dev,ffcv]'
+	$(VENV)/bin/pip install -q --no-build-isolation -e '.[dev,ffcv]'
 	@# Real CIFAR-10 and ImageNet samples for the tests; foolbox itself is never imported.
 	$(VENV)/bin/pip install -q --no-deps foolbox==3.3.4
 	touch $@
@@ -48,3 +48,48 @@ data-beton: $(STAMP) ## an ImageNet split as an FFCV .beton: SRC=ROOT/train OUT=
 
 bench-loader: $(STAMP) ## images/s: FFCV vs torchvision vs the raw JPEG decode limit, with ratios [~4 min]
 	$(PYTHON) benchmarks/loader.py $(ARGS)
+
+sweep: $(STAMP) ## any sweep file, no wandb server: FILE=sweeps/X.yaml ARGS="--set KEY=VALUE --parallel 2"
+	$(PYTHON) -m alexlab.sweep $(FILE) $(ARGS)
+
+# The paper's experiments: each runs its sweep file with no wandb server (the same command resumes a
+# sweep cut short and skips finished runs), writes results/NAME-DATA.md and .png, prints the table.
+# DATA picks the dataset; EPOCHS, SUBSET (training images), SEEDS=[0,1] and PARALLEL scale a run
+# down for a CPU. A sweep directory keeps its settings: after changing them, remove logs/sweeps/NAME-DATA.
+DATA ?= fashion_mnist
+PARALLEL ?= 1
+IMAGENET ?= /data/imagenet
+SCALE = $(if $(EPOCHS),--set trainer.max_epochs=$(EPOCHS)) $(if $(SUBSET),--set data.subset=$(SUBSET)) \
+	$(if $(SEEDS),--set seed=$(SEEDS))
+SWEEP = $(PYTHON) -m alexlab.sweep --parallel $(PARALLEL)
+REPORT = $(PYTHON) -m alexlab.report
+SWEEPS_DIR = logs/sweeps
+# Figure 1's target training error: the paper's 25% on CIFAR-10, and a Fashion-MNIST error as hard
+# to reach (README, "Figure 1 on Fashion-MNIST").
+TARGET_cifar10 := 0.25
+TARGET_fashion_mnist := 0.18
+EPOCHS_fashion_mnist := 20
+# The ablations use the main job's recipe (alexnet_small) on small images, the paper's on ImageNet.
+ABLATION_DATA_fashion_mnist := --set experiment=fashion_mnist
+ABLATION_DATA_cifar10 := --set experiment=fashion_mnist --set data=cifar10
+ABLATION_DATA_imagenet := --set data.root=$(IMAGENET)
+
+reproduce-relu-speedup: $(STAMP) ## Figure 1, original and modern conditions; DATA=fashion_mnist|cifar10 [~N min on fashion_mnist]
+	$(SWEEP) sweeps/relu_vs_tanh.yaml --dir $(SWEEPS_DIR)/relu_vs_tanh-$(DATA) --set data=$(DATA) \
+	  --set train.target_error=$(TARGET_$(DATA)) $(if $(EPOCHS_$(DATA)),--set trainer.max_epochs=$(EPOCHS_$(DATA))) $(SCALE)
+	$(SWEEP) sweeps/relu_vs_tanh_modern.yaml --dir $(SWEEPS_DIR)/relu_vs_tanh_modern-$(DATA) --set data=$(DATA) \
+	  --set train.target_error=$(TARGET_$(DATA)) $(if $(EPOCHS_$(DATA)),--set trainer.max_epochs=$(EPOCHS_$(DATA))) $(SCALE)
+	$(REPORT) relu-speedup original=$(SWEEPS_DIR)/relu_vs_tanh-$(DATA) \
+	  modern=$(SWEEPS_DIR)/relu_vs_tanh_modern-$(DATA) --out results/relu_vs_tanh-$(DATA)
+
+reproduce-ablations: $(STAMP) ## the in-text ablations, 8 variants x 3 seeds; DATA=fashion_mnist|cifar10|imagenet IMAGENET=DIR [~85 min on fashion_mnist; SEEDS=[0] SUBSET=10000 ~10 min]
+	$(SWEEP) sweeps/ablations.yaml --dir $(SWEEPS_DIR)/ablations-$(DATA) $(ABLATION_DATA_$(DATA)) $(SCALE)
+	$(REPORT) ablations $(SWEEPS_DIR)/ablations-$(DATA) --out results/ablations-$(DATA)
+
+reproduce-lrn-cifar: $(STAMP) ## CIFAR-10 LRN claim, convnet4 LRN off/on x 3 seeds, 100 epochs; DATA=cifar10|fashion_mnist [~3.5 h on fashion_mnist; EPOCHS=5 SEEDS=[0] ~4 min]
+	$(SWEEP) sweeps/lrn_cifar.yaml --dir $(SWEEPS_DIR)/lrn_cifar-$(DATA) --set data=$(DATA) $(SCALE)
+	$(REPORT) lrn-cifar $(SWEEPS_DIR)/lrn_cifar-$(DATA) --out results/lrn_cifar-$(DATA)
+
+reproduce-table1: $(STAMP) ## Table 1's CNN on ImageNet, 5 seeds; IMAGENET=DIR, a GPU [~days per run]
+	$(SWEEP) sweeps/table1.yaml --dir $(SWEEPS_DIR)/table1 --set data.root=$(IMAGENET) $(SCALE)
+	$(REPORT) table1 $(SWEEPS_DIR)/table1 --out results/table1

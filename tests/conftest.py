@@ -2,8 +2,12 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 
@@ -23,3 +27,21 @@ def fashion_mnist() -> Path:
     if not (FASHION_MNIST / "train-images-idx3-ubyte.gz").exists():
         pytest.fail("Fashion-MNIST is missing: run `make install` (Debian dataset-fashion-mnist)")
     return FASHION_MNIST
+
+
+def composed_with_choices(*overrides: str) -> tuple[DictConfig, dict[str, str]]:
+    """The config as `src/train.py` sees it, every interpolation resolved, and the option chosen
+    in each config group."""
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
+    with read_write(cfg), open_dict(cfg):
+        cfg.hydra.runtime.output_dir = "/tmp/alexlab-run"
+    HydraConfig.instance().set_config(cfg)
+    choices = OmegaConf.to_container(cfg.hydra.runtime.choices)
+    with read_write(cfg), open_dict(cfg):
+        del cfg["hydra"]
+    return OmegaConf.create(OmegaConf.to_container(cfg, resolve=True)), choices
+
+
+def composed(*overrides: str) -> DictConfig:
+    return composed_with_choices(*overrides)[0]

@@ -3,37 +3,23 @@
 from pathlib import Path
 
 import pytest
-from conftest import REPO
-from hydra import compose, initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
+from conftest import CONF, composed
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from torch import nn
-
-CONF = REPO / "conf"
 
 
 def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
-def composed(*overrides: str) -> DictConfig:
-    """The config as `src/train.py` sees it, every interpolation resolved."""
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
-    with read_write(cfg), open_dict(cfg):
-        cfg.hydra.runtime.output_dir = "/tmp/alexlab-run"
-    HydraConfig.instance().set_config(cfg)
-    with read_write(cfg), open_dict(cfg):
-        del cfg["hydra"]
-    return OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-
-
 @pytest.mark.parametrize(
     "group, option",
     [
         (g, o)
-        for g in ("model", "data", "optim", "trainer", "logger", "callbacks", "paths", "experiment")
+        for g in (
+            *("model", "data", "optim", "trainer", "logger", "callbacks", "paths", "experiment"),
+            "ablation",
+        )
         for o in options(g)
     ],
 )
@@ -41,6 +27,8 @@ def test_every_config_file_composes(group, option):
     cfg = composed(f"{group}={option}")
     if group == "experiment":
         assert cfg.task_name == option
+    elif group == "ablation":  # each undoes one of the paper's choices, baseline none
+        assert (cfg == composed()) == (option == "baseline")
     else:
         assert cfg[group]
 

@@ -58,13 +58,12 @@ def test_learning_rate_divided_by_ten_at_most_three_times():
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.01 * 0.1**3)
 
 
-@pytest.mark.parametrize("target, reached", [(1.0, 1), (-1.0, None)])
-def test_target_error_logs_the_first_epoch_that_reaches_it(tmp_path, target, reached):
-    callback = TargetError(target=target)
+def fit_with_target_error(tmp_path, callback: TargetError, max_epochs: int = 2) -> L.Trainer:
+    # 256 training images in 4 batches of 64
     data = SyntheticDataModule(image_size=16, batch_size=64)
     net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 10))
     trainer = L.Trainer(
-        max_epochs=2,
+        max_epochs=max_epochs,
         callbacks=[callback],
         logger=False,
         enable_checkpointing=False,
@@ -72,8 +71,35 @@ def test_target_error_logs_the_first_epoch_that_reaches_it(tmp_path, target, rea
         default_root_dir=tmp_path,
     )
     trainer.fit(Classifier(net, sgd(), num_classes=10), datamodule=data)
-    assert callback.epoch == reached
+    return trainer
+
+
+@pytest.mark.parametrize("target, reached", [(1.0, 1 / 4), (-1.0, None)])
+def test_target_error_logs_the_first_check_that_reaches_it(tmp_path, target, reached):
+    # Five checks an epoch asked for, four batches: one check after each batch.
+    callback = TargetError(target=target, checks_per_epoch=5)
+    trainer = fit_with_target_error(tmp_path, callback)
+    assert callback.epochs == (pytest.approx(reached) if reached else None)
     assert ("train/epochs_to_target" in trainer.callback_metrics) == (reached is not None)
+    assert trainer.current_epoch == 2  # without stop=True training goes on
     if reached:
-        assert trainer.callback_metrics["train/epochs_to_target"] == 1
+        assert trainer.callback_metrics["train/epochs_to_target"] == pytest.approx(1 / 4)
         assert 0 < callback.seconds == trainer.callback_metrics["train/seconds_to_target"]
+
+
+def test_target_error_checks_the_error_of_the_images_since_the_last_check(tmp_path):
+    callback = TargetError(target=0.0, checks_per_epoch=1)
+    seen_errors, check = [], callback._check
+
+    def spy(trainer: L.Trainer, epochs: float) -> None:
+        seen_errors.append(float(callback._wrong / callback._seen))
+        check(trainer, epochs)
+
+    callback._check = spy
+    fit_with_target_error(tmp_path, callback, max_epochs=1)
+    assert len(seen_errors) == 1 and 0.5 < seen_errors[0] <= 1.0  # random labels, 10 classes
+
+
+def test_target_error_stops_training_when_asked(tmp_path):
+    trainer = fit_with_target_error(tmp_path, TargetError(target=1.0, stop=True), max_epochs=5)
+    assert trainer.global_step == 1

@@ -1,6 +1,7 @@
 """The LightningModule: the paper's objective, optimizer and learning-rate schedule around any net."""
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import lightning as L
 import torch
@@ -54,7 +55,7 @@ class Classifier(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
-    def _step(self, batch: list[torch.Tensor], stage: str) -> torch.Tensor:
+    def _step(self, batch: list[torch.Tensor], stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = batch
         if images.ndim == 5:
             patches = images.shape[1]
@@ -68,10 +69,13 @@ class Classifier(L.LightningModule):
         self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True)
         # Epoch-level errors: for training, the running error over the epoch, as Figure 1 plots it.
         self.log_dict(errors, on_step=False, on_epoch=True, prog_bar=True)
-        return loss
+        return loss, log_probs
 
-    def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
+    def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> dict[str, Any]:
+        loss, log_probs = self._step(batch, "train")
+        # The batch's mistakes, for callbacks that follow the training error within an epoch.
+        wrong = (log_probs.argmax(1) != batch[1]).sum()
+        return {"loss": loss, "wrong": wrong, "seen": len(batch[1])}
 
     def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
         self._step(batch, "val")

@@ -15,6 +15,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from alexlab.atomic import write_atomically
 from alexlab.errors import ConfigError, UserError
 from alexlab.module import Classifier
 
@@ -35,13 +36,6 @@ def build(cfg: DictConfig, group: str, **kwargs: Any) -> Any:
 def instantiate_all(group: DictConfig | None) -> list[Any]:
     """Every entry of a group of named objects; `callbacks.progress_bar=null` drops one."""
     return [instantiate(entry) for entry in (group or {}).values() if entry is not None]
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write a file that is either whole or absent, never half-written."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    os.replace(partial, path)
 
 
 def wandb_wanted(cfg: DictConfig) -> bool:

@@ -1,6 +1,7 @@
 """The four-layer CIFAR-10 net of Figure 1, after cuda-convnet's layers-19pct.cfg."""
 
 from collections import OrderedDict
+from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -8,12 +9,17 @@ from torch import nn
 from alexlab.models.init import init_weights
 from alexlab.models.layers import activation_layer, lrn_layer, pool_layer, pooled_size
 
+# initW of cuda-convnet's layers-19pct.cfg (initB defaults to 0 there).
+LAYERS_19PCT_INIT_STD = {"conv1": 1e-4, "conv2": 0.01, "conv3": 0.01, "classifier": 0.01}
+
 
 class ConvNet4(nn.Module):
     """conv32 5x5, max-pool, conv32 5x5, avg-pool, conv64 5x5, avg-pool, fc.
 
     Pools round up as cuda-convnet's do (32 -> 16 -> 8 -> 4 with 3/2 windows). The activation,
     pooling and LRN switches are those of AlexNet; LRN, when on, follows the first two pools.
+    `init="paper"` draws each layer's weights from N(0, init_std[layer]), biases 0, as the
+    layers-19pct.cfg does.
     """
 
     def __init__(
@@ -29,6 +35,7 @@ class ConvNet4(nn.Module):
         lrn_beta: float = 0.75,
         lrn_k: float = 2.0,
         init: str = "torch",
+        init_std: Mapping[str, float] | None = None,
     ) -> None:
         super().__init__()
         side = input_size
@@ -50,7 +57,7 @@ class ConvNet4(nn.Module):
             )
         )
         self.classifier = nn.Linear(64 * side * side, num_classes)
-        init_weights(self, init)
+        init_weights(self, init, std=init_std or LAYERS_19PCT_INIT_STD)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.features(x), 1))

@@ -1,0 +1,48 @@
+"""`python -m alexlab.report REPORT SWEEP_DIR... --out results/NAME`: write NAME.md and NAME.png
+from finished runs and print the table."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from alexlab.errors import UserError
+from alexlab.report import paper
+from alexlab.report.compare import compare_report
+from alexlab.report.figure1 import figure1_report
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m alexlab.report", description=__doc__)
+    parser.add_argument("report", choices=["relu-speedup", "ablations", "lrn-cifar", "table1"])
+    parser.add_argument(
+        "sweeps",
+        nargs="+",
+        metavar="SWEEP_DIR",
+        help="sweep directories; relu-speedup takes LABEL=DIR, one per set of conditions",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="results/NAME (.md and .png)")
+    args = parser.parse_args(argv)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        print(make_report(args.report, args.sweeps, args.out))
+    except UserError as error:
+        sys.exit(f"error: {error}")
+
+
+def make_report(report: str, sweeps: list[str], out: Path) -> str:
+    if report == "relu-speedup":
+        conditions = [tuple(s.split("=", 1)) if "=" in s else (Path(s).name, s) for s in sweeps]
+        return figure1_report([(label, Path(d)) for label, d in conditions], out)
+    directory = Path(sweeps[0])
+    if report == "ablations":
+        title = "The paper's ablations: each choice undone"
+        return compare_report(directory, "ablation", paper.ABLATIONS, title, out, "baseline")
+    if report == "lrn-cifar":
+        title = "LRN in the four-layer net (paper: CIFAR-10, 13% without, 11% with)"
+        return compare_report(directory, "model.lrn", paper.LRN_CIFAR, title, out, "off")
+    title = "Table 1: one CNN (paper: " + "; ".join(f"{k} {v}" for k, v in paper.TABLE1.items())
+    return compare_report(directory, "seed", {}, title + ")", out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Runs grouped by one parameter (the ablation, the LRN switch, ...), their errors over seeds beside
+the paper's numbers, and the change from a baseline group."""
+
+import statistics
+from collections.abc import Mapping
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from alexlab.errors import UserError
+from alexlab.report.runs import Run, load_runs
+from alexlab.report.tables import markdown_table, mean_and_spread
+
+METRICS = {"test/err_top1": "top-1", "test/err_top5": "top-5"}
+
+
+def compare_report(
+    directory: Path,
+    by: str,
+    paper: Mapping[str, str],
+    title: str,
+    out: Path,
+    baseline: str | None = None,
+) -> str:
+    """Markdown report (also written to `out`.md, the figure to `out`.png): for each value of the
+    parameter `by`, test errors over the seeds, the paper's number, and (with a `baseline` value)
+    the change from the baseline in percentage points."""
+    runs = [r for r in load_runs(directory) if r.state == "finished"]
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(str(run.params.get(by, "all runs")), []).append(run)
+    if not groups or (baseline and baseline not in groups):
+        need = f"finished runs of {by}={baseline}" if baseline else "finished runs"
+        raise UserError(f"{directory}: needs {need}; run the sweep first")
+    metrics = [key for key in METRICS if any(key in r.results for r in runs)]
+    if not metrics:
+        raise UserError(f"{directory}: its runs have no test errors (test=false?)")
+
+    def values(group: str, key: str) -> list[float]:
+        return [r.result(key) for r in groups[group]]
+
+    headers = [by, *(f"test {METRICS[key]} error" for key in metrics)]
+    if baseline:
+        headers += [f"change vs {baseline} ({METRICS[key]}, points)" for key in metrics]
+    headers += ["epochs to target", "paper"]
+    rows = []
+    for group in groups:
+        row = [group, *(mean_and_spread(values(group, key)) for key in metrics)]
+        if baseline:
+            row += [change(values(group, key), values(baseline, key)) for key in metrics]
+        epochs = values(group, "train/epochs_to_target")
+        row += [mean_and_spread(epochs, scale=1.0, unit=""), paper.get(group, "")]
+        rows.append(row)
+    plot(groups, metrics[0], title, out.with_suffix(".png"))
+    report = f"# {title}\n\nFigure: {out.with_suffix('.png').name}\n\n" + markdown_table(
+        headers, rows
+    )
+    out.with_suffix(".md").write_text(report)
+    return report
+
+
+def change(values: list[float], baseline: list[float]) -> str:
+    if values is baseline or not values or not baseline:
+        return ""
+    return f"{100 * (statistics.fmean(values) - statistics.fmean(baseline)):+.1f}"
+
+
+def plot(groups: dict[str, list[Run]], metric: str, title: str, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(1.2 * len(groups) + 2, 4))
+    for x, runs in enumerate(groups.values()):
+        errors = [100 * r.result(metric) for r in runs]
+        ax.scatter([x] * len(errors), errors, color="black", s=14)
+        ax.hlines(statistics.fmean(errors), x - 0.25, x + 0.25, color="tab:blue")
+    ax.set_xticks(range(len(groups)), list(groups), rotation=30, ha="right")
+    ax.set(ylabel=f"test {METRICS[metric]} error (%)", title=title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

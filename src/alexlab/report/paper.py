@@ -1,0 +1,23 @@
+"""The paper's numbers that the reports print beside ours (shared/PAPER.md has the sources)."""
+
+# Figure 1, CIFAR-10, four-layer net: epochs to 25% training error, read from the plot.
+FIGURE1_TARGET = 0.25
+FIGURE1_EPOCHS = {"relu": 6, "tanh": 36}
+
+# In-text ablations on ILSVRC: how much the top-1 / top-5 error rises when the paper's choice is
+# undone (the paper states each as the reduction its choice brings).
+ABLATIONS = {
+    "no_lrn": "+1.4 / +1.2",
+    "plain_pooling": "+0.4 / +0.3",
+    "no_pca_lighting": "> +1 (top-1)",
+    "one_column": "+1.7 / +1.2",
+    "no_conv3": "about +2 (top-1)",
+    "no_conv4": "about +2 (top-1)",
+    "no_dropout": "overfits badly; dropout about doubles the iterations to converge",
+}
+
+# CIFAR-10, four-layer net: test error without and with LRN.
+LRN_CIFAR = {"off": "13%", "code": "11%", "paper": "11%"}
+
+# Table 1 (ILSVRC-2010 test) and Table 2 (ILSVRC-2012 val), one CNN: top-1 / top-5 error.
+TABLE1 = {"ILSVRC-2010 test, 10 patches": "37.5% / 17.0%", "ILSVRC-2012 val": "40.7% / 18.2%"}

@@ -1,0 +1,58 @@
+"""Finished runs of a sweep directory, with what the reports need of each."""
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from alexlab.errors import UserError
+from alexlab.sweep.store import COMPLETE, SweepStore
+
+
+@dataclass
+class Run:
+    name: str
+    params: dict[str, Any]
+    state: str
+    results: dict[str, float]
+    seconds: float
+    directory: Path
+    config: dict[str, Any] = field(default_factory=dict)  # the run's resolved config.yaml
+    curve: list[float] = field(default_factory=list)  # training error at the end of each epoch
+
+    def result(self, key: str) -> float:
+        return self.results.get(key, math.nan)
+
+
+def load_runs(directory: Path) -> list[Run]:
+    """Every run of the sweep in `directory`; when a grid point was run again (after a crash),
+    only its latest complete run."""
+    if not (directory / "sweep.yaml").is_file():
+        raise UserError(f"{directory}: not a sweep directory (no sweep.yaml); run the sweep first")
+    latest: dict[str, Run] = {}
+    for record in SweepStore.read_records(directory):
+        run = Run(
+            name=record.name,
+            params=record.params,
+            state=record.state,
+            results=record.results,
+            seconds=record.seconds,
+            directory=directory / "runs" / record.name,
+        )
+        config_file = run.directory / "config.yaml"
+        run.config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else {}
+        run.curve = training_curve(run.directory / "metrics.csv")
+        key = repr(sorted(record.params.items()))
+        if record.state in COMPLETE or key not in latest:
+            latest[key] = run
+    return list(latest.values())
+
+
+def training_curve(metrics_csv: Path, column: str = "train/err_top1") -> list[float]:
+    if not metrics_csv.is_file():
+        return []
+    with metrics_csv.open() as file:
+        return [float(row[column]) for row in csv.DictReader(file) if row.get(column)]

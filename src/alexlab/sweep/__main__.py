@@ -1,0 +1,46 @@
+"""`python -m alexlab.sweep sweeps/FILE.yaml [--set KEY=VALUE ...] [--parallel N]`: run a wandb
+sweep file with no wandb server; the same command again resumes it."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from alexlab.errors import UserError
+from alexlab.sweep.runner import run_sweep
+from alexlab.sweep.spec import load_sweep
+from alexlab.sweep.store import COMPLETE
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m alexlab.sweep", description=__doc__)
+    parser.add_argument("sweep_file", type=Path)
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="fix a parameter (KEY=[A,B] sweeps it over a list), e.g. --set data=fashion_mnist",
+    )
+    parser.add_argument("--dir", type=Path, help="sweep directory [logs/sweeps/FILE-STEM]")
+    parser.add_argument("--parallel", type=int, default=1, help="runs at a time [1]")
+    parser.add_argument("--count", type=int, help="start at most this many runs")
+    args = parser.parse_args(argv)
+    directory = args.dir or Path("logs/sweeps") / args.sweep_file.stem
+    try:
+        config = load_sweep(args.sweep_file, args.settings)
+        records = run_sweep(config, directory, parallel=args.parallel, count=args.count)
+    except UserError as error:
+        sys.exit(f"error: {error}")
+    except KeyboardInterrupt:
+        sys.exit(f"interrupted: run the same command again to resume the sweep in {directory}")
+    complete = [r for r in records if r.state in COMPLETE]
+    failed = len(records) - len(complete)
+    print(
+        f"{len(complete)} runs complete in {directory}"
+        + (f"; {failed} crashed or killed (see their train.log)" if failed else "")
+    )
+
+
+if __name__ == "__main__":
+    main()

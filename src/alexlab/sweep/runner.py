@@ -1,0 +1,158 @@
+"""Run a sweep without a wandb server: wandb's sweep engine proposes, subprocesses train."""
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress
+
+from alexlab.errors import UserError
+from alexlab.sweep.command import agent_command
+from alexlab.sweep.engine import sweeps
+from alexlab.sweep.store import COMPLETE, CRASHED, KILLED, RunRecord, SweepStore, outcome
+
+RUN_DIR_ENV = "ALEXLAB_RUN_DIR"  # conf/train.yaml puts the run's Hydra directory there
+
+
+@dataclass
+class Launched:
+    run_dir: Path
+    params: dict[str, Any]
+    command: list[str]
+    process: subprocess.Popen
+    start: float
+
+
+def run_sweep(
+    config: dict[str, Any],
+    directory: Path,
+    parallel: int = 1,
+    count: int | None = None,
+    console: Console | None = None,
+) -> list[RunRecord]:
+    """Run the sweep's runs, `parallel` at a time, until its engine has no more to propose (a grid
+    is done) or `count` runs have started. Finished runs in `directory` are kept and not run
+    again; crashed or killed ones are. Returns every record in the directory."""
+    console = console or Console()
+    store = SweepStore(directory, config)
+    history = [as_sweep_run(r) for r in store.records() if r.state in COMPLETE]
+    running: list[Launched] = []
+    started = 0
+    with Progress(console=console, transient=True) as progress:
+        bar = progress.add_task(f"sweep {directory}", total=grid_size(config))
+        progress.update(bar, completed=len(history))
+        try:
+            while True:
+                while len(running) < parallel and (count is None or started < count):
+                    proposal = sweeps.next_run(config, history + [as_sweep_run(r) for r in running])
+                    if proposal is None:
+                        break
+                    running.append(launch(config, store, proposal.config, check=started == 0))
+                    started += 1
+                if not running:
+                    break
+                time.sleep(0.2)
+                for launched in [r for r in running if r.process.poll() is not None]:
+                    running.remove(launched)
+                    record = finish(store, launched)
+                    history.append(as_sweep_run(record))
+                    progress.advance(bar)
+                    console.print(describe(record, store.swept), markup=False)
+        except KeyboardInterrupt:
+            for launched in running:
+                launched.process.terminate()
+                launched.process.wait()
+                finish(store, launched, state=KILLED)
+            raise
+    return store.records()
+
+
+def launch(
+    config: dict[str, Any], store: SweepStore, args: dict[str, Any], check: bool = False
+) -> Launched:
+    params = {key: spec["value"] for key, spec in args.items()}
+    run_dir = store.new_run_dir(params)
+    command = agent_command(config, args, run_dir / "args.json")
+    if check:
+        check_composes(command, run_dir)
+    with open(run_dir / "train.log", "w") as log:
+        process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=os.environ | {RUN_DIR_ENV: str(run_dir.resolve())},
+        )
+    return Launched(run_dir, params, command, process, time.perf_counter())
+
+
+def check_composes(command: list[str], run_dir: Path) -> None:
+    """Compose the run's config with Hydra (`--cfg job`: nothing is trained), so that a typo'd key
+    stops the sweep with Hydra's message instead of crashing every run."""
+    composed = subprocess.run([*command, "--cfg", "job"], capture_output=True, text=True)
+    if composed.returncode != 0:
+        shutil.rmtree(run_dir)
+        lines = [
+            line.strip()
+            for line in composed.stderr.splitlines()
+            if line.strip() and not line.startswith((" ", "usage:")) and "HYDRA_FULL" not in line
+        ]
+        message = " ".join(lines[:3])
+        raise UserError(f"the sweep's first run does not compose: {message}")
+
+
+def finish(store: SweepStore, launched: Launched, state: str | None = None) -> RunRecord:
+    exitcode = launched.process.returncode
+    results_file = launched.run_dir / "results.json"
+    results = json.loads(results_file.read_text()) if results_file.exists() else {}
+    log_lines = (launched.run_dir / "train.log").read_text(errors="replace").strip().splitlines()
+    record = RunRecord(
+        name=launched.run_dir.name,
+        params=launched.params,
+        state=state or outcome(exitcode, results),
+        exitcode=exitcode,
+        seconds=round(time.perf_counter() - launched.start, 1),
+        command=launched.command,
+        results=results,
+        error=log_lines[-1] if exitcode and log_lines else "",
+    )
+    store.save(launched.run_dir, record)
+    return record
+
+
+def as_sweep_run(run: RunRecord | Launched) -> sweeps.SweepRun:
+    """The run as wandb's sweep engine sees it: config, state and summary."""
+    if isinstance(run, Launched):
+        return sweeps.SweepRun(
+            config={key: {"value": value} for key, value in run.params.items()},
+            state=sweeps.RunState.running,
+        )
+    finite = {key: value for key, value in run.results.items() if math.isfinite(value)}
+    return sweeps.SweepRun(
+        name=run.name,
+        config={key: {"value": value} for key, value in run.params.items()},
+        state=sweeps.RunState.crashed
+        if run.state in (CRASHED, KILLED)
+        else sweeps.RunState.finished,
+        summary_metrics=finite,
+    )
+
+
+def grid_size(config: dict[str, Any]) -> int | None:
+    if config.get("method") != "grid":
+        return config.get("run_cap")
+    return math.prod(len(spec.get("values", [0])) for spec in config["parameters"].values())
+
+
+def describe(record: RunRecord, swept: list[str]) -> str:
+    params = " ".join(f"{key}={record.params[key]}" for key in swept)
+    shown = {k: v for k, v in record.results.items() if k.startswith(("train/err", "val/err"))}
+    summary = ", ".join(f"{key} {value:.4f}" for key, value in sorted(shown.items()))
+    detail = record.error if record.state == CRASHED else summary
+    return f"{record.name} {record.state} in {record.seconds:.0f} s: {params}; {detail}"

@@ -1,0 +1,84 @@
+"""A sweep's directory: its config, and one directory per run with the run's own record.
+
+DIR/sweep.yaml                  the sweep config the runs were made from (after --set)
+DIR/runs/NNN-VALUES/            the run's Hydra directory: config.yaml, metrics.csv, results.json
+DIR/runs/NNN-VALUES/train.log   its output
+DIR/runs/NNN-VALUES/record.json how it ended: written last, so a run without one never finished
+"""
+
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from alexlab.atomic import write_atomically
+from alexlab.errors import UserError
+
+RECORD = "record.json"
+# How a run ended. A diverged run exits normally (its loss went non-finite and training stopped);
+# crashed and killed runs are run again when the sweep is resumed.
+FINISHED, DIVERGED, CRASHED, KILLED = "finished", "diverged", "crashed", "killed"
+COMPLETE = (FINISHED, DIVERGED)
+
+
+@dataclass
+class RunRecord:
+    name: str
+    params: dict[str, Any]
+    state: str
+    exitcode: int | None
+    seconds: float
+    command: list[str]
+    results: dict[str, float] = field(default_factory=dict)
+    error: str = ""  # the last line of a crashed run's output
+
+
+def outcome(exitcode: int, results: dict[str, float]) -> str:
+    if exitcode != 0:
+        return CRASHED
+    losses = [value for key, value in results.items() if "loss" in key]
+    return FINISHED if all(math.isfinite(value) for value in losses) else DIVERGED
+
+
+class SweepStore:
+    def __init__(self, directory: Path, config: dict[str, Any]) -> None:
+        self.directory = directory
+        self.runs_dir = directory / "runs"
+        self.swept = [key for key, spec in config["parameters"].items() if "value" not in spec]
+        saved = directory / "sweep.yaml"
+        if saved.exists():
+            if yaml.safe_load(saved.read_text()) != config:
+                raise UserError(
+                    f"{directory} holds a sweep with another config ({saved}); resume it with the "
+                    "same file and --set options, or give this one its own --dir"
+                )
+        else:
+            self.runs_dir.mkdir(parents=True, exist_ok=True)
+            write_atomically(saved, yaml.safe_dump(config, sort_keys=False))
+
+    def records(self) -> list[RunRecord]:
+        return self.read_records(self.directory)
+
+    @staticmethod
+    def read_records(directory: Path) -> list[RunRecord]:
+        """The sweep's runs that ended, in the order they started."""
+        return [
+            RunRecord(**json.loads(path.read_text()))
+            for path in sorted((directory / "runs").glob(f"*/{RECORD}"))
+        ]
+
+    def new_run_dir(self, params: dict[str, Any]) -> Path:
+        """A new directory named by a number and the values of the parameters being swept."""
+        number = 1 + max((int(p.name.split("-")[0]) for p in self.runs_dir.iterdir()), default=0)
+        swept = [str(value) for key, value in params.items() if key in self.swept]
+        values = re.sub(r"[^A-Za-z0-9_.=-]+", "_", "-".join(swept))
+        run_dir = self.runs_dir / f"{number:03d}-{values}".rstrip("-")[:80]
+        run_dir.mkdir()
+        return run_dir
+
+    def save(self, run_dir: Path, record: RunRecord) -> None:
+        write_atomically(run_dir / RECORD, json.dumps(asdict(record), indent=2) + "\n")

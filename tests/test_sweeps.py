@@ -1,0 +1,233 @@
+"""Sweep files, the server-free runner, Hydra's launchers and the reports built from real runs."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import CONF, REPO, composed_with_choices
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+from alexlab.errors import UserError
+from alexlab.report.compare import compare_report
+from alexlab.sweep import agent_command, load_sweep
+from alexlab.sweep.engine import sweeps
+from alexlab.sweep.store import SweepStore
+
+SWEEP_FILES = sorted((REPO / "sweeps").glob("*.yaml"))
+
+
+def generated_runs(config: dict) -> list[dict]:
+    """Every run the sweep's engine proposes, each as {key: {"value": v}}."""
+    runs = []
+    while (proposal := sweeps.next_run(config, runs)) is not None:
+        assert len(runs) < 500, "a sweep file for reproduction should be a finite grid"
+        proposal.state = sweeps.RunState.finished
+        runs.append(proposal)
+    return [run.config for run in runs]
+
+
+def check_runs_compose(config: dict, tmp_path: Path) -> int:
+    """Compose every generated run's command line with the Hydra config and check that each
+    parameter arrives with the value and type it has in the sweep file."""
+    parse = OverridesParser.create().parse_override
+    runs = generated_runs(config)
+    for args in runs:
+        command = agent_command(config, args, tmp_path / "args.json")
+        overrides = command[command.index(config["program"]) + 1 :]
+        cfg, choices = composed_with_choices(*overrides)
+        for key, spec in args.items():
+            if (CONF / key).is_dir():  # a config group: the option Hydra chose
+                chosen = parse(f"{key}={spec['value']}").value()
+                if isinstance(chosen, list):  # options merged, e.g. logger=[csv,wandb]
+                    assert set(cfg[key]) == set(chosen), key
+                else:
+                    assert choices[key] == chosen, key
+            else:
+                value = OmegaConf.select(cfg, key, throw_on_missing=True)
+                assert value == spec["value"] and type(value) is type(spec["value"]), key
+    return len(runs)
+
+
+@pytest.mark.parametrize("path", SWEEP_FILES, ids=lambda p: p.stem)
+def test_sweep_file_passes_wandbs_checks_and_its_runs_compose(path, tmp_path):
+    config = load_sweep(path)  # the sweeps schema, known macros, a program
+    assert (REPO / config["program"]).is_file()
+    assert check_runs_compose(config, tmp_path) >= 2
+
+
+def test_every_paper_experiment_has_a_sweep_file():
+    names = {p.stem for p in SWEEP_FILES}
+    assert {"relu_vs_tanh", "relu_vs_tanh_modern", "ablations", "lrn_cifar", "table1"} <= names
+
+
+def test_typo_in_a_key_fails_composition(tmp_path):
+    config = load_sweep(REPO / "sweeps" / "relu_vs_tanh.yaml")
+    config["parameters"]["model.activaton"] = config["parameters"].pop("model.activation")
+    with pytest.raises(Exception, match="activaton"):
+        check_runs_compose(config, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ("command:\n  - ${args_no_hyphen}", r"\$\{args_no_hyphen\}; wandb's agent knows"),
+        ("method: gird", "not a valid wandb sweep"),
+        ("method: grid\nparameters: {lr: {valuez: [1]}}", "not a valid wandb sweep"),
+    ],
+)
+def test_sweep_file_errors_are_caught_before_running(tmp_path, change, message):
+    path = tmp_path / "bad.yaml"
+    text = (REPO / "sweeps" / "relu_vs_tanh.yaml").read_text()
+    key = change.split(":")[0]
+    text = re.sub(rf"^{key}:.*?(?=^\w)", "", text, flags=re.S | re.M) + change + "\n"
+    path.write_text(text)
+    with pytest.raises(UserError, match=message):
+        load_sweep(path)
+
+
+def sweep(*args: str, cwd: Path = REPO, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
+    env.pop("WANDB_API_KEY", None)
+    return subprocess.run(
+        [sys.executable, "-m", "alexlab.sweep", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_local_relu_vs_tanh_sweep_reports_its_own_runs(tmp_path, fashion_mnist):
+    directory = tmp_path / "sweep"
+    settings = {
+        "data": "fashion_mnist",
+        "data.subset": 3000,
+        "optim.lr": 0.004,
+        "trainer.max_epochs": 2,
+        "train.target_error": 0.85,
+        "logger": "csv",
+    }
+    args = ["sweeps/relu_vs_tanh.yaml", "--dir", str(directory)]
+    args += [f"--set={key}={value}" for key, value in settings.items()]
+    run = sweep(*args)
+    assert run.returncode == 0, run.stderr[-3000:]
+    records = {r.params["model.activation"]: r for r in SweepStore.read_records(directory)}
+    assert set(records) == {"relu", "tanh"}
+    assert all(r.state == "finished" for r in records.values())
+
+    out = tmp_path / "results" / "figure1"
+    command = ["relu-speedup", f"original={directory}", "--out", str(out)]
+    report = subprocess.run(
+        [sys.executable, "-m", "alexlab.report", *command],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert report.returncode == 0, report.stderr[-3000:]
+    epochs = {act: r.results["train/epochs_to_target"] for act, r in records.items()}
+    for act, value in epochs.items():  # the table's numbers are the runs' own
+        assert re.search(rf"\| original \| {act} \| 0.004 \| {value:.1f} \|", report.stdout)
+    assert f"| {epochs['tanh'] / epochs['relu']:.1f}x |" in report.stdout
+    assert out.with_suffix(".md").read_text() in report.stdout
+    assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+
+    again = sweep(*args)  # a finished sweep is not run again
+    assert again.returncode == 0 and "2 runs complete" in again.stdout
+    assert len(list((directory / "runs").iterdir())) == 2
+
+
+def test_crashed_and_diverged_runs_are_recorded_and_the_sweep_goes_on(tmp_path):
+    config = {
+        "program": str(REPO / "src" / "train.py"),
+        "method": "grid",
+        "parameters": {
+            "data": {"value": "synthetic"},
+            "model": {"value": "convnet4"},
+            "trainer.max_epochs": {"value": 1},
+            "logger": {"value": "csv"},
+            "model.activation": {"values": ["relu", "tahn"]},
+            "optim.lr": {"values": [0.01, 1.0e30]},
+        },
+        "command": ["${env}", "${interpreter}", "${program}", "${args_no_hyphens}"],
+    }
+    path = tmp_path / "crashy.yaml"
+    path.write_text(yaml.safe_dump(config))
+    directory = tmp_path / "sweep"
+    run = sweep(str(path), "--dir", str(directory), "--parallel", "2")
+    assert run.returncode == 0, run.stderr[-3000:]
+    states = {
+        (r.params["model.activation"], r.params["optim.lr"]): r
+        for r in SweepStore.read_records(directory)
+    }
+    assert {key: r.state for key, r in states.items()} == {
+        ("relu", 0.01): "finished",
+        ("relu", 1.0e30): "diverged",
+        ("tahn", 0.01): "crashed",
+        ("tahn", 1.0e30): "crashed",
+    }
+    assert "model.activation='tahn' is not valid" in states["tahn", 0.01].error
+    assert "2 runs complete" in run.stdout and "2 crashed" in run.stdout
+
+    report = compare_report(directory, "optim.lr", {}, "lr", tmp_path / "lr")
+    finished = states["relu", 0.01].results["test/err_top1"]
+    assert f"| 0.01 | {100 * finished:.1f}% |" in report and "1e+30" not in report
+
+    resumed = sweep(str(path), "--dir", str(directory))  # only the crashed runs again
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert len(list((directory / "runs").iterdir())) == 6
+    assert resumed.stdout.count("crashed in") == 2
+
+
+def test_a_directory_keeps_one_sweep_config(tmp_path):
+    SweepStore(tmp_path, {"method": "grid", "parameters": {"a": {"values": [1, 2]}}})
+    with pytest.raises(UserError, match="holds a sweep with another config"):
+        SweepStore(tmp_path, {"method": "grid", "parameters": {"a": {"values": [1, 3]}}})
+
+
+def test_missing_sweep_file_is_one_line_naming_the_files(tmp_path):
+    run = sweep("sweeps/relu_vs_tanh_typo.yaml", "--dir", str(tmp_path / "s"))
+    assert run.returncode == 1
+    assert run.stderr.strip().count("\n") == 0
+    assert "no such sweep file" in run.stderr and "sweeps/relu_vs_tanh.yaml" in run.stderr
+
+
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_hydra_multirun_launchers_run_a_grid(tmp_path, launcher):
+    overrides = [
+        *(f"hydra/launcher={launcher}", f"hydra.sweep.dir={tmp_path}", "data=synthetic"),
+        *("model=convnet4", "logger=csv", "trainer.max_epochs=1", "callbacks.progress_bar=null"),
+        "model.activation=relu,tanh",
+    ]
+    run = subprocess.run(
+        [sys.executable, "src/train.py", "-m", *overrides],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    for job, activation in enumerate(["relu", "tanh"]):
+        config = yaml.safe_load((tmp_path / str(job) / "config.yaml").read_text())
+        assert config["model"]["activation"] == activation
+        assert "test/err_top1" in json.loads((tmp_path / str(job) / "results.json").read_text())
+
+
+def test_slurm_launcher_runs_one_task_per_gpu_of_a_ddp_job():
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4"],
+            return_hydra_config=True,
+        )
+    launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    assert launcher["_target_"].endswith("submitit_launcher.SlurmLauncher")
+    assert launcher["gpus_per_node"] == launcher["tasks_per_node"] == 4
+    assert launcher["nodes"] == 1
