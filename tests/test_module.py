@@ -1,10 +1,12 @@
 """The LightningModule and callbacks measure what the paper measures."""
 
+import csv
 from functools import partial
 
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.loggers import CSVLogger
 from torch import nn
 
 from alexlab.callbacks import TargetError
@@ -58,14 +60,16 @@ def test_learning_rate_divided_by_ten_at_most_three_times():
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.01 * 0.1**3)
 
 
-def fit_with_target_error(tmp_path, callback: TargetError, max_epochs: int = 2) -> L.Trainer:
+def fit_with_target_error(
+    tmp_path, callback: TargetError, max_epochs: int = 2, logger: bool = False
+) -> L.Trainer:
     # 256 training images in 4 batches of 64
     data = SyntheticDataModule(image_size=16, batch_size=64)
     net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 10))
     trainer = L.Trainer(
         max_epochs=max_epochs,
         callbacks=[callback],
-        logger=False,
+        logger=CSVLogger(tmp_path, name="", version="") if logger else False,
         enable_checkpointing=False,
         enable_progress_bar=False,
         default_root_dir=tmp_path,
@@ -98,6 +102,14 @@ def test_target_error_checks_the_error_of_the_images_since_the_last_check(tmp_pa
     callback._check = spy
     fit_with_target_error(tmp_path, callback, max_epochs=1)
     assert len(seen_errors) == 1 and 0.5 < seen_errors[0] <= 1.0  # random labels, 10 classes
+
+
+def test_target_error_logs_each_check_as_figure_1s_curve(tmp_path):
+    fit_with_target_error(tmp_path, TargetError(target=0.0, checks_per_epoch=2), logger=True)
+    with open(tmp_path / "metrics.csv") as file:
+        rows = [row for row in csv.DictReader(file) if row["train/err_recent"]]
+    assert [float(row["train/epochs"]) for row in rows] == [0.5, 1.0, 1.5, 2.0]
+    assert all(0.5 < float(row["train/err_recent"]) <= 1.0 for row in rows)  # random labels
 
 
 def test_target_error_stops_training_when_asked(tmp_path):

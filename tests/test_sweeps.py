@@ -16,9 +16,9 @@ from omegaconf import OmegaConf
 
 from alexlab.errors import UserError
 from alexlab.report.compare import compare_report
-from alexlab.sweep import agent_command, load_sweep
+from alexlab.sweep import agent_command, load_sweep, run_sweep
 from alexlab.sweep.engine import sweeps
-from alexlab.sweep.store import SweepStore
+from alexlab.sweep.store import RunRecord, SweepStore
 
 SWEEP_FILES = sorted((REPO / "sweeps").glob("*.yaml"))
 
@@ -186,10 +186,22 @@ def test_crashed_and_diverged_runs_are_recorded_and_the_sweep_goes_on(tmp_path):
     assert resumed.stdout.count("crashed in") == 2
 
 
-def test_a_directory_keeps_one_sweep_config(tmp_path):
-    SweepStore(tmp_path, {"method": "grid", "parameters": {"a": {"values": [1, 2]}}})
-    with pytest.raises(UserError, match="holds a sweep with another config"):
-        SweepStore(tmp_path, {"method": "grid", "parameters": {"a": {"values": [1, 3]}}})
+def test_a_random_sweep_needs_a_run_count(tmp_path):
+    config = {"method": "random", "parameters": {"optim.lr": {"min": 0.001, "max": 0.1}}}
+    with pytest.raises(UserError, match="random sweep never ends by itself: give --count"):
+        run_sweep(config, tmp_path)
+
+
+def test_a_directory_keeps_its_runs_grid_points(tmp_path):
+    grid = {"method": "grid", "parameters": {"a": {"values": [1, 2]}, "b": {"value": 0}}}
+    store = SweepStore(tmp_path, grid)
+    run_dir = store.new_run_dir({"a": 1, "b": 0})
+    store.save(run_dir, RunRecord(run_dir.name, {"a": 1, "b": 0}, "finished", 0, 1.0, []))
+    grid["parameters"]["a"]["values"].append(3)  # widened: the run is still a grid point
+    SweepStore(tmp_path, grid)
+    grid["parameters"]["b"]["value"] = 1  # changed: the run no longer is one
+    with pytest.raises(UserError, match="holds runs of another sweep config"):
+        SweepStore(tmp_path, grid)
 
 
 def test_missing_sweep_file_is_one_line_naming_the_files(tmp_path):

@@ -14,7 +14,8 @@ class TargetError(Callback):
 
     The error is checked `checks_per_epoch` times an epoch, over the images seen since the last
     check, as cuda-convnet reports CIFAR-10's training error for each of its five 10,000-image
-    batches; epochs count in those fractions. `stop=True` ends training there. Reads the
+    batches; epochs count in those fractions. Each check is logged (`train/err_recent` at
+    `train/epochs`): Figure 1's curve. `stop=True` ends training at the target. Reads the
     `wrong` and `seen` counts that `Classifier.training_step` returns.
     """
 
@@ -55,6 +56,11 @@ class TargetError(Callback):
     def _check(self, trainer: L.Trainer, epochs: float) -> None:
         error = float(self._wrong / self._seen)
         self._wrong = self._seen = 0
+        # Straight to the loggers: self.log would keep only every log_every_n_steps-th step.
+        for logger in trainer.loggers:
+            logger.log_metrics(
+                {"train/epochs": epochs, "train/err_recent": error}, trainer.global_step
+            )
         if self.epochs is None and error <= self.target:
             self.epochs, self.seconds = epochs, time.perf_counter() - self._start
             if self.stop:

@@ -21,7 +21,7 @@ class Run:
     seconds: float
     directory: Path
     config: dict[str, Any] = field(default_factory=dict)  # the run's resolved config.yaml
-    curve: list[float] = field(default_factory=list)  # training error at the end of each epoch
+    curve: list[tuple[float, float]] = field(default_factory=list)  # (epochs, training error)
 
     def result(self, key: str) -> float:
         return self.results.get(key, math.nan)
@@ -51,8 +51,10 @@ def load_runs(directory: Path) -> list[Run]:
     return list(latest.values())
 
 
-def training_curve(metrics_csv: Path, column: str = "train/err_top1") -> list[float]:
+def training_curve(metrics_csv: Path) -> list[tuple[float, float]]:
+    """(epochs, training error) at each of TargetError's checks: Figure 1's curve."""
     if not metrics_csv.is_file():
         return []
     with metrics_csv.open() as file:
-        return [float(row[column]) for row in csv.DictReader(file) if row.get(column)]
+        rows = [row for row in csv.DictReader(file) if row.get("train/err_recent")]
+    return [(float(row["train/epochs"]), float(row["train/err_recent"])) for row in rows]

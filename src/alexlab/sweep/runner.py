@@ -40,9 +40,13 @@ def run_sweep(
     """Run the sweep's runs, `parallel` at a time, until its engine has no more to propose (a grid
     is done) or `count` runs have started. Finished runs in `directory` are kept and not run
     again; crashed or killed ones are. Returns every record in the directory."""
+    if config["method"] != "grid" and count is None and "run_cap" not in config:
+        raise UserError(f"a {config['method']} sweep never ends by itself: give --count N")
     console = console or Console()
     store = SweepStore(directory, config)
     history = [as_sweep_run(r) for r in store.records() if r.state in COMPLETE]
+    if count is None and "run_cap" in config:  # wandb's cap counts the sweep's runs so far
+        count = max(0, config["run_cap"] - len(history))
     running: list[Launched] = []
     started = 0
     with Progress(console=console, transient=True) as progress:
@@ -152,7 +156,11 @@ def grid_size(config: dict[str, Any]) -> int | None:
 
 def describe(record: RunRecord, swept: list[str]) -> str:
     params = " ".join(f"{key}={record.params[key]}" for key in swept)
-    shown = {k: v for k, v in record.results.items() if k.startswith(("train/err", "val/err"))}
+    shown = {
+        key: value
+        for key, value in record.results.items()
+        if key.startswith(("train/err_top1", "val/err_top1", "test/err_top1", "train/epochs_to"))
+    }
     summary = ", ".join(f"{key} {value:.4f}" for key, value in sorted(shown.items()))
     detail = record.error if record.state == CRASHED else summary
     return f"{record.name} {record.state} in {record.seconds:.0f} s: {params}; {detail}"

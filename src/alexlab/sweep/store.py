@@ -50,15 +50,15 @@ class SweepStore:
         self.runs_dir = directory / "runs"
         self.swept = [key for key, spec in config["parameters"].items() if "value" not in spec]
         saved = directory / "sweep.yaml"
-        if saved.exists():
-            if yaml.safe_load(saved.read_text()) != config:
-                raise UserError(
-                    f"{directory} holds a sweep with another config ({saved}); resume it with the "
-                    "same file and --set options, or give this one its own --dir"
-                )
-        else:
-            self.runs_dir.mkdir(parents=True, exist_ok=True)
-            write_atomically(saved, yaml.safe_dump(config, sort_keys=False))
+        # A widened grid is the same sweep; anything that changes a run already made is not.
+        changed = saved.exists() and yaml.safe_load(saved.read_text()) != config
+        if changed and not all(in_grid(record.params, config) for record in self.records()):
+            raise UserError(
+                f"{directory} holds runs of another sweep config ({saved}); resume it with "
+                "the same file and --set options, or give this one its own --dir"
+            )
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        write_atomically(saved, yaml.safe_dump(config, sort_keys=False))
 
     def records(self) -> list[RunRecord]:
         return self.read_records(self.directory)
@@ -82,3 +82,14 @@ class SweepStore:
 
     def save(self, run_dir: Path, record: RunRecord) -> None:
         write_atomically(run_dir / RECORD, json.dumps(asdict(record), indent=2) + "\n")
+
+
+def in_grid(params: dict[str, Any], config: dict[str, Any]) -> bool:
+    """Whether a run with these parameters is a point of the sweep's grid."""
+    specs = config["parameters"]
+    if config["method"] != "grid" or set(params) != set(specs):
+        return False
+    return all(
+        value == specs[key]["value"] if "value" in specs[key] else value in specs[key]["values"]
+        for key, value in params.items()
+    )
