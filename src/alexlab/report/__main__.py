@@ -40,8 +40,8 @@ def make_report(report: str, sweeps: list[str], out: Path) -> str:
     if report == "lrn-cifar":
         title = "LRN in the four-layer net (paper: CIFAR-10, 13% without, 11% with)"
         return compare_report(directory, "model.lrn", paper.LRN_CIFAR, title, out, "off")
-    title = "Table 1: one CNN (paper: " + "; ".join(f"{k} {v}" for k, v in paper.TABLE1.items())
-    return compare_report(directory, "seed", {}, title + ")", out)
+    title = "Table 1: one CNN, mean and spread over seeds"
+    return compare_report(directory, "experiment", paper.TABLE1, title, out)
 
 
 if __name__ == "__main__":
