@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format train bench-loader data-beton sweep \
+.PHONY: help install test lint format train bench-loader bench-train data-beton sweep \
 	reproduce-relu-speedup reproduce-ablations reproduce-lrn-cifar reproduce-table1
 
 help: ## list the targets (cost on 2 CPU cores in brackets)
@@ -45,6 +45,9 @@ train: $(STAMP) ## the main job: alexnet_small, paper switches, real Fashion-MNI
 
 data-beton: $(STAMP) ## an ImageNet split as an FFCV .beton: SRC=ROOT/train OUT=FILE [~140 images/s on 2 cores]
 	$(PYTHON) -m alexlab.data.write_beton --src $(SRC) --out $(OUT) $(ARGS)
+
+bench-train: $(STAMP) ## images/s of a training step: our AlexNet vs torchvision's, convnet4; fp32/bf16, channels-last; time to target [~6 min]
+	$(PYTHON) benchmarks/train_step.py $(ARGS)
 
 bench-loader: $(STAMP) ## images/s: FFCV vs torchvision vs the raw JPEG decode limit, with ratios [~4 min]
 	$(PYTHON) benchmarks/loader.py $(ARGS)

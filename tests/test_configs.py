@@ -7,6 +7,8 @@ from conftest import CONF, composed
 from hydra.utils import instantiate
 from torch import nn
 
+from alexlab.training import split_model_config
+
 
 def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
@@ -36,15 +38,17 @@ def test_every_config_file_composes(group, option):
 @pytest.mark.parametrize("option", options("model"))
 def test_model_configs_instantiate_to_networks(option):
     cfg = composed(f"model={option}", "data=synthetic")
+    net_config, speed = split_model_config(cfg.model)
     net = instantiate(
-        cfg.model, num_classes=10, in_channels=3, input_size=32 if option != "alexnet" else 227
+        net_config, num_classes=10, in_channels=3, input_size=32 if option != "alexnet" else 227
     )
     assert isinstance(net, nn.Module)
+    assert set(speed) == {"channels_last", "compile"}
 
 
 def test_bare_model_config_is_the_paper_net():
     cfg = composed("model=alexnet")
-    net = instantiate(cfg.model)
+    net = instantiate(split_model_config(cfg.model)[0])
     assert sum(p.numel() for p in net.parameters()) == 60_965_224
 
 

@@ -19,6 +19,15 @@ from alexlab.atomic import write_atomically
 from alexlab.errors import ConfigError, UserError
 from alexlab.module import Classifier
 
+SPEED_SWITCHES = ("channels_last", "compile")
+
+
+def split_model_config(model: DictConfig) -> tuple[DictConfig, dict[str, Any]]:
+    """The network's own config, and the model.* switches for how it runs (`SPEED_SWITCHES`),
+    which go to the LightningModule."""
+    net_keys = [key for key in model if key not in SPEED_SWITCHES]
+    return OmegaConf.masked_copy(model, net_keys), {k: model.get(k, False) for k in SPEED_SWITCHES}
+
 
 def build(cfg: DictConfig, group: str, **kwargs: Any) -> Any:
     """Instantiate a config group, reporting a bad value by its full key (`model.dropout=1.5 ...`)."""
@@ -77,8 +86,9 @@ def _train(cfg: DictConfig) -> dict[str, float]:
         # Missing data fails now, before the run directory is written; DDP's other processes
         # start later, in trainer.fit, so this download or check never races with them.
         datamodule.prepare_data()
+    net_config, speed = split_model_config(cfg.model)
     net = build(
-        cfg.model,
+        net_config,
         "model",
         num_classes=datamodule.num_classes,
         in_channels=datamodule.in_channels,
@@ -90,6 +100,7 @@ def _train(cfg: DictConfig) -> dict[str, float]:
         scheduler=instantiate(cfg.optim.scheduler) if cfg.optim.get("scheduler") else None,
         lr_reductions=cfg.optim.lr_reductions,
         num_classes=datamodule.num_classes,
+        **speed,
     )
     if wandb_wanted(cfg):
         default_wandb_mode()

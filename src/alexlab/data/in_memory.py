@@ -17,6 +17,19 @@ from alexlab.errors import check_choice, check_range
 MEANS = ("image", "normalize")
 
 
+class TensorBatches(TensorDataset):
+    """Fetched a batch at a time: the DataLoader's sampler hands `__getitems__` a batch of indices
+    and gets back (images, labels) from one gather each; no per-image Python, nothing to collate."""
+
+    def __getitems__(self, indices: list[int]) -> list[torch.Tensor]:
+        index = torch.as_tensor(indices)
+        return [tensor[index] for tensor in self.tensors]
+
+
+def batch_as_is(batch: list[torch.Tensor]) -> list[torch.Tensor]:
+    return batch
+
+
 class InMemoryDataModule(SplitsDataModule):
     """A dataset small enough to hold as one uint8 tensor (Fashion-MNIST, CIFAR-10).
 
@@ -31,6 +44,7 @@ class InMemoryDataModule(SplitsDataModule):
     num_classes: int
     in_channels: int
     image_size: int
+    collate_fn = staticmethod(batch_as_is)
 
     def __init__(
         self,
@@ -64,9 +78,9 @@ class InMemoryDataModule(SplitsDataModule):
         if self.subset is not None:
             train = train[: self.subset]
         self.splits = {
-            "train": TensorDataset(images[train], labels[train]),
-            "val": TensorDataset(images[val], labels[val]),
-            "test": TensorDataset(test_images, test_labels),
+            "train": TensorBatches(images[train], labels[train]),
+            "val": TensorBatches(images[val], labels[val]),
+            "test": TensorBatches(test_images, test_labels),
         }
         self._fit_statistics(images[train])
 

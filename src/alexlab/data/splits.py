@@ -1,5 +1,8 @@
 """What every datamodule here shares: its datasets by split, served as DataLoaders."""
 
+from collections.abc import Callable
+from typing import Any
+
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -10,6 +13,7 @@ class SplitsDataModule(L.LightningDataModule):
 
     batch_size: int
     num_workers: int
+    collate_fn: Callable[[list], Any] | None = None  # None: torch's default_collate
 
     def __init__(self) -> None:
         super().__init__()
@@ -23,6 +27,7 @@ class SplitsDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
+            collate_fn=self.collate_fn,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -1,0 +1,217 @@
+"""Images/s of a full training step (forward, backward, SGD update), in one process:
+
+  (a) our AlexNet at the paper's defaults (two columns, LRN, dropout; 227x227)
+  (b) torchvision's alexnet (one column, no LRN; 224x224)
+  (c) our convnet4, Figure 1's net, at 32x32
+
+each in fp32 and bf16 (autocast), channels-last off and on. The nets take turns, a few steps at a
+time, so that the machine's noise falls on all of them; medians of the per-step rates after a
+warm-up are printed with the ratios a/b (each at its best settings) and bf16/fp32.
+
+Then Figure 1's measure on the real thing: convnet4 with ReLU trained on Fashion-MNIST through
+`src/train.py` until the training error reaches the target, wall seconds and epochs; and how
+much the data path (in-memory uint8 batches, normalized on the device) and Lightning add to an
+epoch over the same steps on one fixed batch.
+
+    python benchmarks/train_step.py [--rounds 5] [--steps 2] [--alexnet-batch 64]
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+from alexlab.models import AlexNet, ConvNet4
+
+REPO = Path(__file__).resolve().parents[1]
+PRECISIONS = ("fp32", "bf16")
+
+
+@dataclass
+class Subject:
+    """One net at one setting, with its optimizer and a batch of its input size."""
+
+    name: str
+    net: nn.Module
+    images: torch.Tensor
+    labels: torch.Tensor
+    precision: str
+    channels_last: bool
+    rates: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+            self.images = self.images.contiguous(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.SGD(
+            self.net.parameters(), lr=1e-4, momentum=0.9, weight_decay=5e-4
+        )
+
+    def step(self) -> float:
+        start = time.perf_counter()
+        autocast = torch.autocast("cpu", torch.bfloat16, enabled=self.precision == "bf16")
+        with autocast:
+            loss = F.cross_entropy(self.net(self.images), self.labels)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return len(self.images) / (time.perf_counter() - start)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}, {self.precision}" + (", channels-last" if self.channels_last else "")
+
+
+def subjects(alexnet_batch: int, convnet_batch: int) -> list[Subject]:
+    def batch(size: int, side: int, classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.randn(size, 3, side, side), torch.randint(classes, (size,))
+
+    nets: list[tuple[str, Callable[[], nn.Module], int, int, int]] = [
+        ("(a) alexlab AlexNet 227", lambda: AlexNet(), alexnet_batch, 227, 1000),
+        ("(b) torchvision alexnet 224", torchvision.models.alexnet, alexnet_batch, 224, 1000),
+        ("(c) alexlab convnet4 32", lambda: ConvNet4(input_size=32), convnet_batch, 32, 10),
+    ]
+    return [
+        Subject(name, make(), *batch(size, side, classes), precision, channels_last)
+        for name, make, size, side, classes in nets
+        for precision in PRECISIONS
+        for channels_last in (False, True)
+    ]
+
+
+def measure_steps(all_subjects: list[Subject], rounds: int, steps: int) -> None:
+    for subject in all_subjects:  # warm-up: allocator, oneDNN primitives
+        subject.step()
+    for _ in range(rounds):
+        for subject in all_subjects:
+            subject.rates += [subject.step() for _ in range(steps)]
+
+
+def best(all_subjects: list[Subject], name: str) -> Subject:
+    return max(
+        (s for s in all_subjects if s.name == name), key=lambda s: statistics.median(s.rates)
+    )
+
+
+def median_rate(all_subjects: list[Subject], name: str, precision: str, cl: bool) -> float:
+    (subject,) = [
+        s
+        for s in all_subjects
+        if s.name == name and s.precision == precision and s.channels_last == cl
+    ]
+    return statistics.median(subject.rates)
+
+
+def data_path_overhead(epochs: int = 1) -> tuple[float, float]:
+    """Seconds of a convnet4 training epoch on Fashion-MNIST through Lightning (in-memory uint8
+    batches, normalized on the device), and of the same steps on one fixed batch."""
+    import lightning as L
+
+    from alexlab.data.augment import Augment
+    from alexlab.data.fashion_mnist import FashionMNISTDataModule
+    from alexlab.module import Classifier
+
+    data = FashionMNISTDataModule(augment=Augment(crops=False, flips=False, pca_lighting=False))
+    net = ConvNet4(in_channels=1, input_size=28)
+    module = Classifier(net, lambda params: torch.optim.SGD(params, lr=0.004, momentum=0.9), None)
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=data)
+    lightning_seconds = (time.perf_counter() - start) / epochs
+
+    steps = trainer.num_training_batches * epochs
+    images, labels = next(iter(data.train_dataloader()))
+    images = (images.float() - data.mean) / data.std
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.004, momentum=0.9)
+    start = time.perf_counter()
+    for _ in range(steps):
+        loss = F.cross_entropy(net(images), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return lightning_seconds, (time.perf_counter() - start) / epochs
+
+
+def time_to_target(*overrides: str) -> dict[str, float]:
+    """Figure 1's run (convnet4, ReLU, original conditions, its fastest lr) on Fashion-MNIST."""
+    with tempfile.TemporaryDirectory() as run_dir:
+        command = [
+            sys.executable,
+            str(REPO / "src" / "train.py"),
+            "experiment=relu_vs_tanh",
+            "data=fashion_mnist",
+            "optim.lr=0.004",
+            "train.target_error=0.18",
+            "callbacks.progress_bar=null",
+            f"hydra.run.dir={run_dir}",
+            *overrides,
+        ]
+        env = {**os.environ, "WANDB_MODE": "disabled"}
+        subprocess.run(command, check=True, capture_output=True, env=env, cwd=REPO)
+        return json.loads((Path(run_dir) / "results.json").read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5, help="turns each net takes [5]")
+    parser.add_argument("--steps", type=int, default=2, help="steps per turn [2]")
+    parser.add_argument("--alexnet-batch", type=int, default=64)
+    parser.add_argument("--convnet-batch", type=int, default=128)
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
+
+    all_subjects = subjects(args.alexnet_batch, args.convnet_batch)
+    measure_steps(all_subjects, args.rounds, args.steps)
+    print("\n| net | precision | channels-last | images/s (median) | min | max |")
+    print("|---|---|---|---:|---:|---:|")
+    for s in all_subjects:
+        cl = "on" if s.channels_last else "off"
+        print(
+            f"| {s.name} | {s.precision} | {cl} | {statistics.median(s.rates):.0f} "
+            f"| {min(s.rates):.0f} | {max(s.rates):.0f} |"
+        )
+    a, b = (best(all_subjects, s.name) for s in all_subjects[::8][:2])
+    ratio = statistics.median(a.rates) / statistics.median(b.rates)
+    print(f"\na/b = {ratio:.2f}, each at its best: {a.label} vs {b.label}")
+    for name in dict.fromkeys(s.name for s in all_subjects):
+        for cl in (False, True):
+            bf16 = median_rate(all_subjects, name, "bf16", cl)
+            fp32 = median_rate(all_subjects, name, "fp32", cl)
+            print(f"bf16/fp32 = {bf16 / fp32:.2f}: {name}, channels-last {'on' if cl else 'off'}")
+
+    lightning_seconds, compute_seconds = data_path_overhead()
+    print(
+        f"\nconvnet4 epoch on Fashion-MNIST (fp32): {lightning_seconds:.1f} s through Lightning "
+        f"and the data path, {compute_seconds:.1f} s of the same steps on one batch: "
+        f"+{100 * (lightning_seconds / compute_seconds - 1):.0f}%"
+    )
+    for label, overrides in [("pinned fp32", ())]:
+        results = time_to_target(*overrides)
+        print(
+            f"time to 18% training error, convnet4 ReLU lr 0.004 ({label}): "
+            f"{results['train/seconds_to_target']:.1f} s, "
+            f"{results['train/epochs_to_target']:.1f} epochs"
+        )
+
+
+if __name__ == "__main__":
+    main()
