@@ -2,6 +2,7 @@
 sweep file with no wandb server; the same command again resumes it."""
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -9,6 +10,10 @@ from alexlab.errors import UserError
 from alexlab.sweep.runner import run_sweep
 from alexlab.sweep.spec import load_sweep
 from alexlab.sweep.store import COMPLETE
+
+
+def interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,6 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--count", type=int, help="start at most this many runs")
     args = parser.parse_args(argv)
     directory = args.dir or Path("logs/sweeps") / args.sweep_file.stem
+    signal.signal(signal.SIGTERM, interrupt)  # `kill`, a scheduler's preemption: as Ctrl-C
     try:
         config = load_sweep(args.sweep_file, args.settings)
         records = run_sweep(config, directory, parallel=args.parallel, count=args.count)
