@@ -146,22 +146,26 @@ def test_local_relu_vs_tanh_sweep_reports_its_own_runs(tmp_path, fashion_mnist):
     assert len(list((directory / "runs").iterdir())) == 2
 
 
-def test_crashed_and_diverged_runs_are_recorded_and_the_sweep_goes_on(tmp_path):
+def synthetic_sweep(tmp_path: Path, fixed: dict, swept: dict) -> Path:
+    """A sweep file of small runs on synthetic data."""
+    parameters = {"data": {"value": "synthetic"}, "logger": {"value": "csv"}}
+    parameters |= {key: {"value": value} for key, value in fixed.items()}
+    parameters |= {key: {"values": values} for key, values in swept.items()}
     config = {
         "program": str(REPO / "src" / "train.py"),
         "method": "grid",
-        "parameters": {
-            "data": {"value": "synthetic"},
-            "model": {"value": "convnet4"},
-            "trainer.max_epochs": {"value": 1},
-            "logger": {"value": "csv"},
-            "model.activation": {"values": ["relu", "tahn"]},
-            "optim.lr": {"values": [0.01, 1.0e30]},
-        },
+        "parameters": parameters,
         "command": ["${env}", "${interpreter}", "${program}", "${args_no_hyphens}"],
     }
-    path = tmp_path / "crashy.yaml"
+    path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_crashed_and_diverged_runs_are_recorded_and_the_sweep_goes_on(tmp_path):
+    fixed = {"model": "convnet4", "trainer.max_epochs": 1}
+    swept = {"model.activation": ["relu", "tahn"], "optim.lr": [0.01, 1.0e30]}
+    path = synthetic_sweep(tmp_path, fixed, swept)
     directory = tmp_path / "sweep"
     run = sweep(str(path), "--dir", str(directory), "--parallel", "2")
     assert run.returncode == 0, run.stderr[-3000:]
@@ -185,22 +189,11 @@ def test_crashed_and_diverged_runs_are_recorded_and_the_sweep_goes_on(tmp_path):
     resumed = sweep(str(path), "--dir", str(directory))  # only the crashed runs again
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert len(list((directory / "runs").iterdir())) == 6
-    assert resumed.stdout.count("crashed in") == 2
+    assert resumed.stdout.count("crashed in") == 2 and "2 crashed" in resumed.stdout
 
 
 def test_an_interrupted_sweep_stops_its_run_and_records_it_as_killed(tmp_path):
-    config = {
-        "program": str(REPO / "src" / "train.py"),
-        "method": "grid",
-        "parameters": {
-            "data": {"value": "synthetic"},
-            "logger": {"value": "csv"},
-            "trainer.max_epochs": {"values": [1000]},
-        },
-        "command": ["${env}", "${interpreter}", "${program}", "${args_no_hyphens}"],
-    }
-    path = tmp_path / "long.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path = synthetic_sweep(tmp_path, {"trainer.max_epochs": 1000}, {})
     directory = tmp_path / "sweep"
     runner = subprocess.Popen(
         [sys.executable, "-m", "alexlab.sweep", str(path), "--dir", str(directory)],

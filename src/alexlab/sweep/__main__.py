@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         sys.exit(f"interrupted: run the same command again to resume the sweep in {directory}")
     complete = [r for r in records if r.state in COMPLETE]
-    failed = len(records) - len(complete)
+    latest = {repr(sorted(r.params.items())): r for r in records}  # records run in start order
+    failed = sum(r.state not in COMPLETE for r in latest.values())
     print(
         f"{len(complete)} runs complete in {directory}"
         + (f"; {failed} crashed or killed (see their train.log)" if failed else "")
