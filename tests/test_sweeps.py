@@ -1,10 +1,12 @@
 """Sweep files, the server-free runner, Hydra's launchers and the reports built from real runs."""
 
+import contextlib
 import json
 import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -144,22 +146,26 @@ def test_local_relu_vs_tanh_sweep_reports_its_own_runs(tmp_path, fashion_mnist):
     assert len(list((directory / "runs").iterdir())) == 2
 
 
-def test_crashed_and_diverged_runs_are_recorded_and_the_sweep_goes_on(tmp_path):
+def synthetic_sweep(tmp_path: Path, fixed: dict, swept: dict) -> Path:
+    """A sweep file of small runs on synthetic data."""
+    parameters = {"data": {"value": "synthetic"}, "logger": {"value": "csv"}}
+    parameters |= {key: {"value": value} for key, value in fixed.items()}
+    parameters |= {key: {"values": values} for key, values in swept.items()}
     config = {
         "program": str(REPO / "src" / "train.py"),
         "method": "grid",
-        "parameters": {
-            "data": {"value": "synthetic"},
-            "model": {"value": "convnet4"},
-            "trainer.max_epochs": {"value": 1},
-            "logger": {"value": "csv"},
-            "model.activation": {"values": ["relu", "tahn"]},
-            "optim.lr": {"values": [0.01, 1.0e30]},
-        },
+        "parameters": parameters,
         "command": ["${env}", "${interpreter}", "${program}", "${args_no_hyphens}"],
     }
-    path = tmp_path / "crashy.yaml"
+    path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_crashed_and_diverged_runs_are_recorded_and_the_sweep_goes_on(tmp_path):
+    fixed = {"model": "convnet4", "trainer.max_epochs": 1}
+    swept = {"model.activation": ["relu", "tahn"], "optim.lr": [0.01, 1.0e30]}
+    path = synthetic_sweep(tmp_path, fixed, swept)
     directory = tmp_path / "sweep"
     run = sweep(str(path), "--dir", str(directory), "--parallel", "2")
     assert run.returncode == 0, run.stderr[-3000:]
@@ -183,7 +189,35 @@ def test_crashed_and_diverged_runs_are_recorded_and_the_sweep_goes_on(tmp_path):
     resumed = sweep(str(path), "--dir", str(directory))  # only the crashed runs again
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert len(list((directory / "runs").iterdir())) == 6
-    assert resumed.stdout.count("crashed in") == 2
+    assert resumed.stdout.count("crashed in") == 2 and "2 crashed" in resumed.stdout
+
+
+def test_an_interrupted_sweep_stops_its_run_and_records_it_as_killed(tmp_path):
+    path = synthetic_sweep(tmp_path, {"trainer.max_epochs": 1000}, {})
+    directory = tmp_path / "sweep"
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "alexlab.sweep", str(path), "--dir", str(directory)],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not list(directory.glob("runs/*/metrics.csv")) and time.monotonic() < deadline:
+        time.sleep(0.5)  # until the run trains
+    runner.terminate()  # SIGTERM, as `kill` or a scheduler sends it
+    assert runner.wait(timeout=60) == 1
+    assert "interrupted: run the same command again" in runner.stderr.read()
+    (record,) = SweepStore.read_records(directory)
+    assert record.state == "killed"
+    assert not any(b"trainer.max_epochs=1000" in command for command in running_commands())
+
+
+def running_commands() -> list[bytes]:
+    commands = []
+    for path in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):  # a process that ended meanwhile
+            commands.append(path.read_bytes())
+    return commands
 
 
 def test_a_random_sweep_needs_a_run_count(tmp_path):

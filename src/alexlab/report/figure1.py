@@ -44,7 +44,8 @@ def epochs_text(run: Run) -> str:
 
 
 def seconds_text(run: Run) -> str:
-    return f"{run.result('train/seconds_to_target'):.0f}"
+    seconds = run.result("train/seconds_to_target")
+    return "-" if math.isnan(seconds) else f"{seconds:.0f}"
 
 
 def lr_text(best: Run, runs: Sequence[Run]) -> str:

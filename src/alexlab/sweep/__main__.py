@@ -2,6 +2,7 @@
 sweep file with no wandb server; the same command again resumes it."""
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -9,6 +10,10 @@ from alexlab.errors import UserError
 from alexlab.sweep.runner import run_sweep
 from alexlab.sweep.spec import load_sweep
 from alexlab.sweep.store import COMPLETE
+
+
+def interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,6 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--count", type=int, help="start at most this many runs")
     args = parser.parse_args(argv)
     directory = args.dir or Path("logs/sweeps") / args.sweep_file.stem
+    signal.signal(signal.SIGTERM, interrupt)  # `kill`, a scheduler's preemption: as Ctrl-C
     try:
         config = load_sweep(args.sweep_file, args.settings)
         records = run_sweep(config, directory, parallel=args.parallel, count=args.count)
@@ -35,7 +41,8 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         sys.exit(f"interrupted: run the same command again to resume the sweep in {directory}")
     complete = [r for r in records if r.state in COMPLETE]
-    failed = len(records) - len(complete)
+    latest = {repr(sorted(r.params.items())): r for r in records}  # records run in start order
+    failed = sum(r.state not in COMPLETE for r in latest.values())
     print(
         f"{len(complete)} runs complete in {directory}"
         + (f"; {failed} crashed or killed (see their train.log)" if failed else "")
