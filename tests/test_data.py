@@ -137,3 +137,21 @@ def test_bad_data_values_name_their_key():
         SyntheticDataModule(mean="zero")
     with pytest.raises(ConfigError, match="batch_size"):
         SyntheticDataModule(batch_size=0)
+
+
+def test_in_memory_loader_fetches_a_batch_in_one_call(fashion_mnist, monkeypatch):
+    data = FashionMNISTDataModule(root=str(fashion_mnist), batch_size=128, subset=1000)
+    data.setup()
+    calls = []
+    fetch = type(data.splits["train"]).__getitems__
+    monkeypatch.setattr(
+        type(data.splits["train"]),
+        "__getitems__",
+        lambda self, indices: calls.append(len(indices)) or fetch(self, indices),
+    )
+    batches = list(data.train_dataloader())
+    assert calls == [128] * 7 + [1000 - 7 * 128]  # one gather a batch, no per-image fetch
+    images = batches[0][0]
+    assert images.dtype == torch.uint8 and images.shape == (128, 1, 28, 28)
+    seen = torch.cat([labels for _, labels in batches])
+    assert sorted(seen.tolist()) == sorted(data.splits["train"].tensors[1].tolist())

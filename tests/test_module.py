@@ -1,5 +1,6 @@
 """The LightningModule and callbacks measure what the paper measures."""
 
+import copy
 import csv
 from functools import partial
 
@@ -11,6 +12,7 @@ from torch import nn
 
 from alexlab.callbacks import TargetError
 from alexlab.data.synthetic import SyntheticDataModule
+from alexlab.models import ConvNet4
 from alexlab.module import Classifier
 
 
@@ -115,3 +117,22 @@ def test_target_error_logs_each_check_as_figure_1s_curve(tmp_path):
 def test_target_error_stops_training_when_asked(tmp_path):
     trainer = fit_with_target_error(tmp_path, TargetError(target=1.0, stop=True), max_epochs=5)
     assert trainer.global_step == 1
+
+
+def test_channels_last_computes_what_the_default_layout_does():
+    torch.manual_seed(0)
+    net = ConvNet4(in_channels=3, input_size=32)
+    images = torch.randn(4, 3, 32, 32)
+    expected = Classifier(copy.deepcopy(net), sgd(), num_classes=10)(images)
+    module = Classifier(net, sgd(), num_classes=10, channels_last=True)
+    weight = module.net.features.conv1.weight
+    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    assert torch.allclose(module(images), expected, atol=1e-5)
+
+
+def test_compile_compiles_the_net_in_place_keeping_its_state_dict_keys():
+    module = Classifier(ConvNet4(input_size=32), sgd(), num_classes=10, compile=True)
+    keys = list(module.state_dict())
+    module.configure_model()
+    assert module.net._compiled_call_impl is not None
+    assert list(module.state_dict()) == keys

@@ -45,8 +45,9 @@ SYNTHETIC = ("data=synthetic", "trainer.max_epochs=1")
         ),
         ("model=alexnet_small", "model.column_devices=[cpu,cpu]", "model.activation=abs_tanh"),
         ("model=convnet4", "model.lrn=paper", "model.activation=sigmoid", "data.mean=normalize"),
+        ("model=alexnet_small", "model.channels_last=true", "trainer.precision=bf16-mixed"),
     ],
-    ids=["paper", "every-switch-flipped", "column-per-device", "convnet4"],
+    ids=["paper", "every-switch-flipped", "column-per-device", "convnet4", "channels-last-bf16"],
 )
 def test_train_writes_a_complete_run_directory(tmp_path, switches):
     run = train(tmp_path, *SYNTHETIC, *switches)

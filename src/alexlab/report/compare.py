@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from alexlab.errors import UserError
-from alexlab.report.runs import Run, load_runs
+from alexlab.report.runs import Run, arithmetic, load_runs
 from alexlab.report.tables import markdown_table, mean_and_spread
 
 METRICS = {"test/err_top1": "top-1", "test/err_top5": "top-5"}
@@ -55,9 +55,8 @@ def compare_report(
         row += [mean_and_spread(epochs, scale=1.0, unit=""), paper.get(group, "")]
         rows.append(row)
     plot(groups, metrics[0], title, out.with_suffix(".png"))
-    report = f"# {title}\n\nFigure: {out.with_suffix('.png').name}\n\n" + markdown_table(
-        headers, rows
-    )
+    header = f"# {title}\n\nRuns: {arithmetic(runs)}. Figure: {out.with_suffix('.png').name}\n\n"
+    report = header + markdown_table(headers, rows)
     out.with_suffix(".md").write_text(report)
     return report
 

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 
 from alexlab.errors import UserError
 from alexlab.report import paper
-from alexlab.report.runs import Run, load_runs
+from alexlab.report.runs import Run, arithmetic, load_runs
 from alexlab.report.tables import markdown_table, percent
 
 ACTIVATION, LR = "model.activation", "optim.lr"
@@ -73,10 +73,11 @@ ALL_HEADERS = ["conditions", "activation", "lr", "epochs to target", "seconds to
 def figure1_report(conditions: Sequence[tuple[str, Path]], out: Path) -> str:
     """Markdown report (also written to `out`.md, with the figure at `out`.png) comparing each
     condition's best ReLU and tanh runs with the paper's Figure 1."""
-    best_rows, all_rows, panels = [], [], []
+    best_rows, all_rows, panels, finished = [], [], [], []
     for label, directory in conditions:
         every_run = load_runs(directory)
         runs = [r for r in every_run if r.state == "finished" and r.curve]
+        finished += runs
         by_activation = {
             act: [r for r in runs if r.params.get(ACTIVATION) == act] for act in STYLES
         }
@@ -105,7 +106,8 @@ def figure1_report(conditions: Sequence[tuple[str, Path]], out: Path) -> str:
     plot(panels, target, dataset, out.with_suffix(".png"))
     report = (
         f"# Figure 1 on {dataset}: epochs to {percent(target)} training error\n\n"
-        f"Paper: CIFAR-10, {percent(paper.FIGURE1_TARGET)} training error. Learning rate chosen "
+        f"Runs: {arithmetic(finished)}."
+        f" Paper: CIFAR-10, {percent(paper.FIGURE1_TARGET)} training error. Learning rate chosen "
         "per activation as the fastest to the target ('grid edge': none faster was tried beyond "
         f"it). Figure: {out.with_suffix('.png').name}\n\n"
         + markdown_table([*BEST_HEADERS, "paper: epochs"], best_rows)

@@ -58,3 +58,15 @@ def training_curve(metrics_csv: Path) -> list[tuple[float, float]]:
     with metrics_csv.open() as file:
         rows = [row for row in csv.DictReader(file) if row.get("train/err_recent")]
     return [(float(row["train/epochs"]), float(row["train/err_recent"])) for row in rows]
+
+
+def arithmetic(runs: list[Run]) -> str:
+    """How the runs computed, as their configs say: precision and memory layout."""
+    settings = {
+        (str(run.config["trainer"]["precision"]), bool(run.config["model"].get("channels_last")))
+        for run in runs
+    }
+    return "; ".join(
+        f"precision {precision}, channels-last {'on' if cl else 'off'}"
+        for precision, cl in sorted(settings)
+    )
