@@ -229,14 +229,6 @@ SHARD = """
 import sys, torch, torch.distributed as dist
 from types import SimpleNamespace
 from alexlab.data.augment import Augment
-from alexlab.data.ffcv_ops import (
-    Crop,
-    IntDecoder,
-    SafeLoader,
-    SimpleRGBImageDecoder,
-    ToTensor,
-    ToTorchImage,
-)
 from alexlab.data.imagenet_ffcv import ImageNetFFCVDataModule
 rank, train, val, stats, out = int(sys.argv[1]), *sys.argv[2:]
 dist.init_process_group("gloo", init_method="tcp://127.0.0.1:29533", rank=rank, world_size=2)

@@ -62,7 +62,7 @@ def compare_report(
 
 
 def change(values: list[float], baseline: list[float]) -> str:
-    if values is baseline or not values or not baseline:
+    if not values or not baseline:
         return ""
     return f"{100 * (statistics.fmean(values) - statistics.fmean(baseline)):+.1f}"
 

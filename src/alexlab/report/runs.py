@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from alexlab.errors import UserError
-from alexlab.sweep.store import COMPLETE, SweepStore
+from alexlab.sweep.store import SweepStore, counting_records
 
 
 @dataclass
@@ -28,12 +28,12 @@ class Run:
 
 
 def load_runs(directory: Path) -> list[Run]:
-    """Every run of the sweep in `directory`; when a grid point was run again (after a crash),
-    only its latest complete run."""
+    """Every grid point's run of the sweep in `directory`; a point run again after a crash is
+    its complete run."""
     if not (directory / "sweep.yaml").is_file():
         raise UserError(f"{directory}: not a sweep directory (no sweep.yaml); run the sweep first")
-    latest: dict[str, Run] = {}
-    for record in SweepStore.read_records(directory):
+    runs = []
+    for record in counting_records(SweepStore.read_records(directory)):
         run = Run(
             name=record.name,
             params=record.params,
@@ -45,10 +45,8 @@ def load_runs(directory: Path) -> list[Run]:
         config_file = run.directory / "config.yaml"
         run.config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else {}
         run.curve = training_curve(run.directory / "metrics.csv")
-        key = repr(sorted(record.params.items()))
-        if record.state in COMPLETE or key not in latest:
-            latest[key] = run
-    return list(latest.values())
+        runs.append(run)
+    return runs
 
 
 def training_curve(metrics_csv: Path) -> list[tuple[float, float]]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from alexlab.errors import UserError
 from alexlab.sweep.runner import run_sweep
 from alexlab.sweep.spec import load_sweep
-from alexlab.sweep.store import COMPLETE
+from alexlab.sweep.store import COMPLETE, counting_records
 
 
 def interrupt(signum: int, frame: object) -> None:
@@ -41,8 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         sys.exit(f"interrupted: run the same command again to resume the sweep in {directory}")
     complete = [r for r in records if r.state in COMPLETE]
-    latest = {repr(sorted(r.params.items())): r for r in records}  # records run in start order
-    failed = sum(r.state not in COMPLETE for r in latest.values())
+    failed = sum(r.state not in COMPLETE for r in counting_records(records))
     print(
         f"{len(complete)} runs complete in {directory}"
         + (f"; {failed} crashed or killed (see their train.log)" if failed else "")

@@ -44,6 +44,17 @@ def outcome(exitcode: int, results: dict[str, float]) -> str:
     return FINISHED if all(math.isfinite(value) for value in losses) else DIVERGED
 
 
+def counting_records(records: list[RunRecord]) -> list[RunRecord]:
+    """One record per grid point, from records in start order: its complete one, else its first
+    (a point is run again only after a crash or a kill, never after completing)."""
+    counting: dict[str, RunRecord] = {}
+    for record in records:
+        key = repr(sorted(record.params.items()))
+        if record.state in COMPLETE or key not in counting:
+            counting[key] = record
+    return list(counting.values())
+
+
 class SweepStore:
     def __init__(self, directory: Path, config: dict[str, Any]) -> None:
         self.directory = directory
