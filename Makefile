@@ -1,7 +1,11 @@
 # alexlab: `make help` lists the targets. Every target installs what it needs first.
 SHELL := /bin/bash
 VENV := .venv
-PYTHON := $(VENV)/bin/python
+# Python runs on tcmalloc (Debian libtcmalloc-minimal4) where it is installed: glibc's malloc hands
+# each large, short-lived tensor back to the kernel and faults it in again on the next step, which
+# cost AlexNet's CPU training step a third of its speed (make bench-train prints the malloc used).
+TCMALLOC = $$(ls /usr/lib/*/libtcmalloc_minimal.so.4 2>/dev/null | head -n 1)
+PYTHON := LD_PRELOAD=$(TCMALLOC) $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
@@ -14,8 +18,9 @@ help: ## list the targets (cost on 2 CPU cores in brackets)
 
 install: $(STAMP) ## .venv with the project and FFCV, Fashion-MNIST, the image samples [~4 min, once]
 
-# Fashion-MNIST (real, offline); libjpeg-turbo and OpenCV, which FFCV's extension builds against.
-APT_PACKAGES := dataset-fashion-mnist libturbojpeg0-dev libopencv-dev pkg-config
+# Fashion-MNIST (real, offline); libjpeg-turbo and OpenCV, which FFCV's extension builds against;
+# tcmalloc (see PYTHON).
+APT_PACKAGES := dataset-fashion-mnist libturbojpeg0-dev libopencv-dev pkg-config libtcmalloc-minimal4
 
 $(STAMP): pyproject.toml
 	@dpkg -s $(APT_PACKAGES) >/dev/null 2>&1 || { apt-get update -qq && \
@@ -46,7 +51,7 @@ train: $(STAMP) ## the main job: alexnet_small, paper switches, real Fashion-MNI
 data-beton: $(STAMP) ## an ImageNet split as an FFCV .beton: SRC=ROOT/train OUT=FILE [~140 images/s on 2 cores]
 	$(PYTHON) -m alexlab.data.write_beton --src $(SRC) --out $(OUT) $(ARGS)
 
-bench-train: $(STAMP) ## images/s of a training step: our AlexNet vs torchvision's, convnet4; fp32/bf16, channels-last; time to target [~6 min]
+bench-train: $(STAMP) ## images/s of a training step: our AlexNet vs torchvision's, convnet4; fp32/bf16, channels-last, compile; epoch overheads; time to target [~4 min]
 	$(PYTHON) benchmarks/train_step.py $(ARGS)
 
 bench-loader: $(STAMP) ## images/s: FFCV vs torchvision vs the raw JPEG decode limit, with ratios [~4 min]

@@ -4,16 +4,18 @@
   (b) torchvision's alexnet (one column, no LRN; 224x224)
   (c) our convnet4, Figure 1's net, at 32x32
 
-each in fp32 and bf16 (autocast), channels-last off and on. The nets take turns, a few steps at a
-time, so that the machine's noise falls on all of them; medians of the per-step rates after a
-warm-up are printed with the ratios a/b (each at its best settings) and bf16/fp32.
+each in fp32 and bf16 (autocast), channels-last off and on; then at bf16 channels-last, (a)
+without LRN and with one column, to show where its time goes, and each net torch.compile'd.
+The nets take turns, a few steps at a time, so that the machine's noise falls on all of them;
+medians of the per-step rates after a warm-up are printed with the ratios a/b (each at its best
+settings) and bf16/fp32.
 
-Then Figure 1's measure on the real thing: convnet4 with ReLU trained on Fashion-MNIST through
-`src/train.py` until the training error reaches the target, wall seconds and epochs; and how
-much the data path (in-memory uint8 batches, normalized on the device) and Lightning add to an
-epoch over the same steps on one fixed batch.
+Then a convnet4 epoch on Fashion-MNIST three ways: the training steps alone on one fixed batch,
+the data path alone (in-memory uint8 batches fetched and normalized), and the whole epoch through
+Lightning; and Figure 1's measure on the real thing: convnet4 with ReLU trained through
+`src/train.py` until the training error reaches the target, wall seconds and epochs.
 
-    python benchmarks/train_step.py [--rounds 5] [--steps 2] [--alexnet-batch 64]
+    python benchmarks/train_step.py [--rounds 5] [--steps 2] [--alexnet-batch 64] [--epochs 3]
 """
 
 import argparse
@@ -83,12 +85,31 @@ def subjects(alexnet_batch: int, convnet_batch: int) -> list[Subject]:
         ("(b) torchvision alexnet 224", torchvision.models.alexnet, alexnet_batch, 224, 1000),
         ("(c) alexlab convnet4 32", lambda: ConvNet4(input_size=32), convnet_batch, 32, 10),
     ]
+    # Where (a)'s time goes: the same net without LRN, and with one column.
+    parts: list[tuple[str, Callable[[], nn.Module], int, int, int]] = [
+        ("(a) without LRN", lambda: AlexNet(lrn="off"), alexnet_batch, 227, 1000),
+        ("(a) one column", lambda: AlexNet(columns=1), alexnet_batch, 227, 1000),
+    ]
+    # Whether torch.compile pays (model.compile): each net compiled in place, as Classifier does.
+    compiled = [(f"{name}, compiled", compiled_(make), *rest) for name, make, *rest in nets]
     return [
         Subject(name, make(), *batch(size, side, classes), precision, channels_last)
         for name, make, size, side, classes in nets
         for precision in PRECISIONS
         for channels_last in (False, True)
+    ] + [  # at the best settings of the nets above
+        Subject(name, make(), *batch(size, side, classes), "bf16", True)
+        for name, make, size, side, classes in parts + compiled
     ]
+
+
+def compiled_(make: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
+    def make_compiled() -> nn.Module:
+        net = make()
+        net.compile()
+        return net
+
+    return make_compiled
 
 
 def measure_steps(all_subjects: list[Subject], rounds: int, steps: int) -> None:
@@ -114,9 +135,16 @@ def median_rate(all_subjects: list[Subject], name: str, precision: str, cl: bool
     return statistics.median(subject.rates)
 
 
-def data_path_overhead(epochs: int = 1) -> tuple[float, float]:
-    """Seconds of a convnet4 training epoch on Fashion-MNIST through Lightning (in-memory uint8
-    batches, normalized on the device), and of the same steps on one fixed batch."""
+@dataclass
+class EpochCost:
+    """Seconds of one convnet4 epoch on Fashion-MNIST, fp32 channels-last, three ways."""
+
+    lightning: float  # Trainer.fit: data path, training steps, metrics, logging, hooks
+    compute: float  # the same number of training steps on one fixed, normalized batch
+    data: float  # the data path alone: fetch uint8 batches, normalize on the device
+
+
+def epoch_cost() -> EpochCost:
     import lightning as L
 
     from alexlab.data.augment import Augment
@@ -124,11 +152,12 @@ def data_path_overhead(epochs: int = 1) -> tuple[float, float]:
     from alexlab.module import Classifier
 
     data = FashionMNISTDataModule(augment=Augment(crops=False, flips=False, pca_lighting=False))
+    data.setup()  # reading the files happens once a run, not once an epoch
     net = ConvNet4(in_channels=1, input_size=28)
     sgd = lambda params: torch.optim.SGD(params, lr=0.004, momentum=0.9)  # noqa: E731
-    module = Classifier(net, sgd, None, num_classes=10)
+    module = Classifier(net, sgd, None, num_classes=10, channels_last=True)
     trainer = L.Trainer(
-        max_epochs=epochs,
+        max_epochs=1,
         limit_val_batches=0,
         logger=False,
         enable_checkpointing=False,
@@ -137,19 +166,29 @@ def data_path_overhead(epochs: int = 1) -> tuple[float, float]:
     )
     start = time.perf_counter()
     trainer.fit(module, datamodule=data)
-    lightning_seconds = (time.perf_counter() - start) / epochs
+    lightning = time.perf_counter() - start
 
-    steps = trainer.num_training_batches * epochs
-    images, labels = next(iter(data.train_dataloader()))
-    images = (images.float() - data.mean) / data.std
+    start = time.perf_counter()
+    for batch in data.train_dataloader():
+        data.on_after_batch_transfer(batch, 0)
+    data_path = time.perf_counter() - start
+
+    images, labels = data.on_after_batch_transfer(next(iter(data.train_dataloader())), 0)
+    images = images.contiguous(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.004, momentum=0.9)
     start = time.perf_counter()
-    for _ in range(steps):
+    for _ in range(trainer.num_training_batches):
         loss = F.cross_entropy(net(images), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-    return lightning_seconds, (time.perf_counter() - start) / epochs
+    return EpochCost(lightning, time.perf_counter() - start, data_path)
+
+
+def allocator() -> str:
+    """The malloc this process runs on (the Makefile preloads tcmalloc where it is installed)."""
+    maps = Path("/proc/self/maps").read_text()
+    return next((name for name in ("tcmalloc", "jemalloc") if name in maps), "glibc malloc")
 
 
 def time_to_target() -> dict[str, float]:
@@ -176,8 +215,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2, help="steps per turn [2]")
     parser.add_argument("--alexnet-batch", type=int, default=64)
     parser.add_argument("--convnet-batch", type=int, default=128)
+    parser.add_argument("--epochs", type=int, default=3, help="Fashion-MNIST epochs timed [3]")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU, {allocator()}")
 
     all_subjects = subjects(args.alexnet_batch, args.convnet_batch)
     measure_steps(all_subjects, args.rounds, args.steps)
@@ -189,7 +229,7 @@ def main() -> None:
             f"| {s.name} | {s.precision} | {cl} | {statistics.median(s.rates):.0f} "
             f"| {min(s.rates):.0f} | {max(s.rates):.0f} |"
         )
-    names = list(dict.fromkeys(s.name for s in all_subjects))
+    names = list(dict.fromkeys(s.name for s in all_subjects))[:3]
     a, b = best(all_subjects, names[0]), best(all_subjects, names[1])
     ratio = statistics.median(a.rates) / statistics.median(b.rates)
     print(f"\na/b = {ratio:.2f}, each at its best: {a.label} vs {b.label}")
@@ -199,15 +239,19 @@ def main() -> None:
             fp32 = median_rate(all_subjects, name, "fp32", cl)
             print(f"bf16/fp32 = {bf16 / fp32:.2f}: {name}, channels-last {'on' if cl else 'off'}")
 
-    lightning_seconds, compute_seconds = data_path_overhead()
+    costs = [epoch_cost() for _ in range(args.epochs)]
+    compute = statistics.median(c.compute for c in costs)
+    data = statistics.median(c.data / c.compute for c in costs)
+    lightning = statistics.median(c.lightning / c.compute - 1 for c in costs)
     print(
-        f"\nconvnet4 epoch on Fashion-MNIST (fp32): {lightning_seconds:.1f} s through Lightning "
-        f"and the data path, {compute_seconds:.1f} s of the same steps on one batch: "
-        f"+{100 * (lightning_seconds / compute_seconds - 1):.0f}%"
+        f"\nconvnet4 epoch on Fashion-MNIST (fp32, channels-last), medians of {len(costs)}: "
+        f"{compute:.1f} s of training steps on one batch; the data path alone (uint8 batches "
+        f"fetched, normalized) +{100 * data:.0f}% of that; the whole epoch through Lightning "
+        f"(data, steps, metrics, logging, hooks) +{100 * lightning:.0f}%"
     )
     results = time_to_target()
     print(
-        "time to 18% training error, convnet4 ReLU lr 0.004 (pinned fp32): "
+        "time to 18% training error, convnet4 ReLU lr 0.004 (pinned fp32, channels-last): "
         f"{results['train/seconds_to_target']:.1f} s, "
         f"{results['train/epochs_to_target']:.1f} epochs"
     )

@@ -6,6 +6,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+import alexlab.training  # noqa: F401 (registers the resolvers the configs use, as src/train.py does)
+
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")

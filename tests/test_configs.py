@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import CONF, composed
 from hydra.utils import instantiate
 from torch import nn
@@ -62,3 +63,26 @@ def test_defaults_run_on_data_this_machine_has():
 
 def test_optim_lr_switch_reaches_the_optimizer():
     assert composed("optim.lr=0.02").optim.optimizer.lr == 0.02
+
+
+@pytest.mark.parametrize(
+    "amx, avx512_bf16, expected",
+    [(True, True, "bf16-mixed"), (False, True, "bf16-mixed"), (False, False, "32")],
+)
+def test_cpu_precision_default_follows_the_bf16_hardware(monkeypatch, amx, avx512_bf16, expected):
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    assert composed("trainer=cpu").trainer.precision == expected
+
+
+@pytest.mark.parametrize("bf16, expected", [(True, "bf16-mixed"), (False, "16-mixed")])
+def test_gpu_precision_default_follows_the_bf16_hardware(monkeypatch, bf16, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: bf16)
+    assert composed("trainer=gpu").trainer.precision == expected
+    assert composed("trainer=ddp").trainer.precision == expected  # accelerator: auto
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_experiments_pin_fp32_whatever_the_machine(experiment):
+    assert composed(f"experiment={experiment}").trainer.precision == 32

@@ -91,6 +91,30 @@ def test_lrn_normalizes_each_column_on_its_own():
     torch.testing.assert_close(lrn(a), torch.cat(halves, 1))
 
 
+def test_lrn_gradient_matches_the_formula():
+    a = (torch.randn(2, 12, 3, 3, dtype=torch.float64) * 3).requires_grad_()
+    lrn = LocalResponseNorm(size=5, alpha=0.3, groups=2)
+    assert torch.autograd.gradcheck(lrn, (a,))
+    grad_out = torch.randn(2, 12, 3, 3, dtype=torch.float64)
+    (ours,) = torch.autograd.grad(lrn(a), a, grad_out)
+    by_hand = torch.cat([lrn_by_hand(h, 5, 0.3, 0.75, 2.0) for h in a.chunk(2, 1)], 1)
+    (expected,) = torch.autograd.grad(by_hand, a, grad_out)
+    torch.testing.assert_close(ours, expected)
+
+
+def test_lrn_under_bf16_autocast_stays_within_bf16_rounding():
+    a = (torch.randn(4, 16, 5, 5) * 30).requires_grad_()
+    lrn = LocalResponseNorm(size=5, alpha=1e-3, groups=2)
+    grad_out = torch.randn(4, 16, 5, 5)
+    (exact,) = torch.autograd.grad(lrn(a), a, grad_out)
+    with torch.autocast("cpu", torch.bfloat16):
+        b = lrn(a)
+    (rounded,) = torch.autograd.grad(b, a, grad_out.bfloat16())
+    assert b.dtype == torch.bfloat16
+    torch.testing.assert_close(b.float(), lrn(a), rtol=2e-2, atol=1e-2)
+    torch.testing.assert_close(rounded, exact, rtol=2e-2, atol=2e-2)
+
+
 def test_paper_init():
     net = AlexNet()
     for name, layer in net.named_modules():

@@ -93,8 +93,8 @@ def test_target_error_logs_the_first_check_that_reaches_it(tmp_path, target, rea
         assert 0 < callback.seconds == trainer.callback_metrics["train/seconds_to_target"]
 
 
-def test_target_error_checks_the_error_of_the_images_since_the_last_check(tmp_path):
-    callback = TargetError(target=0.0, checks_per_epoch=1)
+def errors_at_checks(callback: TargetError) -> list[float]:
+    """Filled with the training error the callback sees at each of its checks."""
     seen_errors, check = [], callback._check
 
     def spy(trainer: L.Trainer, epochs: float) -> None:
@@ -102,8 +102,24 @@ def test_target_error_checks_the_error_of_the_images_since_the_last_check(tmp_pa
         check(trainer, epochs)
 
     callback._check = spy
+    return seen_errors
+
+
+def test_target_error_checks_the_error_of_the_images_since_the_last_check(tmp_path):
+    callback = TargetError(target=0.0, checks_per_epoch=1)
+    seen_errors = errors_at_checks(callback)
     fit_with_target_error(tmp_path, callback, max_epochs=1)
     assert len(seen_errors) == 1 and 0.5 < seen_errors[0] <= 1.0  # random labels, 10 classes
+
+
+def test_training_error_is_logged_once_an_epoch_over_the_whole_epoch(tmp_path):
+    callback = TargetError(target=-1.0, checks_per_epoch=1)  # a check at each epoch's end
+    epoch_errors = errors_at_checks(callback)
+    fit_with_target_error(tmp_path, callback, max_epochs=2, logger=True)
+    with open(tmp_path / "metrics.csv") as file:
+        rows = [row for row in csv.DictReader(file) if row["train/err_top1"]]
+    assert [int(row["epoch"]) for row in rows] == [0, 1]
+    assert [float(row["train/err_top1"]) for row in rows] == pytest.approx(epoch_errors)
 
 
 def test_target_error_logs_each_check_as_figure_1s_curve(tmp_path):

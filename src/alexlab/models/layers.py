@@ -70,12 +70,16 @@ class LocalResponseNorm(nn.Module):
         self.variant, self.groups = variant, groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # The sum over each channel's window is a 1x1 convolution with a banded matrix, one GEMM
-        # (block-diagonal: each column on its own). F.local_response_norm's avg_pool3d over a 5-D
-        # view took half of AlexNet's training step on a CPU; this runs in a fifth of the time.
         alpha = self.alpha if self.variant == "paper" else self.alpha / self.size
-        sums = F.conv2d(x * x, window_matrix(x.shape[1], self.size, self.groups, x))
-        return x * (sums * alpha + self.k) ** -self.beta
+        if torch.is_autocast_enabled(x.device.type):
+            x = x.to(torch.get_autocast_dtype(x.device.type))
+        per_group = x.shape[1] // self.groups
+        index = torch.arange(per_group, device=x.device)
+        band = (index[:, None] - index[None, :]).abs() <= self.size // 2
+        window = (band.to(x.dtype) * alpha).repeat(self.groups, 1)[:, :, None, None]
+        k = torch.full((x.shape[1],), self.k, dtype=x.dtype, device=x.device)
+        with torch.autocast(x.device.type, enabled=False):
+            return _ResponseNorm.apply(x, window, k, self.beta, self.groups)
 
     def extra_repr(self) -> str:
         return (
@@ -84,12 +88,32 @@ class LocalResponseNorm(nn.Module):
         )
 
 
-def window_matrix(channels: int, size: int, groups: int, like: torch.Tensor) -> torch.Tensor:
-    """(channels, channels, 1, 1) weights that sum the `size` neighbouring channels of each
-    channel within its group; missing neighbours at the edges count as zeros."""
-    index = torch.arange(channels // groups, device=like.device)
-    band = ((index[:, None] - index[None, :]).abs() <= size // 2).to(like.dtype)
-    return torch.block_diag(*[band] * groups)[:, :, None, None]
+class _ResponseNorm(torch.autograd.Function):
+    """b = a * s^-beta with s = k + alpha * (sum of a^2 over each channel's window), forward and
+    backward written out. The window sum is a 1x1 convolution with a banded matrix (alpha folded
+    into it, k its bias; grouped: each column on its own), one GEMM each way. Autograd's own graph
+    of these steps made a dozen passes over AlexNet's largest maps and took half its training
+    step on a CPU; F.local_response_norm (avg_pool3d over a 5-D view) was slower still. Under
+    autocast it runs in the autocast dtype: s's rounding (2^-8 relative) moves b by less than
+    bf16's own rounding of b.
+    """
+
+    @staticmethod
+    def forward(ctx, a, window, k, beta, groups):
+        s = F.conv2d(a * a, window, k, groups=groups)
+        scale = s.pow(-beta)
+        b = a * scale
+        ctx.save_for_backward(a, window, s, scale, b)
+        ctx.beta, ctx.groups = beta, groups
+        return b
+
+    @staticmethod
+    def backward(ctx, grad_b):
+        # da_j = g_j s_j^-beta - 2 beta a_j sum_i alpha W_ij g_i b_i / s_i  (W symmetric)
+        a, window, s, scale, b = ctx.saved_tensors
+        through_sums = F.conv2d((grad_b * b).div_(s), window, groups=ctx.groups)
+        grad_a = torch.addcmul(grad_b * scale, a, through_sums, value=-2 * ctx.beta)
+        return grad_a, None, None, None, None
 
 
 def lrn_layer(
