@@ -45,7 +45,7 @@ format: $(STAMP) ## ruff fix and format
 	$(VENV)/bin/ruff check --fix src tests benchmarks
 	$(VENV)/bin/ruff format src tests benchmarks
 
-train: $(STAMP) ## the main job: alexnet_small, paper switches, real Fashion-MNIST; ARGS="key=value ..." [~5 min]
+train: $(STAMP) ## the main job: alexnet_small, paper switches, real Fashion-MNIST; ARGS="key=value ..." [~2 min]
 	$(PYTHON) src/train.py experiment=fashion_mnist $(ARGS)
 
 data-beton: $(STAMP) ## an ImageNet split as an FFCV .beton: SRC=ROOT/train OUT=FILE [~140 images/s on 2 cores]
