@@ -91,7 +91,7 @@ def subjects(alexnet_batch: int, convnet_batch: int) -> list[Subject]:
         ("(a) one column", lambda: AlexNet(columns=1), alexnet_batch, 227, 1000),
     ]
     # Whether torch.compile pays (model.compile): each net compiled in place, as Classifier does.
-    compiled = [(f"{name}, compiled", compiled_(make), *rest) for name, make, *rest in nets]
+    compiled = [(f"{name}, compiled", compiling(make), *rest) for name, make, *rest in nets]
     return [
         Subject(name, make(), *batch(size, side, classes), precision, channels_last)
         for name, make, size, side, classes in nets
@@ -103,7 +103,7 @@ def subjects(alexnet_batch: int, convnet_batch: int) -> list[Subject]:
     ]
 
 
-def compiled_(make: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
+def compiling(make: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
     def make_compiled() -> nn.Module:
         net = make()
         net.compile()
@@ -229,7 +229,7 @@ def main() -> None:
             f"| {s.name} | {s.precision} | {cl} | {statistics.median(s.rates):.0f} "
             f"| {min(s.rates):.0f} | {max(s.rates):.0f} |"
         )
-    names = list(dict.fromkeys(s.name for s in all_subjects))[:3]
+    names = list(dict.fromkeys(s.name for s in all_subjects))[:3]  # (a), (b), (c): every setting
     a, b = best(all_subjects, names[0]), best(all_subjects, names[1])
     ratio = statistics.median(a.rates) / statistics.median(b.rates)
     print(f"\na/b = {ratio:.2f}, each at its best: {a.label} vs {b.label}")
