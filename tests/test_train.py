@@ -99,6 +99,8 @@ def test_ddp_runs_two_cpu_processes_on_half_the_data_each(tmp_path):
         ("model.lrn_size=4", "model.lrn_size=4 is not valid: expected an odd positive integer"),
         ("model.pool=avg", "model.pool='avg' is not valid: choose one of overlapping, plain"),
         ("data.mean=zero", "data.mean='zero' is not valid: choose one of image, normalize"),
+        ("trainer.precision=bf17", "trainer: Precision 'bf17' is invalid. Allowed precision"),
+        ("trainer.devices=0", "trainer: `Trainer(devices=0)` value is not a valid input"),
     ],
 )
 def test_bad_value_is_one_line_naming_the_key(tmp_path, override, message):

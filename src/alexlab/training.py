@@ -13,6 +13,7 @@ import lightning as L
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 
 from alexlab.atomic import write_atomically
@@ -41,6 +42,10 @@ def build(cfg: DictConfig, group: str, **kwargs: Any) -> Any:
             raise UserError(cause.describe(f"{group}.{cause.key}")) from None
         if isinstance(cause, UserError):
             raise cause from None
+        # Lightning checks the Trainer's arguments itself; its message names the value and the
+        # valid ones (`trainer.precision=bf17`, `trainer.devices=0`, ...).
+        if group == "trainer" and isinstance(cause, (ValueError, MisconfigurationException)):
+            raise UserError(f"trainer: {cause}") from None
         raise
 
 
