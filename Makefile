@@ -14,7 +14,7 @@ ARGS ?=
 	reproduce-relu-speedup reproduce-ablations reproduce-lrn-cifar reproduce-table1
 
 help: ## list the targets (cost on 2 CPU cores in brackets)
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
 
 install: $(STAMP) ## .venv with the project and FFCV, Fashion-MNIST, the image samples [~4 min, once]
 
@@ -48,8 +48,14 @@ format: $(STAMP) ## ruff fix and format
 train: $(STAMP) ## the main job: alexnet_small, paper switches, real Fashion-MNIST; ARGS="key=value ..." [~2 min]
 	$(PYTHON) src/train.py experiment=fashion_mnist $(ARGS)
 
-data-beton: $(STAMP) ## an ImageNet split as an FFCV .beton: SRC=ROOT/train OUT=FILE [~140 images/s on 2 cores]
-	$(PYTHON) -m alexlab.data.write_beton --src $(SRC) --out $(OUT) $(ARGS)
+# ImageNet as experiment=imagenet reads it (data=imagenet_ffcv's default paths): ILSVRC's train/ and
+# val/ (the test set) as .betons, written once; the writer refuses to overwrite one.
+IMAGENET ?= /data/imagenet
+BETONS := data/imagenet_train.beton data/imagenet_val.beton
+data/imagenet_%.beton: | $(STAMP)
+	$(PYTHON) -m alexlab.data.write_beton --src $(IMAGENET)/$* --out $@ $(ARGS)
+
+data-beton: $(BETONS) ## ImageNet as FFCV .betons for experiment=imagenet: IMAGENET=ROOT (train/, val/) -> data/imagenet_{train,val}.beton [~140 images/s on 2 cores]
 
 bench-train: $(STAMP) ## images/s of a training step: our AlexNet vs torchvision's, convnet4; fp32/bf16, channels-last, compile; epoch overheads; time to target [~4 min]
 	$(PYTHON) benchmarks/train_step.py $(ARGS)
@@ -67,7 +73,6 @@ sweep: $(STAMP) ## any sweep file, no wandb server: FILE=sweeps/X.yaml ARGS="--s
 # them, remove logs/sweeps/NAME-DATA.
 DATA ?= fashion_mnist
 PARALLEL ?= 1
-IMAGENET ?= /data/imagenet
 SCALE = $(if $(EPOCHS),--set trainer.max_epochs=$(EPOCHS)) $(if $(SUBSET),--set data.subset=$(SUBSET)) \
 	$(if $(SEEDS),--set seed=$(SEEDS))
 SWEEP = $(PYTHON) -m alexlab.sweep --parallel $(PARALLEL)
@@ -81,7 +86,7 @@ EPOCHS_fashion_mnist := 20
 # The ablations use the main job's recipe (alexnet_small) on small images, the paper's on ImageNet.
 ABLATION_DATA_fashion_mnist := --set experiment=fashion_mnist --set train.target_error=0.25
 ABLATION_DATA_cifar10 := --set experiment=fashion_mnist --set data=cifar10 --set train.target_error=0.25
-ABLATION_DATA_imagenet := --set data.root=$(IMAGENET)
+ABLATION_DATA_imagenet :=
 
 FIGURE1 = --set data=$(DATA) --set train.target_error=$(TARGET) \
 	$(if $(EPOCHS_$(DATA)),--set trainer.max_epochs=$(EPOCHS_$(DATA))) $(SCALE)
@@ -92,7 +97,7 @@ reproduce-relu-speedup: $(STAMP) ## Figure 1, original and modern conditions; DA
 	$(REPORT) relu-speedup original=$(SWEEPS_DIR)/relu_vs_tanh-$(DATA)-$(TARGET) \
 	  modern=$(SWEEPS_DIR)/relu_vs_tanh_modern-$(DATA)-$(TARGET) --out results/relu_vs_tanh-$(DATA)
 
-reproduce-ablations: $(STAMP) ## the in-text ablations, 8 variants x 3 seeds; DATA=fashion_mnist|cifar10|imagenet IMAGENET=DIR [~85 min on fashion_mnist; SEEDS=[0] SUBSET=10000 ~10 min]
+reproduce-ablations: $(STAMP) $(if $(filter imagenet,$(DATA)),$(BETONS)) ## the in-text ablations, 8 variants x 3 seeds; DATA=fashion_mnist|cifar10|imagenet IMAGENET=DIR [~85 min on fashion_mnist; SEEDS=[0] SUBSET=10000 ~10 min]
 	$(SWEEP) sweeps/ablations.yaml --dir $(SWEEPS_DIR)/ablations-$(DATA) $(ABLATION_DATA_$(DATA)) $(SCALE)
 	$(REPORT) ablations $(SWEEPS_DIR)/ablations-$(DATA) --out results/ablations-$(DATA)
 
@@ -100,6 +105,6 @@ reproduce-lrn-cifar: $(STAMP) ## CIFAR-10 LRN claim, convnet4 LRN off/on x 3 see
 	$(SWEEP) sweeps/lrn_cifar.yaml --dir $(SWEEPS_DIR)/lrn_cifar-$(DATA) --set data=$(DATA) $(SCALE)
 	$(REPORT) lrn-cifar $(SWEEPS_DIR)/lrn_cifar-$(DATA) --out results/lrn_cifar-$(DATA)
 
-reproduce-table1: $(STAMP) ## Table 1's CNN on ImageNet, 5 seeds; IMAGENET=DIR, a GPU [~days per run]
-	$(SWEEP) sweeps/table1.yaml --dir $(SWEEPS_DIR)/table1 --set data.root=$(IMAGENET) $(SCALE)
+reproduce-table1: $(STAMP) $(BETONS) ## Table 1's CNN on ImageNet through FFCV, 5 seeds; IMAGENET=DIR (for make data-beton), a GPU [~days per run]
+	$(SWEEP) sweeps/table1.yaml --dir $(SWEEPS_DIR)/table1 $(SCALE)
 	$(REPORT) table1 $(SWEEPS_DIR)/table1 --out results/table1

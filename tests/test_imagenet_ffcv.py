@@ -1,5 +1,6 @@
-"""The FFCV ImageNet loader on 20 real ImageNet JPEGs: the paper's crops, flips, lighting and
-10 patches, Lightning end to end, and DDP sharding. Every test has a timeout: FFCV can hang."""
+"""The FFCV ImageNet loader on 20 real ImageNet JPEGs: the paper's crops and flips (seeded), the
+held-out validation, 10 patches, Lightning end to end, and DDP sharding (PCA lighting:
+test_lighting.py). Every test has a timeout: FFCV can hang."""
 
 import json
 import os
@@ -13,7 +14,7 @@ import pytest
 import torch
 from conftest import REPO
 from PIL import Image
-from test_imagenet_folder import JPEGS, make_tree
+from test_imagenet_folder import JPEGS, add_copies, make_tree
 from torchvision.transforms import functional as TF
 
 from alexlab.data.augment import Augment
@@ -28,7 +29,7 @@ from alexlab.data.ffcv_ops import (
 from alexlab.data.imagenet_ffcv import ImageNetFFCVDataModule
 from alexlab.data.stats import resize_centre
 from alexlab.data.write_beton import write_beton
-from alexlab.errors import ConfigError, DataNotFoundError
+from alexlab.errors import ConfigError, DataNotFoundError, UserError
 
 pytestmark = pytest.mark.timeout(180)
 PLAIN = Augment(crops=False, flips=False, pca_lighting=False)
@@ -38,6 +39,7 @@ PLAIN = Augment(crops=False, flips=False, pca_lighting=False)
 def betons(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("imagenet")
     make_tree(root)
+    add_copies(root)  # train/ holds every sample twice: one per class is held out for validation
     out = {
         f"{split}_{kind}": root / f"{split}_{kind}.beton"
         for split in ("train", "val")
@@ -50,7 +52,7 @@ def betons(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def stored_images() -> torch.Tensor:
-    """The 20 images as the writer stores them, in ImageFolder's order (class, then file)."""
+    """The 20 images of val/ as the writer stores them, in ImageFolder's order (class, then file)."""
     order = sorted(JPEGS, key=lambda p: (int(p.stem.split("_")[-1]), p.name))
     pixels = [np.asarray(resize_centre()(Image.open(p).convert("RGB"))) for p in order]
     return torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2)
@@ -58,7 +60,14 @@ def stored_images() -> torch.Tensor:
 
 def datamodule(betons: dict[str, Path], tmp_path: Path, **kwargs) -> ImageNetFFCVDataModule:
     # uint8 batches by default: raw pixels to compare; the float32 CPU path is tested against them.
-    kwargs = {"batch_size": 8, "num_workers": 2, "augment": PLAIN, "batch_dtype": "uint8", **kwargs}
+    kwargs = {
+        "batch_size": 8,
+        "num_workers": 2,
+        "augment": PLAIN,
+        "batch_dtype": "uint8",
+        "val_per_class": 1,
+        **kwargs,
+    }
     data = ImageNetFFCVDataModule(
         betons["train_raw"], betons["val_raw"], stats_file=tmp_path / "stats.pt", **kwargs
     )
@@ -71,10 +80,10 @@ def epoch(loader) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat([x for x, _ in batches]), torch.cat([y for _, y in batches])
 
 
-def test_val_batches_are_the_centre_crops_in_order(betons, tmp_path):
-    data = datamodule(betons, tmp_path)
+def test_test_batches_are_the_centre_crops_of_val_in_order(betons, tmp_path):
+    data = datamodule(betons, tmp_path, test_patches=1)
     assert (data.num_classes, data.image_size) == (19, 227)
-    images, labels = epoch(data.val_dataloader())
+    images, labels = epoch(data.test_dataloader())
     stored = stored_images()
     assert images.dtype == torch.uint8 and images.shape == (20, 3, 227, 227)
     assert torch.equal(images, stored[:, :, 14:241, 14:241])  # torchvision's centre: 14 left
@@ -119,19 +128,37 @@ def fake_trainer(**state) -> SimpleNamespace:
     return SimpleNamespace(**{"training": False, "testing": False, **state})
 
 
-def test_pca_lighting_and_mean_on_the_device(betons, tmp_path):
-    data = datamodule(betons, tmp_path, augment=Augment(crops=False, flips=False))
-    images, labels = next(iter(data.val_dataloader()))
-    data.trainer = fake_trainer(training=True)
-    torch.manual_seed(0)
-    jittered, _ = data.on_after_batch_transfer([images, labels], 0)
-    plain = images.float() - data.mean
-    shift = (jittered - plain).flatten(2)
-    assert shift.std(2).max() < 1e-3  # one colour shift per image
-    torch.manual_seed(0)
-    alpha = torch.randn(len(images), 3) * 0.1
-    expected = (alpha * data.eigval) @ data.eigvec.T
-    torch.testing.assert_close(shift.mean(2), expected, atol=1e-3, rtol=1e-4)
+def test_validation_is_held_out_of_the_train_beton(betons, tmp_path):
+    data = datamodule(betons, tmp_path)
+    train, val = data.indices["train"], data.indices["val"]
+    assert len(val) == 19 and len(train) == 21  # 40 stored: one of each of the 19 classes held out
+    assert set(train.tolist()).isdisjoint(val.tolist())
+    _, val_labels = epoch(data.val_dataloader())
+    assert sorted(val_labels.tolist()) == list(range(19))
+    _, train_labels = epoch(data.train_dataloader())
+    assert len(train_labels) == 21
+    stored = stored_images()  # each held-out image is the centre crop of its sample
+    images, _ = epoch(data.val_dataloader())
+    for image in images:
+        assert any(torch.equal(image, s[:, 14:241, 14:241]) for s in stored)
+    assert np.array_equal(datamodule(betons, tmp_path).indices["val"], val)  # seeded
+    assert not np.array_equal(datamodule(betons, tmp_path, seed=1).indices["val"], val)
+
+
+def test_crops_and_flips_follow_the_seed(betons, tmp_path):
+    def two_epochs(seed: int, batch_dtype: str = "uint8") -> list[torch.Tensor]:
+        augment = Augment(pca_lighting=False)
+        data = datamodule(betons, tmp_path, augment=augment, seed=seed, batch_dtype=batch_dtype)
+        loader = data.train_dataloader()
+        return [epoch(loader)[0] for _ in range(2)]
+
+    first, again = two_epochs(0), two_epochs(0)
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not torch.equal(first[0], first[1])  # each epoch draws anew
+    assert not torch.equal(two_epochs(1)[0], first[0])
+    floats = two_epochs(0, "float32")[0]  # the float pass crops where the uint8 pass does
+    data = datamodule(betons, tmp_path, batch_dtype="float32")
+    torch.testing.assert_close(floats, first[0].float() - data.mean)
 
 
 @pytest.mark.parametrize("batch_dtype", ["uint8", "float32"])
@@ -148,39 +175,24 @@ def test_ten_patches_are_where_the_paper_puts_them(betons, tmp_path, batch_dtype
 
 
 def test_cpu_float_batches_are_normalized_in_ffcvs_pass(betons, tmp_path):
-    data = datamodule(betons, tmp_path, batch_dtype="auto", mean="normalize")
-    images, _ = epoch(data.val_dataloader())
+    data = datamodule(betons, tmp_path, batch_dtype="auto", mean="normalize", test_patches=1)
+    images, _ = epoch(data.test_dataloader())
     assert images.dtype == torch.float32
     centres = stored_images()[:, :, 14:241, 14:241].float()
     torch.testing.assert_close(images, (centres - data.mean) / data.std, atol=1e-4, rtol=1e-5)
 
 
-def test_cpu_float_batches_carry_pca_lighting(betons, tmp_path):
-    data = datamodule(
-        betons, tmp_path, batch_dtype="auto", augment=Augment(crops=False, flips=False)
-    )
-    centres = stored_images()[:, :, 14:241, 14:241].float() - data.mean
-    loader, alphas = data.train_dataloader(), []
-    for _ in range(5):
-        images, _ = epoch(loader)
-        for image in images:
-            shift = min((image - c for c in centres), key=lambda d: d.std((1, 2)).sum())
-            per_channel = shift.mean((1, 2))
-            torch.testing.assert_close(
-                shift, per_channel[:, None, None].expand_as(shift), atol=1e-3, rtol=0
-            )
-            alphas.append((per_channel @ data.eigvec) / data.eigval)
-    alphas = torch.stack(alphas)  # 100 images: each alpha ~ N(0, 0.1)
-    assert torch.all(alphas.mean(0).abs() < 0.05)
-    assert torch.all((alphas.std(0) - 0.1).abs() < 0.03)
-
-
 def test_jpeg_beton_decodes_close_to_the_paper_image(betons, tmp_path):
     data = ImageNetFFCVDataModule(
-        betons["train_jpg"], betons["val_jpg"], augment=PLAIN, stats_file=tmp_path / "s.pt"
+        betons["train_jpg"],
+        betons["val_jpg"],
+        augment=PLAIN,
+        stats_file=tmp_path / "s.pt",
+        val_per_class=1,
+        test_patches=1,
     )
     data.setup()
-    images, _ = epoch(data.val_dataloader())
+    images, _ = epoch(data.test_dataloader())
     images = images + data.mean  # float32 batches on a CPU
     error = (images.float() - stored_images()[:, :, 14:241, 14:241].float()).square().mean()
     assert 10 * torch.log10(255**2 / error) >= 30  # PSNR in dB
@@ -195,8 +207,12 @@ def test_random_resized_crop_alternative(betons, tmp_path):
 def test_missing_beton_and_bad_values(betons, tmp_path):
     with pytest.raises(DataNotFoundError, match=r"data.train_beton=.*nope.beton.*write_beton"):
         ImageNetFFCVDataModule(tmp_path / "nope.beton", betons["val_raw"])
+    with pytest.raises(DataNotFoundError, match=r"data.test_beton=.*nope.beton.*IMAGENET/val"):
+        ImageNetFFCVDataModule(betons["train_raw"], tmp_path / "nope.beton")
     with pytest.raises(ConfigError, match="crop"):
         ImageNetFFCVDataModule(betons["train_raw"], betons["val_raw"], crop="center")
+    with pytest.raises(UserError, match=r"^data.val_per_class=2: class \d+ has only 2 training"):
+        ImageNetFFCVDataModule(betons["train_raw"], betons["val_raw"], val_per_class=2)
 
 
 def test_train_py_runs_the_paper_net_on_ffcv(betons, tmp_path):
@@ -207,7 +223,8 @@ def test_train_py_runs_the_paper_net_on_ffcv(betons, tmp_path):
             "model=alexnet",
             "data=imagenet_ffcv",
             f"data.train_beton={betons['train_jpg']}",
-            f"data.val_beton={betons['val_jpg']}",
+            f"data.test_beton={betons['val_jpg']}",
+            "data.val_per_class=1",
             f"data.stats_file={tmp_path / 'stats.pt'}",
             "data.batch_size=4",
             "trainer.fast_dev_run=2",
@@ -233,6 +250,7 @@ from alexlab.data.imagenet_ffcv import ImageNetFFCVDataModule
 rank, train, val, stats, out = int(sys.argv[1]), *sys.argv[2:]
 dist.init_process_group("gloo", init_method="tcp://127.0.0.1:29533", rank=rank, world_size=2)
 data = ImageNetFFCVDataModule(train, val, batch_size=4, num_workers=1, stats_file=stats,
+                              val_per_class=1,
                               augment=Augment(crops=False, flips=False, pca_lighting=False))
 data.setup()
 data.trainer = SimpleNamespace(world_size=2, strategy=SimpleNamespace(root_device=torch.device("cpu")))
@@ -243,11 +261,12 @@ dist.destroy_process_group()
 
 
 def test_ddp_processes_read_disjoint_shards(tmp_path, foolbox_data):
-    # One class per image, so that the label names the image.
+    # One class per sample, so that the label names the image; each twice, one held out.
     root = tmp_path / "one_per_class"
     for i, jpeg in enumerate(JPEGS):
         (root / f"{i:02d}").mkdir(parents=True)
-        (root / f"{i:02d}" / jpeg.name).write_bytes(jpeg.read_bytes())
+        for copy in ("a", "b"):
+            (root / f"{i:02d}" / f"{copy}.JPEG").write_bytes(jpeg.read_bytes())
     beton = tmp_path / "train.beton"
     write_beton(root, beton, raw=True, workers=1)
     outs = [tmp_path / f"rank{r}.txt" for r in (0, 1)]

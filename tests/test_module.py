@@ -3,6 +3,7 @@
 import copy
 import csv
 from functools import partial
+from types import SimpleNamespace
 
 import lightning as L
 import pytest
@@ -97,9 +98,9 @@ def errors_at_checks(callback: TargetError) -> list[float]:
     """Filled with the training error the callback sees at each of its checks."""
     seen_errors, check = [], callback._check
 
-    def spy(trainer: L.Trainer, epochs: float) -> None:
+    def spy(trainer: L.Trainer, pl_module: L.LightningModule, epochs: float) -> None:
         seen_errors.append(float(callback._wrong / callback._seen))
-        check(trainer, epochs)
+        check(trainer, pl_module, epochs)
 
     callback._check = spy
     return seen_errors
@@ -133,6 +134,28 @@ def test_target_error_logs_each_check_as_figure_1s_curve(tmp_path):
 def test_target_error_stops_training_when_asked(tmp_path):
     trainer = fit_with_target_error(tmp_path, TargetError(target=1.0, stop=True), max_epochs=5)
     assert trainer.global_step == 1
+
+
+def test_target_error_decides_on_the_mistakes_of_every_ddp_process():
+    # This process: 2 of 32 wrong (6%); the other: 30 of 32. Together 32 of 64, 50%: not yet 25%.
+    other_process = torch.tensor([30.0, 32.0])
+    reduced = []
+
+    def reduce(counts: torch.Tensor, reduce_op: str) -> torch.Tensor:
+        reduced.append(reduce_op)
+        return counts + other_process  # what a sum over the two processes gives
+
+    logged = []
+    logger = SimpleNamespace(log_metrics=lambda metrics, step: logged.append(metrics))
+    trainer = SimpleNamespace(
+        strategy=SimpleNamespace(reduce=reduce), loggers=[logger], global_step=1, should_stop=False
+    )
+    callback = TargetError(target=0.25, stop=True)
+    callback._start, callback._wrong, callback._seen = 0.0, torch.tensor(2), 32
+    callback._check(trainer, SimpleNamespace(device=torch.device("cpu")), 0.2)
+    assert reduced == ["sum"]
+    assert logged == [{"train/epochs": 0.2, "train/err_recent": 0.5}]
+    assert callback.epochs is None and not trainer.should_stop  # alone it would have stopped
 
 
 def test_channels_last_computes_what_the_default_layout_does():

@@ -5,6 +5,7 @@ import time
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback
 
 
@@ -16,7 +17,9 @@ class TargetError(Callback):
     check, as cuda-convnet reports CIFAR-10's training error for each of its five 10,000-image
     batches; epochs count in those fractions. Each check is logged (`train/err_recent` at
     `train/epochs`): Figure 1's curve. `stop=True` ends training at the target. Reads the
-    `wrong` and `seen` counts that `Classifier.training_step` returns.
+    `wrong` and `seen` counts that `Classifier.training_step` returns; under DDP each check sums
+    them over all processes first, so every process logs the same error and takes the same
+    decision to stop (a process that stopped alone would leave the others waiting).
     """
 
     def __init__(self, target: float = 0.25, checks_per_epoch: int = 5, stop: bool = False) -> None:
@@ -43,18 +46,20 @@ class TargetError(Callback):
         if math.isfinite(batches):
             checks = min(self.checks_per_epoch, batches)
             if (batch_idx + 1) * checks // batches != batch_idx * checks // batches:
-                self._check(trainer, trainer.current_epoch + (batch_idx + 1) / batches)
+                self._check(trainer, pl_module, trainer.current_epoch + (batch_idx + 1) / batches)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._seen:  # an epoch of unknown length, or one cut short
-            self._check(trainer, trainer.current_epoch + 1.0)
+            self._check(trainer, pl_module, trainer.current_epoch + 1.0)
         self._elapsed = time.perf_counter() - self._start
         if self.epochs is not None:
             pl_module.log("train/epochs_to_target", self.epochs)
             pl_module.log("train/seconds_to_target", self.seconds)
 
-    def _check(self, trainer: L.Trainer, epochs: float) -> None:
-        error = float(self._wrong / self._seen)
+    def _check(self, trainer: L.Trainer, pl_module: L.LightningModule, epochs: float) -> None:
+        counts = torch.tensor([float(self._wrong), float(self._seen)], device=pl_module.device)
+        wrong, seen = trainer.strategy.reduce(counts, reduce_op="sum").tolist()
+        error = wrong / seen
         self._wrong = self._seen = 0
         # Straight to the loggers: self.log would keep only every log_every_n_steps-th step.
         for logger in trainer.loggers:

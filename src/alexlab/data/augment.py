@@ -38,9 +38,22 @@ def random_flip(images: torch.Tensor) -> torch.Tensor:
     return torch.where(flip[:, None, None, None], images.flip(-1), images)
 
 
+# PCA lighting (Section 4.1) adds eigvec @ (alpha * eigval) to every pixel, alpha ~ N(0, 0.1) per
+# image. The paper does not say in which units eigval is, and the shift scales with it: eigenpairs
+# of 0-255 pixel values added in 0-255 units shift ImageNet's colours by ~1,400 grey levels. Here,
+# as in fb.resnet.torch (eigval 0.2175, 0.0188, 0.0045 for ImageNet) and mmpretrain (the same
+# times 255: 55.46, 4.79, 1.15), the eigenpairs are those of pixel values scaled to [0, 1], the
+# shift is in those units, and it is converted to grey levels (x 255) by `lighting_shift` alone.
+# That gives ImageNet ~5.5 grey levels (RMS over images) and Fashion-MNIST ~3, whatever units a
+# loader computes in.
+PIXEL_RANGE = 255.0
+
+
 def channel_eigenpairs(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eigenvalues and eigenvectors (columns) of the covariance of pixel values across channels."""
-    pixels = images.transpose(0, 1).reshape(images.shape[1], -1).double()
+    """Eigenvalues and eigenvectors (columns) of the covariance, across channels, of the pixel
+    values of `images` (0-255) scaled to [0, 1]: the covariance around the mean colour, as the
+    paper's "PCA on the set of RGB pixel values" reads."""
+    pixels = images.transpose(0, 1).reshape(images.shape[1], -1).double() / PIXEL_RANGE
     eigval, eigvec = torch.linalg.eigh(torch.atleast_2d(torch.cov(pixels)))
     return eigval.float(), eigvec.float()
 
@@ -48,18 +61,26 @@ def channel_eigenpairs(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
 def lighting_shift(
     images: int, eigval: torch.Tensor, eigvec: torch.Tensor, std: float = 0.1
 ) -> torch.Tensor:
-    """(images, C) colour shifts eigvec @ (alpha * eigval), alpha ~ N(0, std) per image (Section 4.1)."""
+    """(images, C) colour shifts in grey levels (0-255): 255 * eigvec @ (alpha * eigval), alpha ~
+    N(0, std) per image, for eigenpairs of [0, 1] pixel values (`channel_eigenpairs`). Every loader
+    draws its shifts here."""
     alpha = torch.randn(images, eigval.numel(), device=eigval.device) * std
-    return (alpha * eigval) @ eigvec.T
+    return PIXEL_RANGE * (alpha * eigval) @ eigvec.T
 
 
-def pca_lighting(
-    images: torch.Tensor, eigval: torch.Tensor, eigvec: torch.Tensor, std: float = 0.1
+def pca_lighting_(
+    images: torch.Tensor,
+    eigval: torch.Tensor,
+    eigvec: torch.Tensor,
+    std: float = 0.1,
+    pixel_std: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Every pixel of each image shifted by its own lighting_shift."""
+    """Every pixel of each image shifted by its own lighting_shift, in place. `images` are in grey
+    levels (any offset), or in grey levels divided by `pixel_std` (C, 1, 1) when standardized."""
     device = images.device
     shift = lighting_shift(images.shape[0], eigval.to(device), eigvec.to(device), std)
-    return images + shift[:, :, None, None]
+    shift = shift[:, :, None, None]
+    return images.add_(shift if pixel_std is None else shift / pixel_std.to(device))
 
 
 def normalize(

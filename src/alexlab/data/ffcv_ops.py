@@ -37,22 +37,22 @@ torch.set_num_threads(_threads)
 
 @dataclass(frozen=True)
 class Normalization:
-    """Float32 (x - mean + eigvec @ (alpha * eigval)) / std, alpha ~ N(0, lighting_std) per image:
-    mean subtraction and the paper's PCA lighting (lighting_std 0 = off)."""
+    """Float32 (x - mean) / std, per channel."""
 
     mean: np.ndarray
     std: np.ndarray
-    eigval: np.ndarray
-    eigvec: np.ndarray
-    lighting_std: float = 0.0
 
 
 class Crop(Operation):
     """A `size` x `size` window of each (H, W, C) uint8 image, random (Section 4.1) or central,
     mirrored with probability 1/2 if `flip`, in one pass. With a `normalization`, the same pass
-    yields its float32 values: on a CPU that saves three more passes over every batch.
+    yields its float32 values: on a CPU that saves more passes over every batch.
 
-    FFCV's only cropping decoder is RandomResizedCrop; the paper crops without resizing.
+    FFCV's only cropping decoder is RandomResizedCrop; the paper crops without resizing. Numba's
+    random generator is per thread and unseeded, so each image's draws are seeded from `seed`, the
+    image's index and the first index of its batch (which FFCV's shuffle, itself seeded by `seed`
+    and the epoch, changes every epoch): the same seed gives the same crops and flips, however
+    FFCV's threads share the batch out.
     """
 
     def __init__(
@@ -61,22 +61,25 @@ class Crop(Operation):
         random: bool = True,
         flip: bool = False,
         normalization: Normalization | None = None,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         self.size, self.random, self.flip = size, random, flip
-        self.normalization = normalization
+        self.normalization, self.seed = normalization, seed
 
     def generate_code(self) -> Callable:  # FFCV compiles the returned function with numba
         parallel_range = Compiler.get_iterator()
-        size, random, flip = self.size, self.random, self.flip
-        norm = self.normalization or Normalization(np.zeros(3), np.ones(3), np.zeros(3), np.eye(3))
+        size, random, flip, seed = self.size, self.random, self.flip, self.seed % 2**32
+        norm = self.normalization or Normalization(np.zeros(3), np.ones(3))
         to_float = self.normalization is not None
         mean, inv_std = norm.mean.astype(np.float32), (1 / norm.std).astype(np.float32)
-        eigval, eigvec = norm.eigval.astype(np.float32), norm.eigvec.astype(np.float32)
-        lighting_std = norm.lighting_std
 
-        def window(height, width):
+        def window(height, width, batch_key, index):
             """Top-left corner and mirroring of one image's crop."""
+            if random or flip:  # in uint64: numba turns int64 with uint64 (FFCV's indices) to float
+                key = np.uint64(seed) * np.uint64(1_000_003) + np.uint64(index)
+                key += np.uint64(batch_key) * np.uint64(7_919)
+                np.random.seed(np.uint32(key & np.uint64(0xFFFFFFFF)))
             if random:
                 top = np.random.randint(0, height - size + 1)
                 left = np.random.randint(0, width - size + 1)
@@ -86,25 +89,19 @@ class Crop(Operation):
 
         window = Compiler.compile(window)
 
-        def crop(images, dst):
+        def crop(images, dst, indices):
             for i in parallel_range(images.shape[0]):
-                top, left, mirror = window(images.shape[1], images.shape[2])
+                top, left, mirror = window(images.shape[1], images.shape[2], indices[0], indices[i])
                 for row in range(size):
                     line = images[i, top + row, left : left + size]
                     dst[i, row] = line[::-1] if mirror else line
             return dst
 
-        def crop_to_float(images, dst):
+        def crop_to_float(images, dst, indices):
+            r, g, b = mean[0], mean[1], mean[2]
+            sr, sg, sb = inv_std[0], inv_std[1], inv_std[2]
             for i in parallel_range(images.shape[0]):
-                top, left, mirror = window(images.shape[1], images.shape[2])
-                offset = mean.copy()
-                if lighting_std > 0:
-                    alpha = np.random.normal(0.0, lighting_std, 3)
-                    for c in range(3):
-                        for k in range(3):
-                            offset[c] -= eigvec[c, k] * alpha[k] * eigval[k]
-                r, g, b = offset[0], offset[1], offset[2]
-                sr, sg, sb = inv_std[0], inv_std[1], inv_std[2]
+                top, left, mirror = window(images.shape[1], images.shape[2], indices[0], indices[i])
                 for row in range(size):
                     line = images[i, top + row, left : left + size]
                     if mirror:
@@ -119,6 +116,7 @@ class Crop(Operation):
         if to_float:
             crop = crop_to_float
         crop.is_parallel = True
+        crop.with_indices = True
         return crop
 
     def declare_state_and_memory(self, previous_state: State) -> tuple[State, AllocationQuery]:

@@ -2,7 +2,8 @@
 
 The paper's fixed-resolution 256x256 images are stored at write time; loading decodes them,
 takes random `crop_size` crops and mirror images (training), the centre crop (validation) or the
-10 patches (test), then subtracts the mean and adds PCA lighting on the training device.
+10 patches (test), then subtracts the mean and adds PCA lighting. Validation images are held out
+of the training beton (`val_per_class` per class); the test beton is ILSVRC's val/.
 """
 
 import os
@@ -12,7 +13,7 @@ import numpy as np
 import torch
 
 from alexlab.data import stats as stats_module
-from alexlab.data.augment import Augment, lighting_shift, normalize, ten_crop
+from alexlab.data.augment import Augment, lighting_shift, normalize, pca_lighting_, ten_crop
 from alexlab.data.ffcv_ops import (
     Crop,
     IntDecoder,
@@ -27,6 +28,7 @@ from alexlab.data.ffcv_ops import (
     ToTensor,
     ToTorchImage,
 )
+from alexlab.data.holdout import hold_out
 from alexlab.data.imagenet_folder import CROP_SIZES, TEST_PATCHES
 from alexlab.data.in_memory import MEANS
 from alexlab.data.splits import SplitsDataModule
@@ -34,14 +36,20 @@ from alexlab.data.stats import RESIZE
 from alexlab.errors import DataNotFoundError, check_choice, check_range
 
 CROPS = ("paper", "random_resized")
+FOLDERS = {"train": "train", "test": "val"}  # ILSVRC's folder for each beton
 BATCH_DTYPES = ("auto", "float32", "uint8")
 
 
 class ImageNetFFCVDataModule(SplitsDataModule):
     """FFCV's compiled pipeline decodes, crops and mirrors each image in one pass; on a CPU the same
-    pass subtracts the mean and adds the PCA lighting, yielding float32 batches. For a GPU it
-    yields uint8 and ends with `ToDevice`, and `on_after_batch_transfer` does that arithmetic on
-    the GPU (`batch_dtype` overrides the choice).
+    pass subtracts the mean, yielding float32 batches. For a GPU it yields uint8 and ends with
+    `ToDevice`, and `on_after_batch_transfer` subtracts the mean on the GPU (`batch_dtype`
+    overrides the choice). PCA lighting is added in `on_after_batch_transfer` either way, by the
+    one implementation every loader uses (`augment.lighting_shift`).
+
+    `val_per_class` training images per class (drawn with `seed`) are the validation set, which
+    the learning-rate schedule and the best checkpoint follow; `test_beton` (ILSVRC's val/, as
+    its test labels are not public) is the test set.
 
     `crop="paper"` takes plain random crops of the stored image; `"random_resized"` uses FFCV's
     RandomResizedCrop decoder (the modern recipe) instead. Under DDP each process reads its own
@@ -53,7 +61,7 @@ class ImageNetFFCVDataModule(SplitsDataModule):
     def __init__(
         self,
         train_beton: str,
-        val_beton: str,
+        test_beton: str,
         batch_size: int = 128,
         num_workers: int = 2,
         crop_size: int = 227,
@@ -64,6 +72,7 @@ class ImageNetFFCVDataModule(SplitsDataModule):
         stats_file: str | None = None,
         stats_images: int = 10_000,
         batch_dtype: str = "auto",
+        val_per_class: int = 10,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -74,12 +83,14 @@ class ImageNetFFCVDataModule(SplitsDataModule):
         check_choice("mean", mean, MEANS)
         check_range("batch_size", batch_size, 1, float("inf"))
         check_range("num_workers", num_workers, 1, float("inf"))
-        self.betons = {"train": Path(train_beton), "val": Path(val_beton)}
+        check_range("val_per_class", val_per_class, 1, float("inf"))
+        self.betons = {"train": Path(train_beton), "test": Path(test_beton)}
         for split, path in self.betons.items():
             if not path.is_file():
                 raise DataNotFoundError(
                     f"data.{split}_beton={path}: no such file; write it with "
-                    f"python -m alexlab.data.write_beton --src IMAGENET/{split} --out {path}"
+                    f"python -m alexlab.data.write_beton --src IMAGENET/{FOLDERS[split]} "
+                    f"--out {path} (make data-beton IMAGENET=... writes both)"
                 )
         self.batch_size, self.crop_size, self.crop = batch_size, crop_size, crop
         # FFCV fails with more threads than cores.
@@ -94,6 +105,8 @@ class ImageNetFFCVDataModule(SplitsDataModule):
         labels = reader.metadata[f"f{list(reader.handlers).index('label')}"]  # the IntField
         self.num_classes = int(labels.max()) + 1
         self.image_size = crop_size
+        train, val = hold_out(labels, val_per_class, seed)
+        self.indices = {"train": train, "val": val}
 
     def _stats(self) -> dict:
         return stats_module.load_or_compute_stats(self.stats_file, self._compute_stats)
@@ -124,27 +137,23 @@ class ImageNetFFCVDataModule(SplitsDataModule):
         self.eigval, self.eigvec = stats["eigval"], stats["eigvec"]
 
     def _loader(self, split: str, shuffle: bool = False) -> SafeLoader:
-        """`split` is train, val or test (test reads the val beton, as ImageNet's test labels
-        are not public); the loader is built when Lightning asks, after DDP has started."""
+        """`split` is train, val (held out of the train beton) or test (the test beton); the
+        loader is built when Lightning asks, after DDP has started."""
         aug, device = self.augment, self._device()
         train = split == "train"
         # Test batches keep the whole stored image; the 10 patches are cut on the device.
         size = RESIZE if split == "test" and self.test_patches == 10 else self.crop_size
         normalization = None
         if self._float_batches(device):
-            normalization = Normalization(
-                mean=self.mean.flatten().numpy(),
-                std=(self.std if self.std is not None else torch.ones(3)).flatten().numpy(),
-                eigval=self.eigval.numpy(),
-                eigvec=self.eigvec.numpy(),
-                lighting_std=aug.lighting_std if train and aug.pca_lighting else 0.0,
-            )
+            std = self.std if self.std is not None else torch.ones(3)
+            normalization = Normalization(self.mean.flatten().numpy(), std.flatten().numpy())
         random_resized = train and self.crop == "random_resized"
         crop = Crop(
             size,
             random=train and aug.crops and not random_resized,
             flip=train and aug.flips,
             normalization=normalization,
+            seed=self.seed,
         )
         decoder = (
             RandomResizedCropRGBImageDecoder((size, size))
@@ -153,10 +162,11 @@ class ImageNetFFCVDataModule(SplitsDataModule):
         )
         to_device = [ToDevice(device, non_blocking=True)] if device.type == "cuda" else []
         loader = SafeLoader(
-            str(self.betons["train" if train else "val"]),
+            str(self.betons["test" if split == "test" else "train"]),
             batch_size=self.batch_size,
             num_workers=self.num_workers,
             order=OrderOption.RANDOM if shuffle else OrderOption.SEQUENTIAL,
+            indices=self.indices.get(split),
             distributed=self.trainer is not None and self.trainer.world_size > 1,
             seed=self.seed,
             pipelines={
@@ -184,12 +194,16 @@ class ImageNetFFCVDataModule(SplitsDataModule):
 
     def on_after_batch_transfer(self, batch: list[torch.Tensor], dataloader_idx: int) -> list:
         images, labels = batch
-        if images.dtype == torch.uint8:
+        aug = self.augment
+        lighting = self.trainer is not None and self.trainer.training and aug.pca_lighting
+        if images.dtype == torch.uint8:  # mean and lighting in the one pass that makes floats
             shift = None
-            if self.trainer is not None and self.trainer.training and self.augment.pca_lighting:
+            if lighting:
                 eigval, eigvec = self.eigval.to(images.device), self.eigvec.to(images.device)
-                shift = lighting_shift(len(images), eigval, eigvec, self.augment.lighting_std)
+                shift = lighting_shift(len(images), eigval, eigvec, aug.lighting_std)
             images = normalize(images, self.mean, self.std, shift)
+        elif lighting:  # float batches, FFCV's own buffer: shifted in place
+            images = pca_lighting_(images, self.eigval, self.eigvec, aug.lighting_std, self.std)
         if self.trainer is not None and self.trainer.testing and self.test_patches == 10:
             images = ten_crop(images, self.crop_size)
         return [images, labels]

@@ -1,20 +1,24 @@
 """ImageNet from JPEG folders (ImageFolder layout), preprocessed as in Sections 2 and 4.1.
 
 Every image is rescaled so its shorter side is 256 and cut to its central 256x256 patch. Training
-takes random `crop_size` crops and mirror images of it, with PCA lighting; validation takes the
-centre crop; the test takes the paper's 10 patches (4 corners + centre, and their mirror images)
-of each val/ image, since ImageNet's test labels are not public.
+takes random `crop_size` crops and mirror images of it, with PCA lighting; validation, on images
+held out of train/, takes the centre crop; the test takes the paper's 10 patches (4 corners +
+centre, and their mirror images) of each val/ image, since ImageNet's test labels are not public.
 """
 
+import copy
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
+from torch.utils.data import Subset
 from torchvision import transforms
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from alexlab.data import stats as stats_module
-from alexlab.data.augment import Augment, pca_lighting
+from alexlab.data.augment import Augment, pca_lighting_
+from alexlab.data.holdout import hold_out
 from alexlab.data.in_memory import MEANS
 from alexlab.data.splits import SplitsDataModule
 from alexlab.data.stats import image_folder, pixel_values, resize_centre
@@ -66,7 +70,7 @@ class PCALighting:
         self.eigval, self.eigvec, self.std = eigval, eigvec, std
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
-        return pca_lighting(image[None], self.eigval, self.eigvec, self.std)[0]
+        return pca_lighting_(image[None], self.eigval, self.eigvec, self.std)[0]
 
 
 def stack_to_tensor(patches: tuple) -> torch.Tensor:
@@ -81,8 +85,10 @@ class ImageNetFolderDataModule(SplitsDataModule):
     value (the per-channel form of the paper's mean image, which random crops would misalign);
     `"normalize"` also divides each channel by its std. Those statistics and the RGB eigenpairs for PCA lighting come from
     `stats_images` training images and are cached in `stats_file` (default
-    `root`/alexlab_stats.pt). Test batches are (N, 10, C, H, W) with `test_patches=10`, for the
-    model to average its softmax over dim 1, and (N, C, H, W) with `test_patches=1`.
+    `root`/alexlab_stats.pt). `val_per_class` images of each class of train/ (drawn with `seed`)
+    are held out for validation; val/ is the test set. Test batches are (N, 10, C, H, W) with
+    `test_patches=10`, for the model to average its softmax over dim 1, and (N, C, H, W) with
+    `test_patches=1`.
     """
 
     in_channels = 3
@@ -98,6 +104,8 @@ class ImageNetFolderDataModule(SplitsDataModule):
         test_patches: int = 10,
         stats_file: str | Path | None = None,
         stats_images: int = 10_000,
+        val_per_class: int = 10,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         check_choice("crop_size", crop_size, CROP_SIZES)
@@ -106,6 +114,7 @@ class ImageNetFolderDataModule(SplitsDataModule):
         check_range("batch_size", batch_size, 1, float("inf"))
         check_range("num_workers", num_workers, 0, float("inf"))
         check_range("stats_images", stats_images, 1, float("inf"))
+        check_range("val_per_class", val_per_class, 1, float("inf"))
         self.root = Path(root).expanduser()
         self.classes = check_layout(self.root)
         self.num_classes = len(self.classes)
@@ -115,6 +124,7 @@ class ImageNetFolderDataModule(SplitsDataModule):
         self.mean_mode, self.test_patches = mean, test_patches
         self.stats_file = Path(stats_file) if stats_file else self.root / "alexlab_stats.pt"
         self.stats_images = stats_images
+        self.val_per_class, self.seed = val_per_class, seed
 
     def _stats(self) -> dict:
         # Looked up at call time, so that tests can stand in for the computation.
@@ -133,12 +143,15 @@ class ImageNetFolderDataModule(SplitsDataModule):
         self.stats = self._stats()
         std = self.stats["std"] if self.mean_mode == "normalize" else torch.ones(3)
         normalize = transforms.Normalize(self.stats["mean"].tolist(), std.tolist())
-        if stage in (None, "fit"):
-            self.splits["train"] = image_folder(
-                self.root / "train", self.train_transform(normalize)
-            )
         if stage in (None, "fit", "validate"):
-            self.splits["val"] = image_folder(self.root / "val", self.val_transform(normalize))
+            train = image_folder(self.root / "train", self.train_transform(normalize))
+            val = copy.copy(train)  # the same listing of train/, another transform
+            val.transform = self.val_transform(normalize)
+            train_indices, val_indices = hold_out(
+                np.array(train.targets), self.val_per_class, self.seed
+            )
+            self.splits["train"] = Subset(train, train_indices.tolist())
+            self.splits["val"] = Subset(val, val_indices.tolist())
         if stage in (None, "test"):
             self.splits["test"] = image_folder(self.root / "val", self.test_transform(normalize))
 

@@ -7,7 +7,7 @@ from alexlab.data.augment import (
     Augment,
     channel_eigenpairs,
     normalize,
-    pca_lighting,
+    pca_lighting_,
     random_crop,
     random_flip,
 )
@@ -92,8 +92,8 @@ class InMemoryDataModule(SplitsDataModule):
         else:
             self.mean = sample.mean((0, 2, 3))[:, None, None]
             self.std = sample.std((0, 2, 3))[:, None, None]
-        # In the units the jitter is added in: after normalization.
-        self.eigval, self.eigvec = channel_eigenpairs((sample - self.mean) / self.std)
+        # Of the raw pixels, whatever `mean` is: pca_lighting_ converts the shift to the batch's units.
+        self.eigval, self.eigvec = channel_eigenpairs(sample)
 
     def on_after_batch_transfer(self, batch: list[torch.Tensor], dataloader_idx: int) -> list:
         images, labels = batch
@@ -109,5 +109,5 @@ class InMemoryDataModule(SplitsDataModule):
         if aug.flips:
             images = random_flip(images)
         if aug.pca_lighting:
-            images = pca_lighting(images, self.eigval, self.eigvec, aug.lighting_std)
+            images = pca_lighting_(images, self.eigval, self.eigvec, aug.lighting_std, self.std)
         return images

@@ -3,7 +3,8 @@
     python -m alexlab.data.stats --root ROOT [--images N] [--out FILE]
 
 computes what `ImageNetFolderDataModule.setup()` would otherwise compute on first use: the mean
-and std of each RGB channel, and the eigenpairs of the 3x3 RGB covariance for PCA lighting.
+and std of each RGB channel (0-255), and the eigenpairs of the 3x3 covariance of RGB values scaled
+to [0, 1], for PCA lighting (`augment.channel_eigenpairs`).
 """
 
 import argparse
@@ -26,6 +27,9 @@ from alexlab.errors import DataNotFoundError, UserError
 RESIZE = 256  # Section 2: shorter side rescaled to 256, then the central 256x256 patch
 # Pixels kept for the covariance: enough for 3x3 eigenpairs, small enough to hold in memory.
 COVARIANCE_PIXELS = 10_000_000
+# Bumped when the cached statistics change meaning; a cache of another format is computed again.
+# 2: eigenpairs of [0, 1] pixel values (format 1's were of 0-255 values: 65,025 times larger).
+STATS_FORMAT = 2
 
 
 def resize_centre() -> transforms.Compose:
@@ -80,6 +84,7 @@ def pixel_stats(batches: Iterable[torch.Tensor], images: int) -> dict:
         "eigval": eigval,
         "eigvec": eigvec,
         "images": images,
+        "format": STATS_FORMAT,
     }
 
 
@@ -105,10 +110,16 @@ def save_stats(stats: dict, path: Path) -> None:
 
 
 def load_or_compute_stats(path: Path, compute: Callable[[], dict]) -> dict:
-    """The cached stats at `path`, computed and cached first if there are none."""
-    if not path.exists():
-        save_stats(compute(), path)
-    return torch.load(path, map_location="cpu")
+    """The cached stats at `path`, computed and cached first if there are none or they are of
+    another format."""
+    if path.exists():
+        stats = torch.load(path, map_location="cpu")
+        if stats.get("format") == STATS_FORMAT:
+            return stats
+        print(f"{path}: statistics of an older format; computing them again")
+    stats = compute()
+    save_stats(stats, path)
+    return stats
 
 
 def main(argv: list[str] | None = None) -> None:
