@@ -8,7 +8,9 @@ from conftest import CONF, composed
 from hydra.utils import instantiate
 from torch import nn
 
-from alexlab.training import split_model_config
+from alexlab.models import ConvLocal
+from alexlab.module import Classifier
+from alexlab.training import parameter_group_switches, split_model_config
 
 
 def options(group: str) -> list[str]:
@@ -86,3 +88,37 @@ def test_gpu_precision_default_follows_the_bf16_hardware(monkeypatch, bf16, expe
 @pytest.mark.parametrize("experiment", options("experiment"))
 def test_experiments_pin_fp32_whatever_the_machine(experiment):
     assert composed(f"experiment={experiment}").trainer.precision == 32
+
+
+def test_lrn_cifar_is_cuda_convnets_conv_local_net_with_its_layer_params():
+    cfg = composed("experiment=lrn_cifar", "model.lrn=code")
+    net = instantiate(
+        split_model_config(cfg.model)[0], num_classes=10, in_channels=3, input_size=32
+    )
+    assert isinstance(net, ConvLocal) and cfg.data.mean == "image" and not cfg.data.augment.crops
+    module = Classifier(
+        net, instantiate(cfg.optim.optimizer), num_classes=10, **parameter_group_switches(cfg.optim)
+    )
+    optimizer = module.configure_optimizers()["optimizer"]
+    before = {name: p.detach().clone() for name, p in net.named_parameters()}
+    for p in net.parameters():
+        p.grad = torch.zeros_like(p)
+    optimizer.step()  # zero gradient: only weight decay moves a parameter
+    after = dict(net.named_parameters())
+    for layer in ("features.conv1", "features.conv2"):  # wc=0.00
+        assert torch.equal(after[f"{layer}.weight"], before[f"{layer}.weight"])
+    for layer in ("features.local3", "features.local4", "classifier"):  # wc=0.004, epsW 0.001
+        shrunk = before[f"{layer}.weight"] * (1 - 0.001 * 0.004)
+        torch.testing.assert_close(after[f"{layer}.weight"], shrunk)
+    for name in before:
+        if name.endswith("bias"):
+            assert torch.equal(after[name], before[name]), name
+    lrs = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    assert {lrs[id(p)] for n, p in net.named_parameters() if n.endswith("bias")} == {0.002}  # epsB
+    assert {lrs[id(p)] for n, p in net.named_parameters() if n.endswith("weight")} == {0.001}
+
+
+def test_figure1_original_conditions_give_biases_epsb():
+    cfg = composed("experiment=relu_vs_tanh")
+    assert cfg.optim.bias_lr_scale == 2 and cfg.optim.optimizer.weight_decay == 0
+    assert composed().optim.bias_lr_scale == 1 and composed().optim.bias_decay is False

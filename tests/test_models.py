@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 from alexlab.errors import ConfigError
-from alexlab.models import AlexNet, ColumnParallel, ConvNet4, alexnet
-from alexlab.models.layers import AbsTanh, LocalResponseNorm
+from alexlab.models import AlexNet, ColumnParallel, ConvLocal, ConvNet4, alexnet
+from alexlab.models.layers import AbsTanh, LocallyConnected2d, LocalResponseNorm
 
 
 def count(net: nn.Module) -> int:
@@ -43,6 +43,126 @@ def test_one_column_net_halves_conv1_to_conv4_only():
 def test_convnet4_parameter_count():
     expected = conv(32, 3, 5) + conv(32, 32, 5) + conv(64, 32, 5) + fc(10, 64 * 4 * 4)
     assert count(ConvNet4()) == expected
+
+
+@pytest.mark.parametrize(
+    "in_channels, size, expected",
+    [
+        # conv1 64x3x5x5+64 = 4,864; conv2 64x64x5x5+64 = 102,464; on 8x8 maps (32 -> 16 -> 8)
+        # local3 64 positions x (32 filters x 64x3x3 weights + 32 biases) = 1,181,696, local4
+        # 64 x (32 x 32x3x3 + 32) = 591,872; fc10 2048x10+10 = 20,490.
+        (3, 32, 1_901_386),
+        # conv1 64x1x5x5+64 = 1,664; conv2 102,464; on 7x7 maps (28 -> 14 -> 7) local3
+        # 49 x (32 x 576 + 32) = 904,736, local4 49 x (32 x 288 + 32) = 453,152; fc10 1568x10+10.
+        (1, 28, 1_477_706),
+    ],
+)
+def test_conv_local_parameter_count(in_channels, size, expected):
+    net = ConvLocal(in_channels=in_channels, input_size=size)
+    assert count(net) == expected
+    assert net(torch.zeros(2, in_channels, size, size)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("size, side", [(32, 8), (28, 7)])
+def test_conv_local_maps_and_biases_per_output_unit(size, side):
+    net = ConvLocal(in_channels=3, input_size=size, lrn="code")
+    x = net.features[:8](torch.randn(1, 3, size, size))  # through pool2
+    assert x.shape == (1, 64, side, side)
+    assert net.features.local3.bias.shape == (32, side, side)  # cuda-convnet: modules x filters
+    assert net.features.local3.weight.shape == (side * side, 64 * 9, 32)
+    norms = [m for m in net.modules() if isinstance(m, LocalResponseNorm)]
+    assert [(m.size, m.alpha, m.beta, m.k, m.variant) for m in norms] == [
+        (5, 1e-3, 0.75, 1.0, "code")
+    ] * 2
+    assert not any(isinstance(m, LocalResponseNorm) for m in ConvLocal().modules())
+
+
+def test_conv_local_paper_init_uses_the_cfg_initw():
+    net = ConvLocal(in_channels=3, input_size=32)
+    f = net.features
+    for layer, std in [
+        (f.conv1, 1e-4),
+        (f.conv2, 0.01),
+        (f.local3, 0.04),
+        (f.local4, 0.04),
+        (net.classifier, 0.01),
+    ]:
+        assert abs(layer.weight.std().item() - std) < 0.05 * std
+        assert torch.all(layer.bias == 0)
+
+
+def local_by_hand(x, weight, bias, kernel, padding):
+    """Plain loops: output (o, y, x) = bias[o, y, x] + sum over c, i, j of
+    weight[position (y, x)][c, i, j][o] * padded input[c, y + i, x + j]."""
+    n, channels, size, _ = x.shape
+    side = size + 2 * padding - kernel + 1
+    xp = torch.nn.functional.pad(x, (padding,) * 4).tolist()
+    w, b = weight.tolist(), bias.tolist()
+    out = torch.zeros(n, len(b), side, side, dtype=x.dtype)
+    for s in range(n):
+        for o in range(len(b)):
+            for y in range(side):
+                for x_ in range(side):
+                    total = b[o][y][x_]
+                    for c in range(channels):
+                        for i in range(kernel):
+                            for j in range(kernel):
+                                f = (c * kernel + i) * kernel + j
+                                total += w[y * side + x_][f][o] * xp[s][c][y + i][x_ + j]
+                    out[s, o, y, x_] = total
+    return out
+
+
+def test_locally_connected_matches_the_loops():
+    layer = LocallyConnected2d(2, 3, 3, input_size=4, padding=1).double()
+    x = torch.randn(2, 2, 4, 4, dtype=torch.float64)
+    expected = local_by_hand(x, layer.weight.detach(), layer.bias.detach(), 3, 1)
+    torch.testing.assert_close(layer(x), expected)
+    assert count(layer) == 16 * (3 * 2 * 9 + 3)  # 16 positions, each its own filters and biases
+
+
+def test_locally_connected_positions_have_their_own_weights():
+    layer = LocallyConnected2d(2, 3, 3, input_size=5).double()  # 3x3 output positions
+    x = torch.randn(1, 2, 5, 5, dtype=torch.float64)
+    before = layer(x).detach()
+    with torch.no_grad():
+        layer.weight[4] += 1.0  # position (1, 1) only
+    changed = (layer(x) != before).any(1)[0]
+    assert changed.tolist() == [[False] * 3, [False, True, False], [False] * 3]
+    # With one filter bank copied to every position and shared biases, it is a convolution.
+    conv = torch.nn.Conv2d(2, 3, 3).double()
+    with torch.no_grad():
+        layer.weight.copy_(conv.weight.flatten(1).T.expand(9, -1, -1))
+        layer.bias.copy_(conv.bias[:, None, None].expand(3, 3, 3))
+    torch.testing.assert_close(layer(x), conv(x))
+
+
+def test_locally_connected_gradient():
+    layer = LocallyConnected2d(2, 2, 3, input_size=4, padding=1).double()
+    x = torch.randn(2, 2, 4, 4, dtype=torch.float64, requires_grad=True)
+    w, b = (p.detach().clone().requires_grad_() for p in (layer.weight, layer.bias))
+
+    def local(x, w, b):
+        return torch.func.functional_call(layer, {"weight": w, "bias": b}, (x,))
+
+    assert torch.autograd.gradcheck(local, (x, w, b))
+
+
+def test_cross_map_rnorm_is_cuda_convnets():
+    # cuda-convnet's rnorm with crossMap=1 (layer.py: scale / size; conv_util.cu, kFCNorm_manyfilter:
+    # denom = 1 + scale/size * sum of a_f^2 over f = i - size/2 .. i - size/2 + size - 1 clipped to
+    # the maps; b = a * denom^-pow), size 5, scale 0.001, pow 0.75, on 6 maps of one pixel.
+    a = [10.0, -20.0, 30.0, 0.0, 50.0, 60.0]
+    expected = []
+    for i in range(6):
+        window = range(max(0, i - 2), min(6, i - 2 + 5))
+        denom = 1 + 0.001 / 5 * sum(a[f] ** 2 for f in window)
+        expected.append(a[i] * denom**-0.75)
+    # e.g. map 0: 1 + 0.0002 x (100 + 400 + 900) = 1.28, b = 10 / 1.28^0.75 = 8.3098...
+    assert expected[0] == pytest.approx(8.30984, abs=1e-5)
+    lrn = ConvLocal(lrn="code").features.norm1
+    b = lrn(torch.tensor(a, dtype=torch.float64).view(1, 6, 1, 1))
+    torch.testing.assert_close(b.flatten(), torch.tensor(expected, dtype=torch.float64))
 
 
 @pytest.mark.parametrize("size", [227, 224])

@@ -13,6 +13,7 @@ from torch import nn
 
 from alexlab.callbacks import TargetError
 from alexlab.data.synthetic import SyntheticDataModule
+from alexlab.errors import ConfigError
 from alexlab.models import ConvNet4
 from alexlab.module import Classifier
 
@@ -61,6 +62,62 @@ def test_learning_rate_divided_by_ten_at_most_three_times():
     for _ in range(20):
         plateau.step(1.0)  # validation error never improves
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.01 * 0.1**3)
+
+
+def one_step(grad: float, **switches) -> nn.Linear:
+    """Layer `fc`, a Linear(1, 1) with weight 2 and bias 3, after one SGD step (lr 0.1, momentum
+    0.9, weight decay 0.5) with the given gradient on both."""
+    net = nn.Sequential()
+    net.add_module("fc", nn.Linear(1, 1))
+    with torch.no_grad():
+        net.fc.weight.fill_(2.0)
+        net.fc.bias.fill_(3.0)
+    optimizer = partial(torch.optim.SGD, lr=0.1, momentum=0.9, weight_decay=0.5)
+    module = Classifier(net, optimizer, num_classes=2, **switches)
+    optimizer = module.configure_optimizers()["optimizer"]
+    for p in net.parameters():
+        p.grad = torch.full_like(p, grad)
+    optimizer.step()
+    return net.fc
+
+
+def test_biases_do_not_decay_by_default():
+    net = one_step(grad=0.0)
+    assert net.weight.item() == pytest.approx(2 - 0.1 * 0.5 * 2)  # 1.9
+    assert net.bias.item() == 3.0
+    assert one_step(grad=0.0, bias_decay=True).bias.item() == pytest.approx(3 - 0.1 * 0.5 * 3)
+
+
+def test_bias_learning_rate_scale():
+    net = one_step(grad=1.0, bias_lr_scale=2, layer_weight_decay={"fc": 0.0})
+    assert 2.0 - net.weight.item() == pytest.approx(0.1)  # lr x gradient, no decay
+    assert 3.0 - net.bias.item() == pytest.approx(0.2)  # twice that
+
+
+def test_layer_weight_decay_names_layers_and_rejects_others():
+    net = nn.Sequential()
+    net.add_module("conv1", nn.Conv2d(1, 1, 1))
+    net.add_module("fc", nn.Linear(1, 1))
+    optimizer = partial(torch.optim.SGD, lr=0.1, weight_decay=0.5)
+    groups = Classifier(net, optimizer, layer_weight_decay={"conv1": 0.0}).configure_optimizers()
+    decays = {
+        id(p): g["weight_decay"] for g in groups["optimizer"].param_groups for p in g["params"]
+    }
+    assert [decays[id(p)] for p in net.parameters()] == [0.0, 0.0, 0.5, 0.0]  # weights, biases
+    with pytest.raises(ConfigError) as error:
+        Classifier(net, optimizer, layer_weight_decay={"conv9": 0.0})
+    assert error.value.key == "layer_weight_decay.conv9"
+    assert "its layers: conv1, fc" in str(error.value)
+
+
+def test_learning_rate_floor_per_group():
+    scheduler = partial(torch.optim.lr_scheduler.ReduceLROnPlateau, factor=0.1, patience=0)
+    module = Classifier(nn.Linear(2, 2), sgd(), scheduler, num_classes=2, bias_lr_scale=2)
+    config = module.configure_optimizers()
+    for _ in range(20):
+        config["lr_scheduler"]["scheduler"].step(1.0)
+    lrs = [group["lr"] for group in config["optimizer"].param_groups]
+    assert lrs == pytest.approx([0.01e-3, 0.02e-3])
 
 
 def fit_with_target_error(

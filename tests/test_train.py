@@ -121,11 +121,21 @@ def test_missing_data_folder_is_one_line_naming_the_path(tmp_path):
     assert not (tmp_path / "config.yaml").exists()  # it failed before writing anything
 
 
+def test_bad_layer_weight_decay_is_one_line_naming_the_layers(tmp_path):
+    run = train(tmp_path, *SYNTHETIC, "model=conv_local", "optim.layer_weight_decay={conv9: 0}")
+    last = run.stderr.strip().splitlines()[-1]
+    assert run.returncode != 0 and "Traceback" not in run.stderr
+    assert last == (
+        "error: optim.layer_weight_decay.conv9=0 is not valid: the net has no such layer; "
+        "its layers: conv1, conv2, local3, local4, classifier"
+    )
+
+
 def test_missing_config_file_names_the_valid_options(tmp_path):
     run = train(tmp_path, "model=alexnet_tiny")
     assert run.returncode != 0 and "Traceback" not in run.stderr
     assert "Could not find 'model/alexnet_tiny'" in run.stderr
-    for option in ("alexnet", "alexnet_small", "convnet4"):
+    for option in ("alexnet", "alexnet_small", "convnet4", "conv_local"):
         assert f"\t{option}\n" in run.stderr
 
 

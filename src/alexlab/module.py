@@ -1,6 +1,6 @@
 """The LightningModule: the paper's objective, optimizer and learning-rate schedule around any net."""
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import lightning as L
@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
+
+from alexlab.optim import param_groups
 
 STAGES = ("train", "val", "test")
 
@@ -27,6 +29,8 @@ class Classifier(L.LightningModule):
     momentum and weight decay, and ReduceLROnPlateau on the validation top-1 error, which may
     divide the learning rate at most `lr_reductions` times. A test batch of shape (N, P, C, H, W)
     holds P patches per image; their softmax outputs are averaged, as in the paper's 10-patch test.
+    `bias_decay`, `bias_lr_scale` and `layer_weight_decay` split the net's parameters into groups
+    (`alexlab.optim.param_groups`) around the optimizer's own lr and weight decay.
     `channels_last` keeps the net's weights and inputs in NHWC order (faster convolutions on CPUs
     with oneDNN and on tensor cores); `compile` runs the net through torch.compile.
     """
@@ -40,8 +44,18 @@ class Classifier(L.LightningModule):
         num_classes: int = 1000,
         channels_last: bool = False,
         compile: bool = False,
+        bias_decay: bool = False,
+        bias_lr_scale: float = 1.0,
+        layer_weight_decay: Mapping[str, float] | None = None,
     ) -> None:
         super().__init__()
+        self.group_switches = {
+            "bias_decay": bias_decay,
+            "bias_lr_scale": bias_lr_scale,
+            "layer_weight_decay": dict(layer_weight_decay or {}),
+        }
+        # A layer name that the net does not have fails here, before training starts.
+        param_groups(net, 1.0, 0.0, **self.group_switches)
         # The partials stay out of the checkpoint's hyperparameters: torch.load(weights_only=True)
         # refuses them, and the run directory's config.yaml records them.
         self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
@@ -100,7 +114,12 @@ class Classifier(L.LightningModule):
         self._step(batch, "test")
 
     def configure_optimizers(self) -> dict:
-        optimizer = self.optimizer(params=self.parameters())
+        # The optimizer's lr and weight decay as configured (or its class defaults), for the groups.
+        defaults = self.optimizer(params=[nn.Parameter(torch.zeros(1))]).defaults
+        groups = param_groups(
+            self.net, defaults["lr"], defaults.get("weight_decay", 0.0), **self.group_switches
+        )
+        optimizer = self.optimizer(params=groups)
         if self.scheduler is None:
             return {"optimizer": optimizer}
         scheduler = self.scheduler(optimizer)

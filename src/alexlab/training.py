@@ -32,6 +32,15 @@ def split_model_config(model: DictConfig) -> tuple[DictConfig, dict[str, Any]]:
     return OmegaConf.masked_copy(model, net_keys), {k: model.get(k, False) for k in SPEED_SWITCHES}
 
 
+def parameter_group_switches(optim: DictConfig) -> dict[str, Any]:
+    """optim.bias_decay, bias_lr_scale and layer_weight_decay, as plain values for the module."""
+    return {
+        "bias_decay": optim.get("bias_decay", False),
+        "bias_lr_scale": optim.get("bias_lr_scale", 1.0),
+        "layer_weight_decay": dict(optim.get("layer_weight_decay") or {}),
+    }
+
+
 def build(cfg: DictConfig, group: str, **kwargs: Any) -> Any:
     """Instantiate a config group, reporting a bad value by its full key (`model.dropout=1.5 ...`)."""
     try:
@@ -101,14 +110,18 @@ def _train(cfg: DictConfig) -> dict[str, float]:
         in_channels=datamodule.in_channels,
         input_size=datamodule.image_size,
     )
-    module = Classifier(
-        net,
-        optimizer=instantiate(cfg.optim.optimizer),
-        scheduler=instantiate(cfg.optim.scheduler) if cfg.optim.get("scheduler") else None,
-        lr_reductions=cfg.optim.lr_reductions,
-        num_classes=datamodule.num_classes,
-        **speed,
-    )
+    try:
+        module = Classifier(
+            net,
+            optimizer=instantiate(cfg.optim.optimizer),
+            scheduler=instantiate(cfg.optim.scheduler) if cfg.optim.get("scheduler") else None,
+            lr_reductions=cfg.optim.lr_reductions,
+            num_classes=datamodule.num_classes,
+            **speed,
+            **parameter_group_switches(cfg.optim),
+        )
+    except ConfigError as error:
+        raise UserError(error.describe(f"optim.{error.key}")) from None
     if wandb_wanted(cfg):
         default_wandb_mode()
     callbacks = instantiate_all(cfg.get("callbacks"))

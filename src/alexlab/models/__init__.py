@@ -1,4 +1,5 @@
-"""Networks: the paper's AlexNet (any size, any switch) and the Figure-1 CIFAR-10 net."""
+"""Networks: the paper's AlexNet (any size, any switch), the Figure-1 CIFAR-10 net and the CIFAR-10
+LRN nets."""
 
 from collections.abc import Sequence
 from typing import Any
@@ -7,6 +8,7 @@ from torch import nn
 
 from alexlab.models.alexnet import AlexNet
 from alexlab.models.columns import ColumnParallel
+from alexlab.models.conv_local import ConvLocal
 from alexlab.models.convnet4 import ConvNet4
 
 
@@ -16,4 +18,4 @@ def alexnet(column_devices: Sequence[str] | None = None, **switches: Any) -> nn.
     return ColumnParallel(net, column_devices) if column_devices else net
 
 
-__all__ = ["AlexNet", "ColumnParallel", "ConvNet4", "alexnet"]
+__all__ = ["AlexNet", "ColumnParallel", "ConvLocal", "ConvNet4", "alexnet"]

@@ -1,10 +1,12 @@
 """Weight initialization schemes."""
 
+import math
 from collections.abc import Iterable, Mapping
 
 from torch import nn
 
 from alexlab.errors import ConfigError, check_choice
+from alexlab.models.layers import LocallyConnected2d
 
 INITS = ("paper", "kaiming", "torch")
 
@@ -15,7 +17,7 @@ def init_weights(
     ones_bias: Iterable[str] = (),
     std: float | Mapping[str, float] = 0.01,
 ) -> None:
-    """Initialize every conv and linear layer of `net`.
+    """Initialize every conv, locally-connected and linear layer of `net`.
 
     `paper` (Section 5): weights ~ N(0, std), biases 1 in the layers named in `ones_bias` (to give
     ReLUs positive inputs early on) and 0 elsewhere; `std` may map layer names to their own std, as
@@ -27,11 +29,15 @@ def init_weights(
         return
     ones_bias = set(ones_bias)
     for name, layer in net.named_modules():
-        if not isinstance(layer, (nn.Conv2d, nn.Linear)):
+        if not isinstance(layer, (nn.Conv2d, nn.Linear, LocallyConnected2d)):
             continue
         short_name = name.rsplit(".", 1)[-1]
         if scheme == "paper":
             nn.init.normal_(layer.weight, 0.0, layer_std(std, short_name))
+        elif isinstance(
+            layer, LocallyConnected2d
+        ):  # fan_in: torch.nn.init would misread the layout
+            nn.init.normal_(layer.weight, 0.0, math.sqrt(2 / layer.fan_in))
         else:
             nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
         bias = 1.0 if scheme == "paper" and short_name in ones_bias else 0.0

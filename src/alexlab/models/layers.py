@@ -1,4 +1,7 @@
-"""The building blocks whose choice the paper ablates: activation, pooling, response normalization."""
+"""The building blocks whose choice the paper ablates: activation, pooling, response normalization;
+and cuda-convnet's locally-connected layer, which its CIFAR-10 LRN nets use."""
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -125,3 +128,57 @@ def lrn_layer(
     if lrn == "off":
         return nn.Identity()
     return LocalResponseNorm(size, alpha, beta, k, variant=lrn, groups=groups)
+
+
+class LocallyConnected2d(nn.Module):
+    """A convolution whose filters are not shared: each output position has its own, and its own
+    bias per output channel, as cuda-convnet's `local` layers (layer.py's LocalUnsharedLayerParser
+    makes `modules * filters` biases, one per output unit; a `conv` layer's `sharedBiases` default
+    makes one per filter). `weight` is laid out as cuda-convnet's weight matrix, (positions,
+    in_channels * kernel_size**2, out_channels), positions row-major; `bias` is (out_channels,
+    side, side). Square maps, as cuda-convnet's.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        input_size: int,
+        padding: int = 0,
+        stride: int = 1,
+    ) -> None:
+        super().__init__()
+        # cuda-convnet's modulesX is 1 + ceil((2 * padding + size - filterSize) / stride) (layer.py,
+        # LocalLayerParser); F.unfold rounds down. Equal for stride 1, the only stride its nets use.
+        self.side = (input_size + 2 * padding - kernel_size) // stride + 1
+        if self.side < 1:
+            raise ConfigError(
+                "input_size",
+                input_size,
+                f"maps too small for a {kernel_size}x{kernel_size} local layer",
+            )
+        self.kernel_size, self.padding, self.stride = kernel_size, padding, stride
+        self.fan_in = in_channels * kernel_size**2
+        self.weight = nn.Parameter(torch.empty(self.side**2, self.fan_in, out_channels))
+        self.bias = nn.Parameter(torch.empty(out_channels, self.side, self.side))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # nn.Conv2d's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases.
+        bound = 1 / math.sqrt(self.fan_in)
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        patches = F.unfold(x, self.kernel_size, padding=self.padding, stride=self.stride)
+        # One (batch x fan_in) @ (fan_in x out) product per position: a batched GEMM.
+        out = torch.einsum("nfp,pfo->nop", patches, self.weight)
+        return out.unflatten(2, (self.side, self.side)) + self.bias
+
+    def extra_repr(self) -> str:
+        out_channels = self.weight.shape[2]
+        return (
+            f"{self.fan_in // self.kernel_size**2}, {out_channels}, kernel_size={self.kernel_size}, "
+            f"padding={self.padding}, stride={self.stride}, output {self.side}x{self.side}"
+        )
