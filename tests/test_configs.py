@@ -122,3 +122,13 @@ def test_figure1_original_conditions_give_biases_epsb():
     cfg = composed("experiment=relu_vs_tanh")
     assert cfg.optim.bias_lr_scale == 2 and cfg.optim.optimizer.weight_decay == 0
     assert composed().optim.bias_lr_scale == 1 and composed().optim.bias_decay is False
+
+
+def test_imagenet_runs_stream_ffcv_with_validation_held_out_of_train():
+    cfg = composed("experiment=imagenet")
+    assert cfg.data._target_ == "alexlab.data.imagenet_ffcv.ImageNetFFCVDataModule"
+    assert cfg.data.train_beton.endswith("data/imagenet_train.beton")
+    assert cfg.data.test_beton.endswith("data/imagenet_val.beton")  # ILSVRC val/: the test set
+    assert cfg.data.val_per_class == 10 and cfg.data.test_patches == 10
+    folder = composed("experiment=imagenet", "data=imagenet_folder")
+    assert folder.data.val_per_class == 10 and folder.data.seed == folder.seed

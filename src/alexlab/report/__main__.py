@@ -1,5 +1,5 @@
 """`python -m alexlab.report REPORT SWEEP_DIR... --out results/NAME`: write NAME.md and NAME.png
-from finished runs and print the table."""
+from finished runs and print the table. `curves RUN_DIR...` compares single runs' training curves."""
 
 import argparse
 import sys
@@ -8,17 +8,21 @@ from pathlib import Path
 from alexlab.errors import UserError
 from alexlab.report import paper
 from alexlab.report.compare import compare_report
+from alexlab.report.curves import curves_report
 from alexlab.report.figure1 import figure1_report
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m alexlab.report", description=__doc__)
-    parser.add_argument("report", choices=["relu-speedup", "ablations", "lrn-cifar", "table1"])
+    parser.add_argument(
+        "report", choices=["relu-speedup", "ablations", "lrn-cifar", "table1", "curves"]
+    )
     parser.add_argument(
         "sweeps",
         nargs="+",
         metavar="SWEEP_DIR",
-        help="sweep directories; relu-speedup takes LABEL=DIR, one per set of conditions",
+        help="sweep directories; relu-speedup takes LABEL=DIR, one per set of conditions; "
+        "curves takes run directories",
     )
     parser.add_argument("--out", type=Path, required=True, help="results/NAME (.md and .png)")
     args = parser.parse_args(argv)
@@ -30,6 +34,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def make_report(report: str, sweeps: list[str], out: Path) -> str:
+    if report == "curves":
+        return curves_report([Path(run) for run in sweeps], out)
     if report == "relu-speedup":
         conditions = [tuple(s.split("=", 1)) if "=" in s else (Path(s).name, s) for s in sweeps]
         return figure1_report([(label, Path(d)) for label, d in conditions], out)
