@@ -96,7 +96,7 @@ reproduce-ablations: $(STAMP) ## the in-text ablations, 8 variants x 3 seeds; DA
 	$(SWEEP) sweeps/ablations.yaml --dir $(SWEEPS_DIR)/ablations-$(DATA) $(ABLATION_DATA_$(DATA)) $(SCALE)
 	$(REPORT) ablations $(SWEEPS_DIR)/ablations-$(DATA) --out results/ablations-$(DATA)
 
-reproduce-lrn-cifar: $(STAMP) ## CIFAR-10 LRN claim, conv_local (cuda-convnet's conv-local nets) LRN off/code x 3 seeds, 100 epochs; DATA=cifar10|fashion_mnist [~15 h on fashion_mnist; EPOCHS=2 SEEDS=[0,1] ~16 min]
+reproduce-lrn-cifar: $(STAMP) ## CIFAR-10 LRN claim, conv_local (cuda-convnet's conv-local nets) LRN off/code x 3 seeds, 100 epochs; DATA=cifar10|fashion_mnist [~19 h on fashion_mnist; EPOCHS=2 SEEDS=[0,1] ~17 min]
 	$(SWEEP) sweeps/lrn_cifar.yaml --dir $(SWEEPS_DIR)/lrn_cifar-$(DATA) --set data=$(DATA) $(SCALE)
 	$(REPORT) lrn-cifar $(SWEEPS_DIR)/lrn_cifar-$(DATA) --out results/lrn_cifar-$(DATA)
 
