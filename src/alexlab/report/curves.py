@@ -1,6 +1,7 @@
 """Training curves of single runs side by side: `python -m alexlab.report curves RUN_DIR...`."""
 
 import json
+import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -11,33 +12,36 @@ from alexlab.report.runs import training_curve
 from alexlab.report.tables import markdown_table, percent
 
 
-def run_label(run: Path) -> str:
-    """The command-line overrides that made the run (Hydra's record), else its directory name."""
-    overrides = run / ".hydra" / "overrides.yaml"
-    if overrides.is_file():
-        return " ".join(yaml.safe_load(overrides.read_text()) or []) or run.name
-    return run.name
+def overrides(run: Path) -> list[str]:
+    """The command-line overrides that made the run (Hydra's record)."""
+    record = run / ".hydra" / "overrides.yaml"
+    return (yaml.safe_load(record.read_text()) or []) if record.is_file() else []
 
 
 def curves_report(runs: list[Path], out: Path) -> str:
     """NAME.md (each run's last training error, validation and test error) and NAME.png (the
     training error at each of TargetError's checks), from the runs' metrics.csv and results.json."""
     rows, curves = [], []
+    made_by = {run: overrides(run) for run in runs}
+    shared = set.intersection(*(set(made) for made in made_by.values()))
     for run in runs:
         curve = training_curve(run / "metrics.csv")
         if not curve:
             raise UserError(f"{run}: no training curve (metrics.csv with train/err_recent)")
         results_file = run / "results.json"
         results = json.loads(results_file.read_text()) if results_file.is_file() else {}
-        label = run_label(run)
+        # What tells the runs apart; the directory's name if nothing does.
+        label = " ".join(o for o in made_by[run] if o not in shared) or run.name
         curves.append((label, curve))
+        diverged = math.isnan(results.get("train/loss", 0.0))
         rows.append(
             [
                 label,
                 f"{curve[-1][0]:g}",
                 percent(curve[-1][1]),
-                percent(results.get("val/err_top1", float("nan"))),
-                percent(results.get("test/err_top1", float("nan"))),
+                percent(results.get("val/err_top1", math.nan)),
+                percent(results.get("test/err_top1", math.nan)),
+                "loss not finite: stopped" if diverged else "",
             ]
         )
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -49,9 +53,11 @@ def curves_report(runs: list[Path], out: Path) -> str:
     fig.tight_layout()
     fig.savefig(out.with_suffix(".png"), dpi=120)
     plt.close(fig)
-    headers = ["run", "epochs", "training error (last check)", "val top-1", "test top-1"]
-    report = f"# Training curves\n\nFigure: {out.with_suffix('.png').name}\n\n" + markdown_table(
-        headers, rows
+    headers = ["run", "epochs", "training error (last check)", "val top-1", "test top-1", ""]
+    common = " ".join(sorted(shared)) or "none"
+    report = (
+        f"# Training curves\n\nCommon to every run: {common}. "
+        f"Figure: {out.with_suffix('.png').name}\n\n" + markdown_table(headers, rows)
     )
     out.with_suffix(".md").write_text(report)
     return report
