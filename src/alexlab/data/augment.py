@@ -79,8 +79,15 @@ def pca_lighting_(
     levels (any offset), or in grey levels divided by `pixel_std` (C, 1, 1) when standardized."""
     device = images.device
     shift = lighting_shift(images.shape[0], eigval.to(device), eigvec.to(device), std)
-    shift = shift[:, :, None, None]
-    return images.add_(shift if pixel_std is None else shift / pixel_std.to(device))
+    if pixel_std is not None:
+        shift = shift / pixel_std.to(device).flatten()
+    if images.is_contiguous(memory_format=torch.channels_last):  # FFCV's batches
+        # As (N, H, W * C) with the shift tiled along W: a broadcast add over runs of C = 3 values
+        # took 3.5x as long (8.3 vs 2.4 ms a 227x227 batch of 128 on 2 cores).
+        n, c, h, w = images.shape
+        images.permute(0, 2, 3, 1).view(n, h, w * c).add_(shift.repeat(1, w)[:, None, :])
+        return images
+    return images.add_(shift[:, :, None, None])
 
 
 def normalize(
