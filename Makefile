@@ -101,7 +101,7 @@ reproduce-ablations: $(STAMP) $(if $(filter imagenet,$(DATA)),$(BETONS)) ## the 
 	$(SWEEP) sweeps/ablations.yaml --dir $(SWEEPS_DIR)/ablations-$(DATA) $(ABLATION_DATA_$(DATA)) $(SCALE)
 	$(REPORT) ablations $(SWEEPS_DIR)/ablations-$(DATA) --out results/ablations-$(DATA)
 
-reproduce-lrn-cifar: $(STAMP) ## CIFAR-10 LRN claim, conv_local (cuda-convnet's conv-local nets) LRN off/code x 3 seeds, 100 epochs; DATA=cifar10|fashion_mnist [~19 h on fashion_mnist; EPOCHS=2 SEEDS=[0,1] ~17 min]
+reproduce-lrn-cifar: $(STAMP) ## CIFAR-10 LRN claim, conv_local (cuda-convnet's conv-local nets) LRN off/code x 3 seeds, 100 epochs; DATA=cifar10|fashion_mnist [~12 h on fashion_mnist; EPOCHS=4 SEEDS=[0,1] ~19 min]
 	$(SWEEP) sweeps/lrn_cifar.yaml --dir $(SWEEPS_DIR)/lrn_cifar-$(DATA) --set data=$(DATA) $(SCALE)
 	$(REPORT) lrn-cifar $(SWEEPS_DIR)/lrn_cifar-$(DATA) --out results/lrn_cifar-$(DATA)
 

@@ -34,9 +34,8 @@ def init_weights(
         short_name = name.rsplit(".", 1)[-1]
         if scheme == "paper":
             nn.init.normal_(layer.weight, 0.0, layer_std(std, short_name))
-        elif isinstance(
-            layer, LocallyConnected2d
-        ):  # fan_in: torch.nn.init would misread the layout
+        elif isinstance(layer, LocallyConnected2d):
+            # He init by hand: torch.nn.init would read the fan-in off the wrong axis of its weight
             nn.init.normal_(layer.weight, 0.0, math.sqrt(2 / layer.fan_in))
         else:
             nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
