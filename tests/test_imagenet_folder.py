@@ -235,6 +235,18 @@ def test_stats_are_cached_and_reused(tree, tmp_path: Path, monkeypatch) -> None:
     assert list(cache.parent.iterdir()) == [cache]  # no temporary files left behind
 
 
+def test_a_cache_of_the_old_format_is_computed_again(tree, tmp_path: Path) -> None:
+    root, _ = tree
+    cache = tmp_path / "stats.pt"
+    ImageNetFolderDataModule(root, num_workers=0, stats_file=cache).prepare_data()
+    old = torch.load(cache)
+    del old["format"]  # format 1: eigenpairs of 0-255 values, 255^2 times larger
+    old["eigval"] = old["eigval"] * 255**2
+    torch.save(old, cache)
+    data = datamodule(root, stats_file=cache)
+    assert data.stats["eigval"].max() < 1 and torch.load(cache)["format"] == 2
+
+
 def test_a_failed_stats_write_leaves_no_file(tree, tmp_path: Path, monkeypatch) -> None:
     root, _ = tree
     cache = tmp_path / "stats.pt"
