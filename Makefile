@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format train bench-loader bench-train data-beton sweep \
+.PHONY: help install test lint format train bench-loader bench-train bench-checkpoint data-beton sweep \
 	reproduce-relu-speedup reproduce-ablations reproduce-lrn-cifar reproduce-table1
 
 help: ## list the targets (cost on 2 CPU cores in brackets)
@@ -34,7 +34,7 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q --no-deps foolbox==3.3.4
 	touch $@
 
-test: $(STAMP) ## run the test suite [~7 min]
+test: $(STAMP) ## run the test suite [~11 min]
 	$(PYTHON) -m pytest -q
 
 lint: $(STAMP) ## ruff check and format check
@@ -62,6 +62,9 @@ bench-train: $(STAMP) ## images/s of a training step: our AlexNet vs torchvision
 
 bench-loader: $(STAMP) ## images/s: FFCV vs torchvision vs the raw JPEG decode limit, with ratios [~4 min]
 	$(PYTHON) benchmarks/loader.py $(ARGS)
+
+bench-checkpoint: $(STAMP) ## the main job with and without last.ckpt (each epoch, every N steps): time ratios, ms a checkpoint [~2 min]
+	$(PYTHON) benchmarks/checkpoint.py $(ARGS)
 
 sweep: $(STAMP) ## any sweep file, no wandb server: FILE=sweeps/X.yaml ARGS="--set KEY=VALUE --parallel 2"
 	$(PYTHON) -m alexlab.sweep $(FILE) $(ARGS)

@@ -1,7 +1,11 @@
 import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
@@ -47,3 +51,37 @@ def composed_with_choices(*overrides: str) -> tuple[DictConfig, dict[str, str]]:
 
 def composed(*overrides: str) -> DictConfig:
     return composed_with_choices(*overrides)[0]
+
+
+def train(tmp_path: Path, *overrides: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """`python src/train.py` with its run directory at `tmp_path`; tests/ is importable, so a
+    test can add a callback of its own (`+callbacks.kill._target_=faults.Kill`)."""
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
+    env.pop("WANDB_API_KEY", None)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "tests"), env.get("PYTHONPATH")]))
+    command = [
+        sys.executable,
+        str(REPO / "src" / "train.py"),
+        f"hydra.run.dir={tmp_path}",
+        "callbacks.progress_bar=null",
+        *overrides,
+    ]
+    return subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def sweep_file(tmp_path: Path, fixed: dict, swept: dict) -> Path:
+    """A grid sweep file of `src/train.py` runs, as wandb and `python -m alexlab.sweep` read it."""
+    parameters = {"logger": {"value": "csv"}}
+    parameters |= {key: {"value": value} for key, value in fixed.items()}
+    parameters |= {key: {"values": values} for key, values in swept.items()}
+    config = {
+        "program": str(REPO / "src" / "train.py"),
+        "method": "grid",
+        "parameters": parameters,
+        "command": ["${env}", "${interpreter}", "${program}", "${args_no_hyphens}"],
+    }
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path

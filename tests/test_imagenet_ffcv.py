@@ -161,6 +161,41 @@ def test_crops_and_flips_follow_the_seed(betons, tmp_path):
     torch.testing.assert_close(floats, first[0].float() - data.mean)
 
 
+def test_a_loader_resumed_from_its_state_serves_the_batches_it_had_not_reached(betons, tmp_path):
+    def batches(loader, count: int | None = None) -> list[torch.Tensor]:
+        served = []
+        for images, _ in loader:  # FFCV reuses its buffers
+            served.append(images.clone())
+            if len(served) == count:
+                break
+        return served
+
+    def train_loader():
+        augment = Augment(pca_lighting=False)  # random crops and flips, seeded
+        return datamodule(betons, tmp_path, augment=augment, batch_size=4).train_dataloader()
+
+    loader = train_loader()
+    uninterrupted = [batches(loader) for _ in range(3)]  # 21 images: 6 batches an epoch
+    for epoch_index, cut in [(0, 0), (1, 2), (1, 6)]:  # before any batch, mid-epoch, at its end
+        first = train_loader()
+        for _ in range(epoch_index):
+            batches(first)
+        if cut:
+            batches(first, cut)
+        state = first.state_dict()
+        resumed = train_loader()
+        resumed.load_state_dict(state)
+        rest = batches(resumed) if cut < 6 else []
+        rest += [b for _ in range(epoch_index + 1, 3) for b in batches(resumed)]
+        expected = uninterrupted[epoch_index][cut:] + [
+            b for e in uninterrupted[epoch_index + 1 :] for b in e
+        ]
+        assert len(rest) == len(expected) and all(map(torch.equal, rest, expected)), (
+            epoch_index,
+            cut,
+        )
+
+
 @pytest.mark.parametrize("batch_dtype", ["uint8", "float32"])
 def test_ten_patches_are_where_the_paper_puts_them(betons, tmp_path, batch_dtype):
     data = datamodule(betons, tmp_path, batch_dtype=batch_dtype)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import CONF, REPO, composed_with_choices
+from conftest import CONF, REPO, composed_with_choices, sweep_file
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
@@ -148,18 +148,7 @@ def test_local_relu_vs_tanh_sweep_reports_its_own_runs(tmp_path, fashion_mnist):
 
 def synthetic_sweep(tmp_path: Path, fixed: dict, swept: dict) -> Path:
     """A sweep file of small runs on synthetic data."""
-    parameters = {"data": {"value": "synthetic"}, "logger": {"value": "csv"}}
-    parameters |= {key: {"value": value} for key, value in fixed.items()}
-    parameters |= {key: {"values": values} for key, values in swept.items()}
-    config = {
-        "program": str(REPO / "src" / "train.py"),
-        "method": "grid",
-        "parameters": parameters,
-        "command": ["${env}", "${interpreter}", "${program}", "${args_no_hyphens}"],
-    }
-    path = tmp_path / "sweep.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return sweep_file(tmp_path, {"data": "synthetic", **fixed}, swept)
 
 
 def test_crashed_and_diverged_runs_are_recorded_and_the_sweep_goes_on(tmp_path):

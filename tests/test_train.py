@@ -1,29 +1,10 @@
 """`python src/train.py` end to end: run directories, switches, DDP, bad input, real learning."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
-from conftest import REPO
-
-
-def train(tmp_path, *overrides: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
-    env.pop("WANDB_API_KEY", None)
-    command = [
-        sys.executable,
-        str(REPO / "src" / "train.py"),
-        f"hydra.run.dir={tmp_path}",
-        "callbacks.progress_bar=null",
-        *overrides,
-    ]
-    return subprocess.run(
-        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
-    )
-
+from conftest import train
 
 SYNTHETIC = ("data=synthetic", "trainer.max_epochs=1")
 
@@ -101,6 +82,18 @@ def test_ddp_runs_two_cpu_processes_on_half_the_data_each(tmp_path):
         ("data.mean=zero", "data.mean='zero' is not valid: choose one of image, normalize"),
         ("trainer.precision=bf17", "trainer: Precision 'bf17' is invalid. Allowed precision"),
         ("trainer.devices=0", "trainer: `Trainer(devices=0)` value is not a valid input"),
+        ("optim.lr=-1", "optim.lr=-1 is not valid: expected a number in (0, inf)"),
+        ("optim.lr=abc", "optim.lr='abc' is not valid: expected a number in (0, inf)"),
+        ("optim.lr=0", "optim.lr=0 is not valid: expected a number in (0, inf)"),
+        ("seed=abc", "seed='abc' is not valid: expected an integer"),
+        ("train.target_error=2", "train.target_error=2 is not valid: expected a number in (0, 1)"),
+        # conf/data/synthetic.yaml: 256 + 64 images, 64 of them held out for validation
+        ("+data.subset=300", "data.subset=300 is not valid: the training split has 256 images"),
+        (
+            "callbacks.checkpoint.every_n_steps=0",
+            "callbacks.checkpoint.every_n_steps=0 is not valid: expected an integer in [1, inf)",
+        ),
+        ("ckpt_path=/missing.ckpt", "ckpt_path=/missing.ckpt: no such file; give a checkpoint"),
     ],
 )
 def test_bad_value_is_one_line_naming_the_key(tmp_path, override, message):
@@ -110,6 +103,59 @@ def test_bad_value_is_one_line_naming_the_key(tmp_path, override, message):
     assert last.startswith("error: ") and message in last
     assert "Traceback" not in run.stderr
     assert not (tmp_path / "results.json").exists()
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory):
+    run_dir = tmp_path_factory.mktemp("finished")
+    run = train(run_dir, *SYNTHETIC, "model=convnet4")
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run_dir
+
+
+def one_line_error(run) -> str:
+    assert run.returncode != 0 and "Traceback" not in run.stderr, run.stderr[-3000:]
+    return run.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("damage", ["garbage", "cut short"])
+def test_unreadable_checkpoint_is_one_line(tmp_path, finished_run, damage):
+    whole = (finished_run / "checkpoints" / "last.ckpt").read_bytes()
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"not a checkpoint" if damage == "garbage" else whole[: len(whole) // 2])
+    run = train(tmp_path / "run", *SYNTHETIC, "model=convnet4", f"ckpt_path={bad}")
+    assert one_line_error(run) == (
+        f"error: ckpt_path={bad} is not a checkpoint: not a file torch.save wrote whole"
+    )
+    assert not (tmp_path / "run" / "config.yaml").exists()
+
+
+def test_checkpoint_of_another_model_config_names_the_keys_that_differ(tmp_path, finished_run):
+    last = finished_run / "checkpoints" / "last.ckpt"
+    run = train(
+        tmp_path, *SYNTHETIC, "model=convnet4", "model.activation=tanh", f"ckpt_path={last}"
+    )
+    assert one_line_error(run) == (
+        f"error: ckpt_path={last} was trained with another model config: "
+        "model.activation='relu' there, 'tanh' here"
+    )
+    run = train(tmp_path, *SYNTHETIC, "model=convnet4", "data.num_classes=7", f"ckpt_path={last}")
+    assert one_line_error(run) == (
+        f"error: ckpt_path={last} holds weights of another net: "
+        "net.classifier.weight is (10, 1024) there, (7, 1024) here, "
+        "net.classifier.bias is (10,) there, (7,) here"
+    )
+    assert not (tmp_path / "config.yaml").exists()
+
+
+def test_a_finished_run_is_never_overwritten(finished_run):
+    results = (finished_run / "results.json").read_bytes()
+    run = train(finished_run, *SYNTHETIC, "model=convnet4")
+    assert one_line_error(run) == (
+        f"error: {finished_run} holds a finished run (results.json): give this one another "
+        "directory (hydra.run.dir=...), or continue that one with ckpt_path=last"
+    )
+    assert (finished_run / "results.json").read_bytes() == results
 
 
 def test_missing_data_folder_is_one_line_naming_the_path(tmp_path):

@@ -27,6 +27,7 @@ class TargetError(Callback):
         self.epochs: float | None = None
         self.seconds: float | None = None
         self._elapsed = 0.0  # training time of earlier sessions of a resumed run
+        self._start: float | None = None
         self._wrong = self._seen = 0
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -72,8 +73,17 @@ class TargetError(Callback):
                 trainer.should_stop = True
 
     def state_dict(self) -> dict[str, Any]:
-        return {"epochs": self.epochs, "seconds": self.seconds, "elapsed": self._elapsed}
+        """The clocks, and the images counted since the last check (a mid-epoch checkpoint)."""
+        elapsed = self._elapsed if self._start is None else time.perf_counter() - self._start
+        return {
+            "epochs": self.epochs,
+            "seconds": self.seconds,
+            "elapsed": elapsed,
+            "wrong": float(self._wrong),
+            "seen": float(self._seen),
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.epochs, self.seconds = state_dict["epochs"], state_dict["seconds"]
         self._elapsed = state_dict["elapsed"]
+        self._wrong, self._seen = state_dict.get("wrong", 0), state_dict.get("seen", 0)

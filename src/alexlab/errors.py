@@ -30,11 +30,21 @@ def check_choice(key: str, value: Any, choices: Iterable[Any]) -> None:
 
 
 def check_range(
-    key: str, value: Any, low: float, high: float, *, high_inclusive: bool = False
+    key: str,
+    value: Any,
+    low: float,
+    high: float,
+    *,
+    low_inclusive: bool = True,
+    high_inclusive: bool = False,
+    integer: bool = False,
 ) -> None:
-    in_range = isinstance(value, (int, float)) and not isinstance(value, bool)
+    in_range = isinstance(value, int if integer else (int, float)) and not isinstance(value, bool)
     if in_range:
-        in_range = low <= value <= high if high_inclusive else low <= value < high
+        above = low <= value if low_inclusive else low < value
+        below = value <= high if high_inclusive else value < high
+        in_range = above and below
     if not in_range:
-        bracket = "]" if high_inclusive else ")"
-        raise ConfigError(key, value, f"expected a number in [{low}, {high}{bracket}")
+        kind = "an integer" if integer else "a number"
+        opening, closing = "[" if low_inclusive else "(", "]" if high_inclusive else ")"
+        raise ConfigError(key, value, f"expected {kind} in {opening}{low}, {high}{closing}")

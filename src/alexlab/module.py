@@ -7,7 +7,8 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics import MetricCollection
+from torch.optim.lr_scheduler import ReduceLROnPlateau
+from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from alexlab.optim import param_groups
@@ -32,14 +33,16 @@ class Classifier(L.LightningModule):
     `bias_decay`, `bias_lr_scale` and `layer_weight_decay` split the net's parameters into groups
     (`alexlab.optim.param_groups`) around the optimizer's own lr and weight decay.
     `channels_last` keeps the net's weights and inputs in NHWC order (faster convolutions on CPUs
-    with oneDNN and on tensor cores); `compile` runs the net through torch.compile.
+    with oneDNN and on tensor cores); `compile` runs the net through torch.compile. `net_config`,
+    the config the net was built from, is kept in checkpoints, so that a checkpoint can be matched
+    to the config it belongs to.
     """
 
     def __init__(
         self,
         net: nn.Module,
         optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
-        scheduler: Callable[..., torch.optim.lr_scheduler.ReduceLROnPlateau] | None = None,
+        scheduler: Callable[..., ReduceLROnPlateau] | None = None,
         lr_reductions: int = 3,
         num_classes: int = 1000,
         channels_last: bool = False,
@@ -47,6 +50,7 @@ class Classifier(L.LightningModule):
         bias_decay: bool = False,
         bias_lr_scale: float = 1.0,
         layer_weight_decay: Mapping[str, float] | None = None,
+        net_config: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.group_switches = {
@@ -71,6 +75,12 @@ class Classifier(L.LightningModule):
         # "train" would shadow nn.Module.train in a ModuleDict, hence one attribute per stage.
         for stage in STAGES:
             setattr(self, f"{stage}_errors", errors.clone(prefix=f"{stage}/"))
+        # The epoch's running training error and loss go into checkpoints: a run resumed
+        # mid-epoch reports the same numbers for that epoch as one never stopped (Lightning's
+        # own epoch means of logged values are not in checkpoints).
+        self.train_loss = MeanMetric()
+        for metric in (self.train_errors, self.train_loss):
+            metric.persistent(True)
 
     def configure_model(self) -> None:
         if self.hparams.compile:  # in place: the state dict keeps its keys
@@ -90,7 +100,9 @@ class Classifier(L.LightningModule):
         loss = F.nll_loss(log_probs, labels)
         errors = getattr(self, f"{stage}_errors")
         errors.update(log_probs, labels)
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True)
+        if stage == "train":
+            self.train_loss.update(loss.detach(), len(labels))
+        self.log(f"{stage}/loss", loss, on_epoch=stage != "train", prog_bar=True)
         if stage != "train":
             self.log_dict(errors, on_step=False, on_epoch=True, prog_bar=True)
         return loss, log_probs
@@ -99,7 +111,22 @@ class Classifier(L.LightningModule):
         # The running error over the epoch, as Figure 1 plots it. Logged here, once: handing the
         # metric objects to self.log every step cost about 1.5 ms of convnet4's 25 ms step.
         self.log_dict(self.train_errors.compute(), prog_bar=True)
+        self.log("train/loss_epoch", self.train_loss.compute())
         self.train_errors.reset()
+        self.train_loss.reset()
+        optimizer = self.optimizers(use_pl_optimizer=False)
+        self.log("train/lr", optimizer.param_groups[0]["lr"])  # the weights' learning rate
+        # The plateau schedule steps here, before the epoch's checkpoints are taken, rather than
+        # in Lightning's loop after them: Lightning does not repeat that step when it resumes
+        # from such a checkpoint, so a resumed run would follow another schedule.
+        metric = self.trainer.callback_metrics.get("val/err_top1")
+        scheduler = self.lr_schedulers()
+        if isinstance(scheduler, ReduceLROnPlateau) and metric is not None:
+            scheduler.step(metric)
+
+    def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:
+        if not isinstance(scheduler, ReduceLROnPlateau):  # a plateau is stepped at the epoch's end
+            super().lr_scheduler_step(scheduler, metric)
 
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> dict[str, Any]:
         loss, log_probs = self._step(batch, "train")

@@ -2,9 +2,11 @@
 
 import contextlib
 import json
+import math
 import netrc
 import os
 import sys
+import uuid
 import warnings
 from pathlib import Path
 from typing import Any
@@ -16,12 +18,14 @@ from hydra.utils import instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 
+from alexlab import resume
 from alexlab.atomic import write_atomically
-from alexlab.errors import ConfigError, UserError
+from alexlab.errors import ConfigError, UserError, check_range
 from alexlab.hardware import fast_precision
 from alexlab.module import Classifier
 
 SPEED_SWITCHES = ("channels_last", "compile")
+WANDB_ID = "wandb_id"  # in the run directory: the wandb run a resumed run continues
 OmegaConf.register_new_resolver("fast_precision", fast_precision, replace=True)
 
 
@@ -58,9 +62,14 @@ def build(cfg: DictConfig, group: str, **kwargs: Any) -> Any:
         raise
 
 
-def instantiate_all(group: DictConfig | None) -> list[Any]:
-    """Every entry of a group of named objects; `callbacks.progress_bar=null` drops one."""
-    return [instantiate(entry) for entry in (group or {}).values() if entry is not None]
+def instantiate_all(group_name: str, group: DictConfig | None, **arguments: dict) -> dict[str, Any]:
+    """Every entry of a group of named objects, by name, each with its `arguments[name]`;
+    `callbacks.progress_bar=null` drops one."""
+    return {
+        name: build(entry, f"{group_name}.{name}", **arguments.get(name, {}))
+        for name, entry in (group or {}).items()
+        if entry is not None
+    }
 
 
 def wandb_wanted(cfg: DictConfig) -> bool:
@@ -92,16 +101,19 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 
 def _train(cfg: DictConfig) -> dict[str, float]:
-    if cfg.get("seed") is not None:
-        L.seed_everything(cfg.seed, workers=True)
+    check_inputs(cfg)
+    L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
 
     datamodule = build(cfg.data, "data")
     if int(os.environ.get("LOCAL_RANK", 0)) == 0:
         # Missing data fails now, before the run directory is written; DDP's other processes
         # start later, in trainer.fit, so this download or check never races with them.
         datamodule.prepare_data()
+    try:
+        datamodule.setup("fit")  # a value that does not fit the data (data.subset) fails now
+    except ConfigError as error:
+        raise UserError(error.describe(f"data.{error.key}")) from None
     net_config, speed = split_model_config(cfg.model)
     net = build(
         net_config,
@@ -117,24 +129,40 @@ def _train(cfg: DictConfig) -> dict[str, float]:
             scheduler=instantiate(cfg.optim.scheduler) if cfg.optim.get("scheduler") else None,
             lr_reductions=cfg.optim.lr_reductions,
             num_classes=datamodule.num_classes,
+            net_config=OmegaConf.to_container(net_config, resolve=True),
             **speed,
             **parameter_group_switches(cfg.optim),
         )
     except ConfigError as error:
         raise UserError(error.describe(f"optim.{error.key}")) from None
+
+    callbacks = instantiate_all("callbacks", cfg.get("callbacks"))
+    ckpt_path, checkpoint = starting_point(cfg, module, callbacks.get("checkpoint"), output_dir)
+    logger_arguments = {}
     if wandb_wanted(cfg):
         default_wandb_mode()
-    callbacks = instantiate_all(cfg.get("callbacks"))
-    loggers = instantiate_all(cfg.get("logger"))
-    trainer: L.Trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers)
+        logger_arguments["wandb"] = {"id": wandb_run_id(output_dir, checkpoint), "resume": "allow"}
+    loggers = list(instantiate_all("logger", cfg.get("logger"), **logger_arguments).values())
+    trainer: L.Trainer = build(
+        cfg.trainer, "trainer", callbacks=list(callbacks.values()), logger=loggers
+    )
 
+    output_dir.mkdir(parents=True, exist_ok=True)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     for logger in trainer.loggers:
         logger.log_hyperparams(resolved)
     if trainer.is_global_zero:
         write_atomically(output_dir / "config.yaml", OmegaConf.to_yaml(resolved))
+        if "wandb" in logger_arguments:
+            write_atomically(output_dir / WANDB_ID, logger_arguments["wandb"]["id"] + "\n")
+        resume.continue_metrics(checkpoint, trainer.loggers)
+        if checkpoint is not None:
+            at = f"epoch {checkpoint['epoch']}, step {checkpoint['global_step']}"
+            print(f"resuming from {ckpt_path} ({at})")
+        elif cfg.get("ckpt_path") == "last":
+            print(f"no checkpoint in {output_dir} yet: training from the start")
 
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     results = metrics(trainer)
     save_results(trainer, output_dir, results)  # kept even if the test below fails
     if cfg.get("test"):
@@ -150,6 +178,44 @@ def _train(cfg: DictConfig) -> dict[str, float]:
         )
         print(f"{summary} (run directory: {output_dir})")
     return results
+
+
+def starting_point(
+    cfg: DictConfig, module: Classifier, last: resume.LastCheckpoint | None, output_dir: Path
+) -> tuple[Path | None, dict[str, Any] | None]:
+    """The checkpoint that `ckpt_path` names and its contents, checked against this run (None:
+    training starts from the beginning, which a directory holding a finished run refuses)."""
+    ckpt_path = resume.checkpoint_to_resume(cfg.get("ckpt_path"), last and last.path)
+    if ckpt_path is not None:
+        checkpoint = resume.read_checkpoint(ckpt_path)
+        resume.check_fits(checkpoint, module, ckpt_path)
+        return ckpt_path, checkpoint
+    if (output_dir / "results.json").exists():
+        raise UserError(
+            f"{output_dir} holds a finished run (results.json): give this one another directory "
+            "(hydra.run.dir=...), or continue that one with ckpt_path=last"
+        )
+    return None, None
+
+
+def check_inputs(cfg: DictConfig) -> None:
+    """Root values that no object checks for itself."""
+    try:
+        seed = cfg.get("seed")
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise ConfigError("seed", seed, "expected an integer")
+        check_range("optim.lr", cfg.optim.get("lr"), 0, math.inf, low_inclusive=False)
+        check_range("train.target_error", cfg.train.target_error, 0, 1, low_inclusive=False)
+    except ConfigError as error:
+        raise UserError(str(error)) from None
+
+
+def wandb_run_id(output_dir: Path, checkpoint: dict | None) -> str:
+    """The run directory's wandb run id: the same one when the run resumes, else a new one."""
+    path = output_dir / WANDB_ID
+    if checkpoint is not None and path.exists():
+        return path.read_text().strip()
+    return uuid.uuid4().hex[:8]  # wandb's own ids are 8 characters of [a-z0-9] too
 
 
 def save_results(trainer: L.Trainer, output_dir: Path, results: dict[str, float]) -> None:

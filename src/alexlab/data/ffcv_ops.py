@@ -143,11 +143,14 @@ class _GuardedEpoch(EpochIterator):
                     self.output_queue.put((0, _Failure(error)), timeout=0.5)
                     return
 
+    served = skipped = 0  # batches handed to the training loop; skipped on resuming
+
     def __next__(self) -> tuple:
         result = super().__next__()
         if isinstance(result, _Failure):
             self.close()
             raise RuntimeError(f"FFCV data loading failed: {result.error!r}") from result.error
+        self.served += 1
         return result
 
 
@@ -155,9 +158,16 @@ class SafeLoader(Loader):
     """FFCV's Loader for Lightning: errors reach the training loop instead of hanging it; an
     epoch cut short (limit_*_batches, the sanity check) is stopped before the next one starts
     instead of keeping its memory (about 650 MB here), and by `close()` at the end; torch's
-    thread count is left as it was."""
+    thread count is left as it was.
 
-    _epoch: EpochIterator | None = None
+    It is resumable, as Lightning understands it (`state_dict`/`load_state_dict`): checkpoints
+    keep the epoch and the batches served of it. FFCV draws an epoch's order from the loader's
+    seed and the epoch's number, and each image's crop from its place in that order, so a run
+    resumed from a checkpoint gets the batches it had not reached, cropped as they would have been.
+    """
+
+    _epoch: _GuardedEpoch | None = None
+    _skip = 0  # batches of the next epoch already trained on, from a checkpoint
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         threads = torch.get_num_threads()
@@ -183,12 +193,24 @@ class SafeLoader(Loader):
         # As in Loader.__iter__, with the guarded epoch.
         Compiler.set_num_threads(self.num_workers)
         order = self.next_traversal_order()[: len(self) * self.batch_size]
+        skipped, self._skip = self._skip, 0
+        order = order[skipped * self.batch_size :]
         self.next_epoch += 1
         if self.code is None or self.recompile:
             self.generate_code()
         self._epoch = _GuardedEpoch(self, order)
+        self._epoch.skipped = skipped
         torch.set_num_threads(threads)
         return self._epoch
+
+    def state_dict(self) -> dict[str, int]:
+        epoch = self._epoch
+        if epoch is not None and epoch.served < len(epoch.order) / self.batch_size:
+            return {"epoch": self.next_epoch - 1, "batches": epoch.served + epoch.skipped}
+        return {"epoch": self.next_epoch, "batches": 0}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.next_epoch, self._skip = state["epoch"], state["batches"]
 
 
 __all__ = [

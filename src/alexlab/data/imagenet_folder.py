@@ -143,7 +143,7 @@ class ImageNetFolderDataModule(SplitsDataModule):
         self.stats = self._stats()
         std = self.stats["std"] if self.mean_mode == "normalize" else torch.ones(3)
         normalize = transforms.Normalize(self.stats["mean"].tolist(), std.tolist())
-        if stage in (None, "fit", "validate"):
+        if stage in (None, "fit", "validate") and "train" not in self.splits:  # listed once
             train = image_folder(self.root / "train", self.train_transform(normalize))
             val = copy.copy(train)  # the same listing of train/, another transform
             val.transform = self.val_transform(normalize)
@@ -152,7 +152,7 @@ class ImageNetFolderDataModule(SplitsDataModule):
             )
             self.splits["train"] = Subset(train, train_indices.tolist())
             self.splits["val"] = Subset(val, val_indices.tolist())
-        if stage in (None, "test"):
+        if stage in (None, "test") and "test" not in self.splits:
             self.splits["test"] = image_folder(self.root / "val", self.test_transform(normalize))
 
     def train_transform(self, normalize: transforms.Normalize) -> transforms.Compose:

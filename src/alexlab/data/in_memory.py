@@ -12,7 +12,7 @@ from alexlab.data.augment import (
     random_flip,
 )
 from alexlab.data.splits import SplitsDataModule
-from alexlab.errors import check_choice, check_range
+from alexlab.errors import ConfigError, check_choice, check_range
 
 MEANS = ("image", "normalize")
 
@@ -76,6 +76,13 @@ class InMemoryDataModule(SplitsDataModule):
         order = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.seed))
         val, train = order[: self.val_size], order[self.val_size :]
         if self.subset is not None:
+            if self.subset > len(train):
+                raise ConfigError(
+                    "subset",
+                    self.subset,
+                    f"the training split has {len(train)} images "
+                    f"({len(images)} less val_size={self.val_size})",
+                )
             train = train[: self.subset]
         self.splits = {
             "train": TensorBatches(images[train], labels[train]),

@@ -7,12 +7,20 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from alexlab.data.resumable import EpochSampler, ResumableDataLoader
+
 
 class SplitsDataModule(L.LightningDataModule):
-    """Serves `self.splits["train" | "val" | "test"]`, filled in by the subclass's `setup`."""
+    """Serves `self.splits["train" | "val" | "test"]`, filled in by the subclass's `setup`.
+
+    The training loader shuffles each epoch by `seed` and the epoch, and is resumable: a run
+    resumed from a mid-epoch checkpoint trains on the batches it had not reached, in the order it
+    would have (`alexlab.data.resumable`).
+    """
 
     batch_size: int
     num_workers: int
+    seed: int
     collate_fn: Callable[[list], Any] | None = None  # None: torch's default_collate
 
     def __init__(self) -> None:
@@ -20,10 +28,14 @@ class SplitsDataModule(L.LightningDataModule):
         self.splits: dict[str, Dataset] = {}
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        return DataLoader(
-            self.splits[split],
+        dataset = self.splits[split]
+        loader, sampler = DataLoader, None
+        if shuffle:
+            loader, sampler = ResumableDataLoader, EpochSampler(len(dataset), self.seed)
+        return loader(
+            dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),

@@ -1,10 +1,13 @@
 """Run a sweep without a wandb server: wandb's sweep engine proposes, subprocesses train."""
 
+import ctypes
 import json
 import math
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,9 +17,18 @@ from rich.console import Console
 from rich.progress import Progress
 
 from alexlab.errors import UserError
+from alexlab.resume import LAST, read_checkpoint
 from alexlab.sweep.command import agent_command
 from alexlab.sweep.engine import sweeps
-from alexlab.sweep.store import COMPLETE, CRASHED, KILLED, RunRecord, SweepStore, outcome
+from alexlab.sweep.store import (
+    COMPLETE,
+    CRASHED,
+    KILLED,
+    RunRecord,
+    SweepStore,
+    Unfinished,
+    outcome,
+)
 
 RUN_DIR_ENV = "ALEXLAB_RUN_DIR"  # conf/train.yaml puts the run's Hydra directory there
 
@@ -28,6 +40,7 @@ class Launched:
     command: list[str]
     process: subprocess.Popen
     start: float
+    resumes: list[str]
 
 
 def run_sweep(
@@ -39,12 +52,15 @@ def run_sweep(
 ) -> list[RunRecord]:
     """Run the sweep's runs, `parallel` at a time, until its engine has no more to propose (a grid
     is done) or `count` runs have started. Finished runs in `directory` are kept and not run
-    again; crashed or killed ones are. Returns every record in the directory."""
+    again; killed ones (and those a killed runner left without a record) resume first, from their
+    last checkpoint in their own directories; crashed ones start again in new ones. Returns every
+    record in the directory."""
     if config["method"] != "grid" and count is None and "run_cap" not in config:
         raise UserError(f"a {config['method']} sweep never ends by itself: give --count N")
     console = console or Console()
     store = SweepStore(directory, config)
     history = [as_sweep_run(r) for r in store.records() if r.state in COMPLETE]
+    unfinished = store.unfinished()
     if count is None and "run_cap" in config:  # wandb's cap counts the sweep's runs so far
         count = max(0, config["run_cap"] - len(history))
     running: list[Launched] = []
@@ -55,6 +71,10 @@ def run_sweep(
         try:
             while True:
                 while len(running) < parallel and (count is None or started < count):
+                    if unfinished:
+                        running.append(resume(config, store, unfinished.pop(0)))
+                        started += 1
+                        continue
                     proposal = sweeps.next_run(config, history + [as_sweep_run(r) for r in running])
                     if proposal is None:
                         break
@@ -86,14 +106,61 @@ def launch(
     command = agent_command(config, args, run_dir / "args.json")
     if check:
         check_composes(command, run_dir)
-    with open(run_dir / "train.log", "w") as log:
+    return start(store, run_dir, params, command, [])
+
+
+def resume(config: dict[str, Any], store: SweepStore, run: Unfinished) -> Launched:
+    """Continue a run in its own directory from its last checkpoint (`ckpt_path=last`), or start
+    it again there when it has none or an unreadable one; its record will say which."""
+    last = run.run_dir / "checkpoints" / LAST
+    try:
+        checkpoint = read_checkpoint(last) if last.exists() else None
+    except UserError as error:
+        last.rename(last.with_name(LAST + ".unreadable"))  # kept for a look, out of the way
+        checkpoint, note = None, f"started again: {error}"
+    else:
+        if checkpoint is None:
+            note = "started again: it had no checkpoint yet"
+        else:
+            note = (
+                f"resumed from checkpoints/{LAST} at epoch {checkpoint['epoch']}, "
+                f"step {checkpoint['global_step']}"
+            )
+    if checkpoint is None:
+        (run.run_dir / "results.json").unlink(missing_ok=True)  # of the stopped attempt
+    args = {key: {"value": value} for key, value in run.params.items()}
+    args["ckpt_path"] = {"value": "last"}
+    command = agent_command(config, args, run.run_dir / "args.json")
+    return start(store, run.run_dir, run.params, command, [*run.resumes, note])
+
+
+def start(
+    store: SweepStore,
+    run_dir: Path,
+    params: dict[str, Any],
+    command: list[str],
+    resumes: list[str],
+) -> Launched:
+    store.save_launch(run_dir, params, resumes)
+    with open(run_dir / "train.log", "a") as log:
         process = subprocess.Popen(
             command,
             stdout=log,
             stderr=subprocess.STDOUT,
             env=os.environ | {RUN_DIR_ENV: str(run_dir.resolve())},
+            preexec_fn=die_with_runner if sys.platform == "linux" else None,
         )
-    return Launched(run_dir, params, command, process, time.perf_counter())
+    return Launched(run_dir, params, command, process, time.perf_counter(), resumes)
+
+
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_runner() -> None:
+    """In the run's process (Linux): SIGKILL it when the runner dies, however the runner dies, so
+    that no run trains on unseen in a directory that the next runner resumes."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def check_composes(command: list[str], run_dir: Path) -> None:
@@ -125,6 +192,7 @@ def finish(store: SweepStore, launched: Launched, state: str | None = None) -> R
         command=launched.command,
         results=results,
         error=log_lines[-1] if exitcode and log_lines else "",
+        resumes=launched.resumes,
     )
     store.save(launched.run_dir, record)
     return record
@@ -163,4 +231,5 @@ def describe(record: RunRecord, swept: list[str]) -> str:
     }
     summary = ", ".join(f"{key} {value:.4f}" for key, value in sorted(shown.items()))
     detail = record.error if record.state == CRASHED else summary
-    return f"{record.name} {record.state} in {record.seconds:.0f} s: {params}; {detail}"
+    resumed = f" ({record.resumes[-1]})" if record.resumes else ""
+    return f"{record.name} {record.state}{resumed} in {record.seconds:.0f} s: {params}; {detail}"

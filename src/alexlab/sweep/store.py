@@ -3,6 +3,7 @@
 DIR/sweep.yaml                  the sweep config the runs were made from (after --set)
 DIR/runs/NNN-VALUES/            the run's Hydra directory: config.yaml, metrics.csv, results.json
 DIR/runs/NNN-VALUES/train.log   its output
+DIR/runs/NNN-VALUES/launch.json its parameters and how often it was resumed, written at launch
 DIR/runs/NNN-VALUES/record.json how it ended: written last, so a run without one never finished
 """
 
@@ -18,9 +19,10 @@ import yaml
 from alexlab.atomic import write_atomically
 from alexlab.errors import UserError
 
-RECORD = "record.json"
+RECORD, LAUNCH = "record.json", "launch.json"
 # How a run ended. A diverged run exits normally (its loss went non-finite and training stopped);
-# crashed and killed runs are run again when the sweep is resumed.
+# when the sweep is run again, a killed run (and one whose runner was killed: it has no record)
+# resumes from its last checkpoint in its own directory, and a crashed run starts again in a new one.
 FINISHED, DIVERGED, CRASHED, KILLED = "finished", "diverged", "crashed", "killed"
 COMPLETE = (FINISHED, DIVERGED)
 
@@ -35,6 +37,16 @@ class RunRecord:
     command: list[str]
     results: dict[str, float] = field(default_factory=dict)
     error: str = ""  # the last line of a crashed run's output
+    resumes: list[str] = field(default_factory=list)  # each time it was resumed or started again
+
+
+@dataclass
+class Unfinished:
+    """A run that was stopped before its record was written, to resume in its own directory."""
+
+    run_dir: Path
+    params: dict[str, Any]
+    resumes: list[str]
 
 
 def outcome(exitcode: int, results: dict[str, float]) -> str:
@@ -44,12 +56,16 @@ def outcome(exitcode: int, results: dict[str, float]) -> str:
     return FINISHED if all(math.isfinite(value) for value in losses) else DIVERGED
 
 
+def grid_point(params: dict[str, Any]) -> str:
+    return repr(sorted(params.items()))
+
+
 def counting_records(records: list[RunRecord]) -> list[RunRecord]:
     """One record per grid point, from records in start order: its complete one, else its first
     (a point is run again only after a crash or a kill, never after completing)."""
     counting: dict[str, RunRecord] = {}
     for record in records:
-        key = repr(sorted(record.params.items()))
+        key = grid_point(record.params)
         if record.state in COMPLETE or key not in counting:
             counting[key] = record
     return list(counting.values())
@@ -77,10 +93,7 @@ class SweepStore:
     @staticmethod
     def read_records(directory: Path) -> list[RunRecord]:
         """The sweep's runs that ended, in the order they started."""
-        return [
-            RunRecord(**json.loads(path.read_text()))
-            for path in sorted((directory / "runs").glob(f"*/{RECORD}"))
-        ]
+        return [read_record(path) for path in sorted((directory / "runs").glob(f"*/{RECORD}"))]
 
     def new_run_dir(self, params: dict[str, Any]) -> Path:
         """A new directory named by a number and the values of the parameters being swept."""
@@ -93,6 +106,27 @@ class SweepStore:
 
     def save(self, run_dir: Path, record: RunRecord) -> None:
         write_atomically(run_dir / RECORD, json.dumps(asdict(record), indent=2) + "\n")
+
+    def save_launch(self, run_dir: Path, params: dict[str, Any], resumes: list[str]) -> None:
+        launch = {"params": params, "resumes": resumes}
+        write_atomically(run_dir / LAUNCH, json.dumps(launch, indent=2) + "\n")
+
+    def unfinished(self) -> list[Unfinished]:
+        """Runs killed, or left without a record by a killed runner, whose grid point has not
+        been completed since, in the order they started."""
+        records = {path.parent: read_record(path) for path in self.runs_dir.glob(f"*/{RECORD}")}
+        completed = {grid_point(r.params) for r in records.values() if r.state in COMPLETE}
+        found = []
+        for path in sorted(self.runs_dir.glob(f"*/{LAUNCH}")):
+            record, launch = records.get(path.parent), json.loads(path.read_text())
+            stopped = record is None or record.state == KILLED
+            if stopped and grid_point(launch["params"]) not in completed:
+                found.append(Unfinished(path.parent, launch["params"], launch["resumes"]))
+        return found
+
+
+def read_record(path: Path) -> RunRecord:
+    return RunRecord(**json.loads(path.read_text()))
 
 
 def in_grid(params: dict[str, Any], config: dict[str, Any]) -> bool:

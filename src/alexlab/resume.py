@@ -1,0 +1,225 @@
+"""Resuming a run where it stopped, with the numbers it would have had.
+
+Lightning's checkpoints hold the weights, the optimizer, the schedules, the loops' progress, the
+callbacks' state and the training loader's position. Two callbacks add the rest: `RandomState`
+(torch's, numpy's and Python's random streams: dropout and augmentation) and `LastCheckpoint`
+(last.ckpt, with the run's metrics.csv so far). `training.py` uses the functions below to find the
+checkpoint to resume from, to check that it fits the run, and to continue the run's files.
+"""
+
+import csv
+import io
+import math
+import os
+import random
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback, Checkpoint
+from lightning.pytorch.loggers import CSVLogger
+
+from alexlab.errors import UserError, check_range
+
+LAST = "last.ckpt"
+METRICS_CSV = "alexlab/metrics.csv"  # the checkpoint's copy of the run's metrics.csv
+
+
+class LastCheckpoint(Checkpoint):
+    """Keeps `dirpath`/last.ckpt, the point a killed run resumes from: the state at the end of
+    every epoch and, with `every_n_steps`, every that many training steps within an epoch.
+
+    The state is taken where Lightning's ModelCheckpoint takes it (at the end of the step or of
+    the epoch, after the other callbacks), but written at the next quiet point: the start of the
+    next step or epoch, the end of training, or an exception. By then the rows logged for that
+    step or epoch are in metrics.csv, which the checkpoint keeps a copy of, so a resumed run
+    continues metrics.csv with no row missing or repeated. Nothing changes the state in between:
+    the next optimizer step comes after. The file is replaced whole (written beside it, then
+    renamed), so a kill while writing leaves the previous one.
+    """
+
+    def __init__(self, dirpath: str, every_n_steps: int | None = None) -> None:
+        if every_n_steps is not None:
+            check_range("every_n_steps", every_n_steps, 1, math.inf, integer=True)
+        self.path = Path(dirpath) / LAST
+        self.every_n_steps = every_n_steps
+        self._pending: dict[str, Any] | None = None
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        epoch_ends = batch_idx + 1 >= trainer.num_training_batches  # taken at the epoch's end
+        if self.every_n_steps and trainer.global_step % self.every_n_steps == 0 and not epoch_ends:
+            self._take(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._take(trainer)
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self._write(trainer)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._write(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._write(trainer)
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, error: Any) -> None:
+        self._write(trainer, wait=False)  # other processes may not be there to wait with
+
+    def _take(self, trainer: L.Trainer) -> None:
+        if not (trainer.sanity_checking or trainer.fast_dev_run):
+            self._pending = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
+
+    def _write(self, trainer: L.Trainer, wait: bool = True) -> None:
+        checkpoint, self._pending = self._pending, None
+        if checkpoint is None:
+            return
+        for logger in trainer.loggers:
+            logger.save()  # what was logged until now, on disk
+        if trainer.is_global_zero:  # single device and DDP: every process has the whole state
+            for logger in trainer.loggers:
+                if isinstance(logger, CSVLogger) and Path(logger.log_dir, "metrics.csv").exists():
+                    checkpoint[METRICS_CSV] = Path(logger.log_dir, "metrics.csv").read_text()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            partial = self.path.with_name(LAST + ".partial")
+            torch.save(checkpoint, partial)
+            os.replace(partial, self.path)
+        if wait:
+            trainer.strategy.barrier("LastCheckpoint")
+
+
+class RandomState(Callback):
+    """Puts torch's (CPU and CUDA), numpy's and Python's random states in every checkpoint, and
+    restores them when a resumed run starts training: after Lightning's sanity check, whose
+    loaders draw from torch's generator, as the uninterrupted run's did before its first epoch."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[str, Any] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        kind, keys, position, has_gauss, gauss = np.random.get_state()
+        return {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+            # As tensors and tuples: torch.load(weights_only=True) refuses numpy arrays.
+            "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss),
+            "python": random.getstate(),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._loaded = state_dict
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        state, self._loaded = self._loaded, None
+        if state is None:
+            return
+        torch.set_rng_state(state["torch"])
+        if state["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+        kind, keys, position, has_gauss, gauss = state["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
+        random.setstate(state["python"])
+
+
+def checkpoint_to_resume(ckpt_path: str | None, last: Path | None) -> Path | None:
+    """The file `ckpt_path` names: `last` for the run directory's own last.ckpt (None when it has
+    none yet: the run starts from the beginning), or a path."""
+    if ckpt_path is None:
+        return None
+    if str(ckpt_path) == "last":
+        if last is None:
+            raise UserError(
+                "ckpt_path=last resumes from the last checkpoint that callbacks.checkpoint keeps, "
+                "but callbacks.checkpoint is off; give the checkpoint's path instead"
+            )
+        return last if last.exists() else None
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise UserError(
+            f"ckpt_path={ckpt_path}: no such file; give a checkpoint file (e.g. a run's "
+            "checkpoints/last.ckpt), or ckpt_path=last to continue this run directory's own"
+        )
+    return path
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """The checkpoint's contents (tensors mapped, not read, until used); an unreadable file is
+    one error line."""
+    if not zipfile.is_zipfile(path):
+        raise UserError(f"ckpt_path={path} is not a checkpoint: not a file torch.save wrote whole")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"ckpt_path={path} is not a readable checkpoint: {reason}") from None
+
+
+def check_fits(checkpoint: Mapping[str, Any], module: L.LightningModule, path: Path) -> None:
+    """The checkpoint was made by a net of this run's config: the model keys that differ, or the
+    weights that do not fit, are one error line."""
+    saved = (checkpoint.get("hyper_parameters") or {}).get("net_config")
+    current = module.hparams.get("net_config")
+    if saved is not None and current is not None:
+        differ = differences(dict(saved), dict(current), "model.")
+        if differ:
+            raise UserError(
+                f"ckpt_path={path} was trained with another model config: " + "; ".join(differ)
+            )
+    # The net's weights; the metrics' states follow from them (their number of classes).
+    theirs = {k: v for k, v in checkpoint.get("state_dict", {}).items() if k.startswith("net.")}
+    mine = {k: v for k, v in module.state_dict().items() if k.startswith("net.")}
+    unfit = [f"{key} missing" for key in mine if key not in theirs]
+    unfit += [f"{key} not in this net" for key in theirs if key not in mine]
+    unfit += [
+        f"{key} is {tuple(theirs[key].shape)} there, {tuple(mine[key].shape)} here"
+        for key in mine
+        if key in theirs and theirs[key].shape != mine[key].shape
+    ]
+    if unfit:
+        shown = ", ".join(unfit[:4]) + (f" and {len(unfit) - 4} more" if len(unfit) > 4 else "")
+        raise UserError(f"ckpt_path={path} holds weights of another net: {shown}")
+
+
+def differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
+    """`prefix.key=A there, B here` for each key whose values differ, nested dicts key by key."""
+    found = []
+    for key in sorted(set(saved) | set(current)):
+        old, new = saved.get(key, UNSET), current.get(key, UNSET)
+        if isinstance(old, dict) and isinstance(new, dict):
+            found += differences(old, new, f"{prefix}{key}.")
+        elif old != new:
+            found.append(f"{prefix}{key}={old!r} there, {new!r} here")
+    return found
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "unset"
+
+
+UNSET = _Unset()
+
+
+def continue_metrics(checkpoint: Mapping[str, Any] | None, loggers: list[Any]) -> None:
+    """Start each CSV logger's metrics.csv with the rows the checkpoint kept (none: a new file)."""
+    text = (checkpoint or {}).get(METRICS_CSV)
+    for logger in loggers:
+        if not isinstance(logger, CSVLogger):
+            continue
+        writer = logger.experiment  # creating it removes the metrics.csv it finds
+        if text:
+            rows = csv.DictReader(io.StringIO(text))
+            writer.metrics[:0] = [{k: v for k, v in row.items() if v != ""} for row in rows]
+            writer.save()
