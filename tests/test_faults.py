@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from conftest import REPO, sweep_file, train
 
@@ -65,6 +66,13 @@ def test_a_killed_run_resumes_in_place_and_ends_with_the_uninterrupted_numbers(
     assert (tmp_path / "metrics.csv").read_text() == (uninterrupted / "metrics.csv").read_text()
     first, second = sorted((tmp_path / "wandb").glob("offline-run-*"))  # one wandb run, continued
     assert first.name.split("-")[-1] == second.name.split("-")[-1]
+    # The plateau schedule stepped once an epoch, the epoch of the cut included.
+    assert schedule(tmp_path) == schedule(uninterrupted)
+    assert schedule(tmp_path)[0]["last_epoch"] == 3  # ReduceLROnPlateau counts steps from 0
+
+
+def schedule(run_dir: Path) -> list[dict]:
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["lr_schedulers"]
 
 
 def test_a_run_with_no_checkpoint_yet_starts_from_the_beginning(tmp_path, uninterrupted):
