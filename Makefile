@@ -11,7 +11,7 @@ ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install test lint format train bench-loader bench-train bench-checkpoint data-beton sweep \
-	reproduce-relu-speedup reproduce-ablations reproduce-lrn-cifar reproduce-table1
+	reproduce-relu-speedup reproduce-ablations reproduce-lrn-cifar reproduce-table1 evaluate-table1
 
 help: ## list the targets (cost on 2 CPU cores in brackets)
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
@@ -111,3 +111,7 @@ reproduce-lrn-cifar: $(STAMP) ## CIFAR-10 LRN claim, conv_local (cuda-convnet's 
 reproduce-table1: $(STAMP) $(BETONS) ## Table 1's CNN on ImageNet through FFCV, 5 seeds; IMAGENET=DIR (for make data-beton), a GPU [~days per run]
 	$(SWEEP) sweeps/table1.yaml --dir $(SWEEPS_DIR)/table1 $(SCALE)
 	$(REPORT) table1 $(SWEEPS_DIR)/table1 --out results/table1
+
+evaluate-table1: $(STAMP) $(BETONS) ## the 5 seeds of reproduce-table1 as single nets and as an ensemble (Table 2's 5-CNN row), 10 test patches [~minutes on a GPU]
+	$(PYTHON) src/eval.py "ckpt_paths=[$$(ls -d $(SWEEPS_DIR)/table1/runs/* | paste -sd, -)]" hydra.run.dir=$(SWEEPS_DIR)/table1/eval $(ARGS)
+	$(REPORT) ensemble $(SWEEPS_DIR)/table1/eval --out results/table1_ensemble

@@ -15,23 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import REPO, sweep_file, train
+from conftest import REPO, SHORT_RUN, sweep_file, train
 
 from alexlab.sweep.store import SweepStore
 
-# Real Fashion-MNIST, 16 steps an epoch, fp32 on the CPU: an uninterrupted run's numbers repeat
-# exactly, so a resumed run must give the same ones.
-SHORT_RUN = (
-    "model=convnet4",
-    "model.init=kaiming",
-    "data.mean=normalize",
-    "data.subset=1024",
-    "data.val_size=512",
-    "data.batch_size=64",
-    "trainer.max_epochs=3",
-    "trainer.precision=32",
-)
-STEPS_PER_EPOCH = 16
+STEPS_PER_EPOCH = 16  # SHORT_RUN: 1,024 images in batches of 64
 
 
 @pytest.fixture(scope="module")

@@ -89,12 +89,17 @@ class Classifier(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x.contiguous(memory_format=self.memory_format))
 
+    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
+        """Softmax outputs, averaged over the patches of (N, P, C, H, W) batches."""
+        if images.ndim == 5:
+            probs = F.softmax(self(images.flatten(0, 1)), dim=1)
+            return probs.unflatten(0, (-1, images.shape[1])).mean(1)
+        return F.softmax(self(images), dim=1)
+
     def _step(self, batch: list[torch.Tensor], stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = batch
         if images.ndim == 5:
-            patches = images.shape[1]
-            probs = F.softmax(self(images.flatten(0, 1)), dim=1)
-            log_probs = probs.unflatten(0, (-1, patches)).mean(1).log()
+            log_probs = self.probabilities(images).log()
         else:
             log_probs = F.log_softmax(self(images), dim=1)
         loss = F.nll_loss(log_probs, labels)
@@ -139,6 +144,11 @@ class Classifier(L.LightningModule):
 
     def test_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
         self._step(batch, "test")
+
+    def predict_step(self, batch: list[torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+        """Each image's class probabilities (patches averaged) and its label: src/eval.py."""
+        images, labels = batch
+        return {"probs": self.probabilities(images).float(), "labels": labels}
 
     def configure_optimizers(self) -> dict:
         # The optimizer's lr and weight decay as configured (or its class defaults), for the groups.

@@ -105,36 +105,8 @@ def _train(cfg: DictConfig) -> dict[str, float]:
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
 
-    datamodule = build(cfg.data, "data")
-    if int(os.environ.get("LOCAL_RANK", 0)) == 0:
-        # Missing data fails now, before the run directory is written; DDP's other processes
-        # start later, in trainer.fit, so this download or check never races with them.
-        datamodule.prepare_data()
-    try:
-        datamodule.setup("fit")  # a value that does not fit the data (data.subset) fails now
-    except ConfigError as error:
-        raise UserError(error.describe(f"data.{error.key}")) from None
-    net_config, speed = split_model_config(cfg.model)
-    net = build(
-        net_config,
-        "model",
-        num_classes=datamodule.num_classes,
-        in_channels=datamodule.in_channels,
-        input_size=datamodule.image_size,
-    )
-    try:
-        module = Classifier(
-            net,
-            optimizer=instantiate(cfg.optim.optimizer),
-            scheduler=instantiate(cfg.optim.scheduler) if cfg.optim.get("scheduler") else None,
-            lr_reductions=cfg.optim.lr_reductions,
-            num_classes=datamodule.num_classes,
-            net_config=OmegaConf.to_container(net_config, resolve=True),
-            **speed,
-            **parameter_group_switches(cfg.optim),
-        )
-    except ConfigError as error:
-        raise UserError(error.describe(f"optim.{error.key}")) from None
+    datamodule = build_datamodule(cfg.data, "fit")
+    module = build_module(cfg, datamodule)
 
     callbacks = instantiate_all("callbacks", cfg.get("callbacks"))
     ckpt_path, checkpoint = starting_point(cfg, module, callbacks.get("checkpoint"), output_dir)
@@ -178,6 +150,46 @@ def _train(cfg: DictConfig) -> dict[str, float]:
         )
         print(f"{summary} (run directory: {output_dir})")
     return results
+
+
+def build_datamodule(data: DictConfig, stage: str) -> L.LightningDataModule:
+    """The run's datamodule, its data checked and set up for `stage`: missing data, or a value
+    that does not fit the data (data.subset), fails here, before anything is written."""
+    datamodule = build(data, "data")
+    if int(os.environ.get("LOCAL_RANK", 0)) == 0:
+        # DDP's other processes start later, in trainer.fit, so this download or check never
+        # races with them.
+        datamodule.prepare_data()
+    try:
+        datamodule.setup(stage)
+    except ConfigError as error:
+        raise UserError(error.describe(f"data.{error.key}")) from None
+    return datamodule
+
+
+def build_module(cfg: DictConfig, datamodule: L.LightningDataModule) -> Classifier:
+    """The run's network in its LightningModule, from cfg.model and cfg.optim."""
+    net_config, speed = split_model_config(cfg.model)
+    net = build(
+        net_config,
+        "model",
+        num_classes=datamodule.num_classes,
+        in_channels=datamodule.in_channels,
+        input_size=datamodule.image_size,
+    )
+    try:
+        return Classifier(
+            net,
+            optimizer=instantiate(cfg.optim.optimizer),
+            scheduler=instantiate(cfg.optim.scheduler) if cfg.optim.get("scheduler") else None,
+            lr_reductions=cfg.optim.lr_reductions,
+            num_classes=datamodule.num_classes,
+            net_config=OmegaConf.to_container(net_config, resolve=True),
+            **speed,
+            **parameter_group_switches(cfg.optim),
+        )
+    except ConfigError as error:
+        raise UserError(error.describe(f"optim.{error.key}")) from None
 
 
 def starting_point(

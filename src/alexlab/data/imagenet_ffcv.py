@@ -204,6 +204,10 @@ class ImageNetFFCVDataModule(SplitsDataModule):
             images = normalize(images, self.mean, self.std, shift)
         elif lighting:  # float batches, FFCV's own buffer: shifted in place
             images = pca_lighting_(images, self.eigval, self.eigvec, aug.lighting_std, self.std)
-        if self.trainer is not None and self.trainer.testing and self.test_patches == 10:
+        trainer = self.trainer
+        tests = trainer is not None and (
+            trainer.testing or (trainer.predicting and self.predict_split == "test")
+        )
+        if tests and self.test_patches == 10:
             images = ten_crop(images, self.crop_size)
         return [images, labels]

@@ -21,6 +21,7 @@ class SplitsDataModule(L.LightningDataModule):
     batch_size: int
     num_workers: int
     seed: int
+    predict_split = "test"  # the split trainer.predict scores: test or val (src/eval.py)
     collate_fn: Callable[[list], Any] | None = None  # None: torch's default_collate
 
     def __init__(self) -> None:
@@ -50,3 +51,6 @@ class SplitsDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.predict_split)

@@ -1,5 +1,6 @@
 """`python -m alexlab.report REPORT SWEEP_DIR... --out results/NAME`: write NAME.md and NAME.png
-from finished runs and print the table. `curves RUN_DIR...` compares single runs' training curves."""
+from finished runs and print the table. `curves RUN_DIR...` compares single runs' training curves;
+`ensemble EVAL_DIR` scores single nets and their ensemble from the probabilities src/eval.py saved."""
 
 import argparse
 import sys
@@ -9,20 +10,21 @@ from alexlab.errors import UserError
 from alexlab.report import paper
 from alexlab.report.compare import compare_report
 from alexlab.report.curves import curves_report
+from alexlab.report.ensembles import ensemble_report
 from alexlab.report.figure1 import figure1_report
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m alexlab.report", description=__doc__)
     parser.add_argument(
-        "report", choices=["relu-speedup", "ablations", "lrn-cifar", "table1", "curves"]
+        "report", choices=["relu-speedup", "ablations", "lrn-cifar", "table1", "curves", "ensemble"]
     )
     parser.add_argument(
         "sweeps",
         nargs="+",
         metavar="SWEEP_DIR",
         help="sweep directories; relu-speedup takes LABEL=DIR, one per set of conditions; "
-        "curves takes run directories",
+        "curves takes run directories, ensemble an evaluation's directory (src/eval.py)",
     )
     parser.add_argument("--out", type=Path, required=True, help="results/NAME (.md and .png)")
     args = parser.parse_args(argv)
@@ -36,6 +38,8 @@ def main(argv: list[str] | None = None) -> None:
 def make_report(report: str, sweeps: list[str], out: Path) -> str:
     if report == "curves":
         return curves_report([Path(run) for run in sweeps], out)
+    if report == "ensemble":
+        return ensemble_report(Path(sweeps[0]), out)
     if report == "relu-speedup":
         conditions = [tuple(s.split("=", 1)) if "=" in s else (Path(s).name, s) for s in sweeps]
         return figure1_report([(label, Path(d)) for label, d in conditions], out)

@@ -1,0 +1,58 @@
+"""Single nets and the ensemble of all of them, computed from the probabilities that src/eval.py
+saved (no net is run again), beside the paper's rows of Tables 1 and 2."""
+
+import statistics
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from alexlab.evaluation import ensemble, errors, load
+from alexlab.report import paper
+from alexlab.report.tables import markdown_table, mean_and_spread, percent
+
+
+def ensemble_report(eval_dir: Path, out: Path) -> str:
+    """Markdown report (also written to `out`.md, the figure to `out`.png)."""
+    probs, labels = load(eval_dir)
+    singles = {name: errors(p, labels) for name, p in probs.items()}
+    combined = errors(ensemble(list(probs.values())), labels)
+    keys = list(combined)
+    n = len(singles)
+    rows = [[name, *(percent(scores[key]) for key in keys), ""] for name, scores in singles.items()]
+    rows.append(
+        [
+            f"**one net**, mean over {n}",
+            *(mean_and_spread([s[key] for s in singles.values()]) for key in keys),
+            f"1 CNN: {paper.TABLE1['imagenet']}",
+        ]
+    )
+    rows.append(
+        [
+            f"**ensemble of {n}**",
+            *(percent(combined[key]) for key in keys),
+            f"5 CNNs: {paper.ENSEMBLES['5 CNNs']}; 7 CNNs*: {paper.ENSEMBLES['7 CNNs*']}",
+        ]
+    )
+    headers = ["net", *(f"{key.replace('err_', '')} error" for key in keys), "paper (Tables 1, 2)"]
+    plot(singles, combined, out.with_suffix(".png"))
+    title = f"# Single nets and their ensemble ({len(labels)} images of {eval_dir})\n\n"
+    report = title + f"Figure: {out.with_suffix('.png').name}\n\n" + markdown_table(headers, rows)
+    out.with_suffix(".md").write_text(report)
+    return report
+
+
+def plot(singles: dict[str, dict[str, float]], combined: dict[str, float], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    single = [100 * s["err_top1"] for s in singles.values()]
+    ax.scatter([0] * len(single), single, color="black", s=14, label="one net")
+    ax.hlines(statistics.fmean(single), -0.25, 0.25, color="tab:blue", label="mean of one net")
+    ax.scatter([1], [100 * combined["err_top1"]], color="tab:red", s=30, label="ensemble")
+    ax.set_xticks([0, 1], ["single nets", f"ensemble of {len(singles)}"])
+    ax.set(ylabel="top-1 error (%)", xlim=(-0.6, 1.6), title="Averaging the nets' predictions")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

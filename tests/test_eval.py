@@ -1,0 +1,122 @@
+"""`python src/eval.py`: single nets and ensembles scored from checkpoints, on real Fashion-MNIST."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO, SHORT_RUN, train
+from torch import nn
+
+from alexlab.evaluation import ensemble
+from alexlab.module import Classifier
+
+
+def evaluate(out: Path, *overrides: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, str(REPO / "src" / "eval.py"), f"hydra.run.dir={out}", *overrides]
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def seeds(tmp_path_factory: pytest.TempPathFactory, fashion_mnist: Path) -> list[Path]:
+    """Three short runs on real Fashion-MNIST that differ only in their seed."""
+    runs = []
+    for seed in range(3):
+        run_dir = tmp_path_factory.mktemp(f"seed{seed}")
+        run = train(run_dir, *SHORT_RUN, f"seed={seed}")
+        assert run.returncode == 0, run.stderr[-3000:]
+        runs.append(run_dir)
+    return runs
+
+
+def test_a_net_scores_as_its_own_test_did_and_its_ensemble_with_itself_the_same(tmp_path, seeds):
+    run = evaluate(tmp_path, f"ckpt_paths=[{seeds[0]},{seeds[0]}]")
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    name = seeds[0].name
+    assert results[name] == results[f"{name}-2"] == results["ensemble"]
+    # The run's own test, in float32, used the same best checkpoint; float16 probabilities may
+    # break a tie differently on an image or two of the 10,000.
+    own = json.loads((seeds[0] / "results.json").read_text())
+    assert abs(results[name]["err_top1"] - own["test/err_top1"]) <= 2 / 10_000
+    assert abs(results[name]["err_top5"] - own["test/err_top5"]) <= 2 / 10_000
+    probs = np.load(tmp_path / "probs" / f"{name}.npy")
+    assert probs.dtype == np.float16 and probs.shape == (10_000, 10)
+    np.testing.assert_allclose(probs.astype(np.float32).sum(1), 1, atol=5e-3)
+
+
+def test_the_ensemble_is_the_mean_of_the_saved_probabilities(tmp_path, seeds):
+    run = evaluate(tmp_path, f"ckpt_paths=[{','.join(map(str, seeds))}]")
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    labels = np.load(tmp_path / "labels.npy")
+    total = sum(np.load(tmp_path / "probs" / f"{s.name}.npy").astype(np.float64) for s in seeds)
+    top1 = np.mean(total.argmax(1) != labels)
+    top5 = np.mean(
+        [label not in np.argsort(-row)[:5] for row, label in zip(total, labels, strict=True)]
+    )
+    assert results["ensemble"] == {"err_top1": top1, "err_top5": top5}
+    singles = [results[s.name]["err_top1"] for s in seeds]
+    print(f"3 seeds: single nets {singles}, mean {np.mean(singles):.4f}; ensemble {top1:.4f}")
+    assert top1 < np.mean(singles)  # averaging the nets helps, as the paper's ensembles do
+
+    report = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "alexlab.report",
+            "ensemble",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "r"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert f"| **ensemble of 3** | {100 * top1:.1f}% | {100 * top5:.1f}% |" in report.stdout
+    assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_patches_are_averaged_before_the_nets_are():
+    torch.manual_seed(0)
+    nets = [
+        Classifier(nn.Sequential(nn.Flatten(), nn.Linear(12, 3)), torch.optim.SGD) for _ in range(2)
+    ]
+    images = torch.randn(4, 10, 3, 2, 2)  # 4 images of 10 patches
+    labels = torch.zeros(4, dtype=torch.long)
+    per_net = [n.predict_step([images, labels], 0)["probs"].detach().numpy() for n in nets]
+    by_hand = np.zeros((4, 3))
+    for net in nets:
+        for patch in range(10):
+            logits = net.net(images[:, patch]).detach().double().numpy()
+            exp = np.exp(logits - logits.max(1, keepdims=True))
+            by_hand += exp / exp.sum(1, keepdims=True) / 20  # 10 patches, 2 nets
+    np.testing.assert_allclose(ensemble(per_net), by_hand, rtol=1e-5)
+    mean_logits = [n.net(images.flatten(0, 1)).unflatten(0, (4, 10)).mean(1) for n in nets]
+    softmax_of_means = np.mean([m.softmax(1).detach().numpy() for m in mean_logits], axis=0)
+    assert not np.allclose(softmax_of_means, by_hand, rtol=1e-3)  # the order matters
+
+
+def test_nets_of_other_data_are_one_error_line(tmp_path, seeds):
+    synthetic = tmp_path / "synthetic"
+    run = train(synthetic, "data=synthetic", "model=convnet4", "trainer.max_epochs=1")
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = tmp_path / "eval"
+    run = evaluate(out, f"ckpt_paths=[{seeds[0]},{synthetic}]")
+    assert run.returncode != 0 and "Traceback" not in run.stderr
+    assert run.stderr.strip().splitlines()[-1] == (
+        f"error: ckpt_paths: synthetic was scored on other images than {seeds[0].name} "
+        "(64 vs 10000, or other labels): nets of an ensemble need the same data and split"
+    )
+    assert not (out / "results.json").exists()
+    run = evaluate(out, "ckpt_paths=[/no/such/run]")
+    assert run.stderr.strip().splitlines()[-1] == (
+        "error: ckpt_paths: /no/such/run: no such run directory or checkpoint file"
+    )
