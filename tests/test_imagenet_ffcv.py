@@ -125,7 +125,7 @@ def test_flips_happen_about_half_the_time(betons, tmp_path):
 
 
 def fake_trainer(**state) -> SimpleNamespace:
-    return SimpleNamespace(**{"training": False, "testing": False, **state})
+    return SimpleNamespace(**{"training": False, "testing": False, "predicting": False, **state})
 
 
 def test_validation_is_held_out_of_the_train_beton(betons, tmp_path):
@@ -275,6 +275,44 @@ def test_train_py_runs_the_paper_net_on_ffcv(betons, tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert 0 <= results["test/err_top1"] <= 1
+
+
+def test_eval_py_scores_an_ffcv_run_with_its_ten_patches_or_the_centre_crop(betons, tmp_path):
+    def python(*args: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        command = [sys.executable, *args]
+        return subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=env)
+
+    run = python(
+        "src/train.py",
+        "model=alexnet_small",
+        "model.init=kaiming",  # the paper's init leaves this small net blind to its input
+        "data=imagenet_ffcv",
+        "data.mean=normalize",
+        f"data.train_beton={betons['train_jpg']}",
+        f"data.test_beton={betons['val_jpg']}",
+        "data.val_per_class=1",
+        f"data.stats_file={tmp_path / 'stats.pt'}",
+        "data.batch_size=4",
+        "trainer.max_epochs=1",
+        "callbacks.progress_bar=null",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    probs = {}
+    for patches in (10, 1):
+        out = tmp_path / f"eval{patches}"
+        run = python(
+            "src/eval.py",
+            f"ckpt_paths=[{tmp_path / 'run'}]",
+            f"data.test_patches={patches}",
+            f"hydra.run.dir={out}",
+        )
+        assert run.returncode == 0, run.stderr[-3000:]
+        probs[patches] = np.load(out / "probs" / "run.npy").astype(np.float32)
+        assert np.array_equal(np.load(out / "labels.npy"), np.sort(np.load(out / "labels.npy")))
+    assert probs[10].shape == probs[1].shape == (20, 19)  # val/'s 20 images, in class order
+    assert not np.allclose(probs[10], probs[1], atol=1e-4)  # ten patches, not the centre alone
 
 
 SHARD = """

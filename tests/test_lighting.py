@@ -59,7 +59,7 @@ def test_imagenet_statistics_give_a_shift_of_five_grey_levels():
 
 
 def as_batches(data, training: bool) -> None:
-    data.trainer = SimpleNamespace(training=training, testing=False)
+    data.trainer = SimpleNamespace(training=training, testing=False, predicting=False)
 
 
 @pytest.mark.parametrize("mean", ["image", "normalize"])

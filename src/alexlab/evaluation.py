@@ -50,9 +50,10 @@ def _evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
     labels = None
     for net in nets:
         data = net.config.data
-        if cfg.get("test_patches") is not None and "test_patches" in data:
-            with open_dict(data):
-                data.test_patches = cfg.test_patches
+        for key, value in (cfg.get("data") or {}).items():
+            if value is not None and key in data:  # e.g. test_patches, which only ImageNet has
+                with open_dict(data):
+                    data[key] = value
         datamodule = build_datamodule(data, "test" if cfg.split == "test" else "fit")
         datamodule.predict_split = cfg.split
         module = build_module(net.config, datamodule)

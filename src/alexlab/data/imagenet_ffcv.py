@@ -171,7 +171,12 @@ class ImageNetFFCVDataModule(SplitsDataModule):
             seed=self.seed,
             pipelines={
                 "image": [decoder, crop, ToTensor(), *to_device, ToTorchImage()],
-                "label": [IntDecoder(), ToTensor(), Squeeze(), *to_device],
+                "label": [
+                    IntDecoder(),
+                    ToTensor(),
+                    Squeeze(1),
+                    *to_device,
+                ],  # (B, 1) -> (B,), B=1 too
             },
             drop_last=False,
         )
