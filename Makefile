@@ -34,7 +34,7 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q --no-deps foolbox==3.3.4
 	touch $@
 
-test: $(STAMP) ## run the test suite [~11 min]
+test: $(STAMP) ## run the test suite [~13 min]
 	$(PYTHON) -m pytest -q
 
 lint: $(STAMP) ## ruff check and format check
