@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from alexlab.atomic import write_atomically
 from alexlab.errors import UserError, check_choice
 from alexlab.report.tables import markdown_table, percent
-from alexlab.resume import LAST
+from alexlab.resume import LAST, read_checkpoint
 from alexlab.training import build, build_datamodule, build_module
 
 SPLITS = ("test", "val")
@@ -105,8 +105,7 @@ def best_checkpoint(run_dir: Path) -> Path:
         return best[0]
     last = run_dir / "checkpoints" / LAST
     if last.is_file():
-        states = torch.load(last, map_location="cpu", weights_only=True)["callbacks"]
-        for key, state in states.items():
+        for key, state in read_checkpoint(last)["callbacks"].items():
             if key.startswith("ModelCheckpoint") and state.get("best_model_path"):
                 return Path(state["best_model_path"])
     raise UserError(f"ckpt_paths: {run_dir} has no best checkpoint; give a checkpoint file")
