@@ -19,16 +19,18 @@ help: ## list the targets (cost on 2 CPU cores in brackets)
 install: $(STAMP) ## .venv with the project and FFCV, Fashion-MNIST, the image samples [~4 min, once]
 
 # Fashion-MNIST (real, offline); libjpeg-turbo and OpenCV, which FFCV's extension builds against;
-# tcmalloc (see PYTHON).
-APT_PACKAGES := dataset-fashion-mnist libturbojpeg0-dev libopencv-dev pkg-config libtcmalloc-minimal4
+# g++, which builds FFCV's and ours (the fused LRN kernel, setup.py); tcmalloc (see PYTHON).
+APT_PACKAGES := dataset-fashion-mnist libturbojpeg0-dev libopencv-dev pkg-config g++ \
+	libtcmalloc-minimal4
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py src/alexlab/kernels/lrn_cpu.cpp
 	@dpkg -s $(APT_PACKAGES) >/dev/null 2>&1 || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); }
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip setuptools==84.2.1 wheel
 	$(VENV)/bin/pip install -q torch==2.14.1 torchvision==0.29.1
-	@# FFCV's sdist uses setuptools' distutils: build it with the setuptools pinned above.
+	@# FFCV's sdist uses setuptools' distutils, and our C++ LRN kernel builds against the torch
+	@# installed above: no build isolation, the setuptools pinned above.
 	$(VENV)/bin/pip install -q --no-build-isolation -e '.[dev,ffcv]'
 	@# Real CIFAR-10 and ImageNet samples for the tests; foolbox itself is never imported.
 	$(VENV)/bin/pip install -q --no-deps foolbox==3.3.4
@@ -57,7 +59,7 @@ data/imagenet_%.beton: | $(STAMP)
 
 data-beton: $(BETONS) ## ImageNet as FFCV .betons for experiment=imagenet: IMAGENET=ROOT (train/, val/) -> data/imagenet_{train,val}.beton [~140 images/s on 2 cores]
 
-bench-train: $(STAMP) ## images/s of a training step: our AlexNet vs torchvision's, convnet4; fp32/bf16, channels-last, compile; epoch overheads; time to target [~4 min]
+bench-train: $(STAMP) ## images/s of a training step: our AlexNet vs torchvision's (a/b), convnet4; fp32/bf16, channels-last, compile; profile rows; fused vs pure-torch LRN; epoch overheads; time to target [~5 min]
 	$(PYTHON) benchmarks/train_step.py $(ARGS)
 
 bench-loader: $(STAMP) ## images/s: FFCV vs torchvision vs the raw JPEG decode limit, with ratios [~4 min]

@@ -5,7 +5,11 @@
   (c) our convnet4, Figure 1's net, at 32x32
 
 each in fp32 and bf16 (autocast), channels-last off and on; then at bf16 channels-last, (a)
-without LRN and with one column, to show where its time goes, and each net torch.compile'd.
+with the pure-torch LRN instead of the fused kernel, without LRN and with one column, to show
+where its time goes, and each net torch.compile'd. Then the operators that take (a)'s step, with
+and without LRN (torch.profiler), and the fused LRN against the pure-torch one alone, forward and
+backward, at AlexNet's two LRN layers. On a GPU (--device cuda, the default where there is one)
+the same, with CUDA's bf16.
 The nets take turns, a few steps at a time, so that the machine's noise falls on all of them;
 medians of the per-step rates after a warm-up are printed with the ratios a/b (each at its best
 settings) and bf16/fp32.
@@ -16,6 +20,7 @@ Lightning; and Figure 1's measure on the real thing: convnet4 with ReLU trained 
 `src/train.py` until the training error reaches the target, wall seconds and epochs.
 
     python benchmarks/train_step.py [--rounds 5] [--steps 2] [--alexnet-batch 64] [--epochs 3]
+                                    [--device cpu|cuda]
 """
 
 import argparse
@@ -36,9 +41,23 @@ import torchvision
 from torch import nn
 
 from alexlab.models import AlexNet, ConvNet4
+from alexlab.models.layers import LocalResponseNorm
 
 REPO = Path(__file__).resolve().parents[1]
 PRECISIONS = ("fp32", "bf16")
+DEVICE = torch.device("cpu")  # main() sets it from --device
+
+
+def synchronize() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def pure_torch_lrn(net: nn.Module) -> nn.Module:
+    for layer in net.modules():
+        if isinstance(layer, LocalResponseNorm):
+            layer.fused = False
+    return net
 
 
 @dataclass
@@ -54,6 +73,8 @@ class Subject:
     rates: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.net = self.net.to(DEVICE)
+        self.images, self.labels = self.images.to(DEVICE), self.labels.to(DEVICE)
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
             self.images = self.images.contiguous(memory_format=torch.channels_last)
@@ -63,13 +84,17 @@ class Subject:
 
     def step(self) -> float:
         start = time.perf_counter()
-        autocast = torch.autocast("cpu", torch.bfloat16, enabled=self.precision == "bf16")
+        self.train_step()
+        synchronize()
+        return len(self.images) / (time.perf_counter() - start)
+
+    def train_step(self) -> None:
+        autocast = torch.autocast(DEVICE.type, torch.bfloat16, enabled=self.precision == "bf16")
         with autocast:
             loss = F.cross_entropy(self.net(self.images), self.labels)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return len(self.images) / (time.perf_counter() - start)
 
     @property
     def label(self) -> str:
@@ -85,8 +110,9 @@ def subjects(alexnet_batch: int, convnet_batch: int) -> list[Subject]:
         ("(b) torchvision alexnet 224", torchvision.models.alexnet, alexnet_batch, 224, 1000),
         ("(c) alexlab convnet4 32", lambda: ConvNet4(input_size=32), convnet_batch, 32, 10),
     ]
-    # Where (a)'s time goes: the same net without LRN, and with one column.
+    # Where (a)'s time goes: the same net with the reference LRN, without LRN, with one column.
     parts: list[tuple[str, Callable[[], nn.Module], int, int, int]] = [
+        ("(a) pure-torch LRN", lambda: pure_torch_lrn(AlexNet()), alexnet_batch, 227, 1000),
         ("(a) without LRN", lambda: AlexNet(lrn="off"), alexnet_batch, 227, 1000),
         ("(a) one column", lambda: AlexNet(columns=1), alexnet_batch, 227, 1000),
     ]
@@ -209,6 +235,48 @@ def time_to_target() -> dict[str, float]:
         return json.loads((Path(run_dir) / "results.json").read_text())
 
 
+def profile_rows(subject: Subject, steps: int = 3, rows: int = 8) -> list[tuple[str, float]]:
+    """The operators that take most of a subject's training step: (name, ms a step), self time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if DEVICE.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            subject.train_step()
+        synchronize()
+    device_time = "self_device_time_total" if DEVICE.type == "cuda" else "self_cpu_time_total"
+    events = sorted(prof.key_averages(), key=lambda e: getattr(e, device_time), reverse=True)
+    return [(e.key, getattr(e, device_time) / 1000 / steps) for e in events[:rows]]
+
+
+def lrn_alone(batch: int, rounds: int) -> list[tuple[str, float, float]]:
+    """Forward and backward of the fused LRN and the pure-torch one, taking turns, at AlexNet's
+    two LRN layers (conv1's and conv2's maps): (setting, fused ms, pure-torch ms), medians."""
+    results = []
+    for channels, side in ((96, 55), (256, 27)):
+        for precision in PRECISIONS:
+            for layout in (torch.channels_last, torch.contiguous_format):
+                dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+                a = torch.randn(batch, channels, side, side, device=DEVICE, dtype=dtype)
+                a = a.contiguous(memory_format=layout).requires_grad_()
+                grad = torch.randn_like(a)
+                lrn = LocalResponseNorm(groups=2)
+                times: dict[bool, list[float]] = {True: [], False: []}
+                for turn in range(2 * rounds + 2):  # the first turn of each: warm-up
+                    lrn.fused = turn % 2 == 0
+                    start = time.perf_counter()
+                    lrn(a).backward(grad)
+                    synchronize()
+                    if turn >= 2:
+                        times[lrn.fused].append(1000 * (time.perf_counter() - start))
+                cl = "channels-last" if layout == torch.channels_last else "NCHW"
+                setting = f"{batch}x{channels}x{side}x{side}, {precision}, {cl}"
+                results.append(
+                    (setting, statistics.median(times[True]), statistics.median(times[False]))
+                )
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="turns each net takes [5]")
@@ -216,8 +284,14 @@ def main() -> None:
     parser.add_argument("--alexnet-batch", type=int, default=64)
     parser.add_argument("--convnet-batch", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=3, help="Fashion-MNIST epochs timed [3]")
+    parser.add_argument(
+        "--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu"
+    )
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU, {allocator()}")
+    global DEVICE
+    DEVICE = torch.device(args.device)
+    where = torch.cuda.get_device_name() if DEVICE.type == "cuda" else "CPU"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {where}, {allocator()}")
 
     all_subjects = subjects(args.alexnet_batch, args.convnet_batch)
     measure_steps(all_subjects, args.rounds, args.steps)
@@ -238,6 +312,25 @@ def main() -> None:
             bf16 = median_rate(all_subjects, name, "bf16", cl)
             fp32 = median_rate(all_subjects, name, "fp32", cl)
             print(f"bf16/fp32 = {bf16 / fp32:.2f}: {name}, channels-last {'on' if cl else 'off'}")
+
+    by_name = {s.name: s for s in all_subjects if s.precision == "bf16" and s.channels_last}
+    for name in ("(a) pure-torch LRN", "(a) without LRN"):
+        rate = statistics.median(by_name[name].rates)
+        print(f"{name}: {rate / statistics.median(a.rates):.2f}x the images/s of (a)")
+    for name in (names[0], "(a) without LRN"):
+        print(f"\nwhere {name}'s step goes (bf16, channels-last), ms a step, self time:")
+        for op, ms in profile_rows(by_name[name]):
+            print(f"  {ms:8.1f}  {op}")
+
+    print("\n| LRN forward + backward | fused ms | pure-torch ms | pure-torch / fused |")
+    print("|---|---:|---:|---:|")
+    speedups = []
+    for setting, fused, reference in lrn_alone(args.alexnet_batch, args.rounds):
+        speedups.append(reference / fused)
+        print(f"| {setting} | {fused:.1f} | {reference:.1f} | {reference / fused:.2f} |")
+    print(f"fused LRN: {statistics.median(speedups):.2f}x the pure-torch LRN (median of the rows)")
+    if DEVICE.type == "cuda":
+        return  # the rest times the CPU training path of small datasets
 
     costs = [epoch_cost() for _ in range(args.epochs)]
     compute = statistics.median(c.compute for c in costs)

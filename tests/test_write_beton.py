@@ -12,7 +12,7 @@ from PIL import Image
 from test_imagenet_folder import expected_order, make_tree
 
 from alexlab.data.stats import resize_centre
-from alexlab.data.write_beton import write_beton
+from alexlab.data.write_beton import main, write_beton
 from alexlab.errors import DataNotFoundError, UserError
 
 COMMAND = [sys.executable, "-m", "alexlab.data.write_beton"]
@@ -113,29 +113,45 @@ def _output_exists(tmp_path: Path) -> str:
     return _corrupt(tmp_path)
 
 
-@pytest.mark.timeout(120)
-@pytest.mark.parametrize(
-    "build, problem",
-    [
-        (_missing, "nope: no such folder"),
-        (_empty, "Couldn't find any class folder"),
-        (_root_not_split, "split: holds train/; pass one split, e.g. --src"),
-        (_output_exists, "out.beton already exists; delete it or choose another path"),
-        (_corrupt, "broken.JPEG: not a readable image (UnidentifiedImageError"),
-    ],
-)
-def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, build, problem: str) -> None:
-    src = build(tmp_path)
-    existed = (tmp_path / "out.beton").exists()
-    result = run("--src", src, "--out", str(tmp_path / "out.beton"))
-    assert result.returncode == 1
-    last_line = result.stderr.strip().splitlines()[-1]
-    assert last_line.startswith("error: ") and problem in last_line, result.stderr
-    assert "Traceback" not in result.stderr
+BAD_INPUTS = [
+    (_missing, "nope: no such folder"),
+    (_empty, "Couldn't find any class folder"),
+    (_root_not_split, "split: holds train/; pass one split, e.g. --src"),
+    (_output_exists, "out.beton already exists; delete it or choose another path"),
+    (_corrupt, "broken.JPEG: not a readable image (UnidentifiedImageError"),
+]
+
+
+def assert_wrote_nothing(tmp_path: Path, existed: bool) -> None:
     assert (tmp_path / "out.beton").exists() == existed
     assert not (tmp_path / "out.beton.partial").exists()
     if existed:
         assert (tmp_path / "out.beton").read_bytes() == b"someone's data"
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("build, problem", BAD_INPUTS)
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, build, problem: str) -> None:
+    # In process (the command's main, as `python -m` calls it): SystemExit's message is the line
+    # Python prints to stderr before exiting with status 1.
+    src = build(tmp_path)
+    existed = (tmp_path / "out.beton").exists()
+    with pytest.raises(SystemExit) as exit:
+        main(["--src", src, "--out", str(tmp_path / "out.beton")])
+    message = str(exit.value.code)
+    assert message.startswith("error: ") and problem in message and "\n" not in message
+    assert_wrote_nothing(tmp_path, existed)
+
+
+@pytest.mark.timeout(120)
+def test_the_command_exits_with_status_1_and_no_traceback(tmp_path: Path) -> None:
+    build, problem = BAD_INPUTS[-1]
+    result = run("--src", build(tmp_path), "--out", str(tmp_path / "out.beton"))
+    assert result.returncode == 1
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: ") and problem in last_line, result.stderr
+    assert "Traceback" not in result.stderr
+    assert_wrote_nothing(tmp_path, existed=False)
 
 
 @pytest.mark.timeout(120)

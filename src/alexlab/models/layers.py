@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from alexlab.errors import ConfigError, check_choice, check_range
+from alexlab.kernels import lrn as kernels
 
 
 class AbsTanh(nn.Module):
@@ -72,10 +73,17 @@ class LocalResponseNorm(nn.Module):
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
         self.variant, self.groups = variant, groups
 
+    # The fused operator (alexlab.kernels.lrn) where the device has it; False: the pure-torch
+    # _ResponseNorm, its reference (make bench-train times both).
+    fused: bool = True
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         alpha = self.alpha if self.variant == "paper" else self.alpha / self.size
         if torch.is_autocast_enabled(x.device.type):
             x = x.to(torch.get_autocast_dtype(x.device.type))
+        if self.fused and kernels.available(x.device):
+            with torch.autocast(x.device.type, enabled=False):
+                return kernels.lrn(x, self.size, alpha, self.beta, self.k, self.groups)
         per_group = x.shape[1] // self.groups
         index = torch.arange(per_group, device=x.device)
         band = (index[:, None] - index[None, :]).abs() <= self.size // 2
