@@ -32,16 +32,25 @@ def _window_sum(a, base, c, channels, channel_stride, offsets, mask, HALF: tl.co
 
 
 @triton.jit
+def _tile(
+    channels, positions, groups, image_stride, channel_stride, position_stride, BLOCK: tl.constexpr
+):
+    """This program's tile: its group's first element, its positions' offsets, which are real."""
+    image_group, block = tl.program_id(0), tl.program_id(1)
+    image, group = image_group // groups, image_group % groups
+    lanes = block * BLOCK + tl.arange(0, BLOCK)
+    base = image * image_stride + group * channels * channel_stride
+    return base, lanes * position_stride, lanes < positions
+
+
+@triton.jit
 def _forward(
     a, b, channels, positions, groups, image_stride, channel_stride, position_stride,
     alpha, beta, k, HALF: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
-    image_group, block = tl.program_id(0), tl.program_id(1)
-    image, group = image_group // groups, image_group % groups
-    base = image * image_stride + group * channels * channel_stride
-    lanes = block * BLOCK + tl.arange(0, BLOCK)
-    mask = lanes < positions
-    offsets = lanes * position_stride
+    base, offsets, mask = _tile(
+        channels, positions, groups, image_stride, channel_stride, position_stride, BLOCK
+    )
     for c in range(0, channels):
         s = k + alpha * _window_sum(a, base, c, channels, channel_stride, offsets, mask, HALF)
         where = a + base + c * channel_stride + offsets
@@ -55,12 +64,9 @@ def _backward(
     a, grad_b, grad_a, channels, positions, groups, image_stride, channel_stride,
     position_stride, alpha, beta, k, HALF: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
-    image_group, block = tl.program_id(0), tl.program_id(1)
-    image, group = image_group // groups, image_group % groups
-    base = image * image_stride + group * channels * channel_stride
-    lanes = block * BLOCK + tl.arange(0, BLOCK)
-    mask = lanes < positions
-    offsets = lanes * position_stride
+    base, offsets, mask = _tile(
+        channels, positions, groups, image_stride, channel_stride, position_stride, BLOCK
+    )
     for c in range(0, channels):
         # sum over i in window(c) of g_i a_i s_i^(-beta-1)
         through = tl.zeros((BLOCK,), dtype=tl.float32)
