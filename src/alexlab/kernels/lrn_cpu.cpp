@@ -9,10 +9,10 @@
 // The backward pass recomputes s from a instead of saving it: reading a again costs less than
 // writing and reading a saved tensor of the same size.
 //
-// The maps are cut into tiles of one image, one group and kTile positions; a tile's channels are
-// copied into float buffers (channel-major, positions contiguous) so that every arithmetic loop
-// runs over kTile contiguous lanes whatever the tensor's layout (NCHW or channels-last).
-// Built by setup.py with -O3 -ffast-math, so that std::pow vectorizes (glibc's libmvec).
+// The maps are cut into tiles (see Tiling) whose values are copied into float buffers, so that
+// every arithmetic loop runs over contiguous lanes whatever the tensor's layout (NCHW or
+// channels-last), and GCC vectorizes it. Built by setup.py with -O3 -march=native -ffast-math,
+// so that std::pow vectorizes too (glibc's libmvec).
 
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
@@ -25,11 +25,11 @@
 
 namespace {
 
-// Positions a tile: channels-last rows (one AVX-512 register of floats a channel's lanes would
-// need no more), NCHW lanes (wide enough that a row's loop is mostly whole vectors).
+// Positions a tile: as channels-last rows, 16 (the buffers stay in L1); as NCHW lanes, 64 (wide
+// enough that a row's loop is mostly whole vectors).
 constexpr int64_t kRows = 16, kLanes = 64;
 
-// A tile is one image, one group and up to kTile positions, copied into float buffers as rows of
+// A tile is one image, one group and up to `tile` positions, copied into float buffers as rows of
 // contiguous values: NCHW gives a row per channel (lanes: positions), channels-last a row per
 // position (lanes: channels). Either way every loop below runs over contiguous lanes, and a
 // value's channel window is the values `step` apart in the buffer: a row apart for NCHW, a lane

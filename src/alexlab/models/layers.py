@@ -54,6 +54,10 @@ class LocalResponseNorm(nn.Module):
     on their own, as each of the paper's GPUs did.
     """
 
+    # The fused operator (alexlab.kernels.lrn) where the device has it; False: the pure-torch
+    # _ResponseNorm, its reference (make bench-train times both).
+    fused: bool = True
+
     def __init__(
         self,
         size: int = 5,
@@ -72,10 +76,6 @@ class LocalResponseNorm(nn.Module):
         check_range("lrn_k", k, 0, float("inf"))
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
         self.variant, self.groups = variant, groups
-
-    # The fused operator (alexlab.kernels.lrn) where the device has it; False: the pure-torch
-    # _ResponseNorm, its reference (make bench-train times both).
-    fused: bool = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         alpha = self.alpha if self.variant == "paper" else self.alpha / self.size
