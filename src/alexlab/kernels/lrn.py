@@ -17,11 +17,15 @@ except ImportError:  # not built (an install without `make install`): the refere
     _lrn_cpu = None
 
 
+# Looked up once: available() runs on every LRN forward.
+_TRITON = importlib.util.find_spec("triton") is not None
+
+
 def available(device: torch.device) -> bool:
     """Whether the fused operator has a kernel for this device."""
     if device.type == "cpu":
         return _lrn_cpu is not None
-    return device.type == "cuda" and importlib.util.find_spec("triton") is not None
+    return device.type == "cuda" and _TRITON
 
 
 @torch.library.custom_op("alexlab::lrn", mutates_args=(), device_types="cpu")

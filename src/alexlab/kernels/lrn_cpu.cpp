@@ -69,8 +69,9 @@ at::Tensor dense(const at::Tensor& t) {
   return t.contiguous();
 }
 
-// Copies a tile into x (float) and the squares of its values into `squares`.
-template <typename scalar_t, typename acc_t>
+// Copies a tile into x (float) and, with_squares, the squares of its values into `squares`, in
+// the same loop (a second pass over the row cost the forward kernel a fifth of its time).
+template <bool with_squares, typename scalar_t, typename acc_t>
 void load(const scalar_t* src, const Tiling& t, int64_t count, acc_t* x, acc_t* squares) {
   const int64_t rows = t.rows(count), lanes = t.lanes(count);
   for (int64_t r = 0; r < rows; ++r) {
@@ -78,18 +79,8 @@ void load(const scalar_t* src, const Tiling& t, int64_t count, acc_t* x, acc_t* 
     const int64_t row = t.origin + r * t.pitch;
     for (int64_t q = 0; q < lanes; ++q) {
       x[row + q] = static_cast<acc_t>(in[q]);
-      squares[row + q] = x[row + q] * x[row + q];
+      if constexpr (with_squares) squares[row + q] = x[row + q] * x[row + q];
     }
-  }
-}
-
-template <typename scalar_t, typename acc_t>
-void load(const scalar_t* src, const Tiling& t, int64_t count, acc_t* x) {
-  const int64_t rows = t.rows(count), lanes = t.lanes(count);
-  for (int64_t r = 0; r < rows; ++r) {
-    const scalar_t* in = src + r * t.row_stride();
-    const int64_t row = t.origin + r * t.pitch;
-    for (int64_t q = 0; q < lanes; ++q) x[row + q] = static_cast<acc_t>(in[q]);
   }
 }
 
@@ -153,7 +144,7 @@ void forward_kernel(const at::Tensor& a, at::Tensor& b, const Tiling& t, acc_t a
     acc_t* __restrict__ x = memory;
     acc_t* __restrict__ squares = x + t.buffer_size;
     const int64_t rows = t.rows(count), lanes = t.lanes(count), step = t.step, half = t.half;
-    load(in + offset, t, count, x, squares);
+    load<true>(in + offset, t, count, x, squares);
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t row = t.origin + r * t.pitch;
       scalar_t* __restrict__ b_row = out + offset + r * t.row_stride();
@@ -179,8 +170,8 @@ void backward_kernel(const at::Tensor& a, const at::Tensor& grad_b, at::Tensor& 
     acc_t* __restrict__ squares = g + t.buffer_size;
     acc_t* __restrict__ through = squares + t.buffer_size;
     const int64_t rows = t.rows(count), lanes = t.lanes(count), step = t.step, half = t.half;
-    load(in + offset, t, count, x, squares);
-    load(grad_in + offset, t, count, g);
+    load<true>(in + offset, t, count, x, squares);
+    load<false>(grad_in + offset, t, count, g, static_cast<acc_t*>(nullptr));
     // through_i = g_i a_i s_i^(-beta-1); g_i becomes g_i s_i^-beta
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t row = t.origin + r * t.pitch;
