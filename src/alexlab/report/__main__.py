@@ -1,6 +1,8 @@
 """`python -m alexlab.report REPORT SWEEP_DIR... --out results/NAME`: write NAME.md and NAME.png
 from finished runs and print the table. `curves RUN_DIR...` compares single runs' training curves;
-`ensemble EVAL_DIR` scores single nets and their ensemble from the probabilities src/eval.py saved."""
+`ensemble EVAL_DIR` scores single nets and their ensemble from the probabilities src/eval.py saved;
+`claims DIR...` gives every claim of the paper a verdict (NAME.md and NAME.json); `hyperband
+SWEEP_DIR... --sweep-file FILE` replays FILE's early_terminate on sweeps run in full."""
 
 import argparse
 import sys
@@ -8,16 +10,29 @@ from pathlib import Path
 
 from alexlab.errors import UserError
 from alexlab.report import paper
+from alexlab.report.claims import claims_report
 from alexlab.report.compare import compare_report
 from alexlab.report.curves import curves_report
 from alexlab.report.ensembles import ensemble_report
 from alexlab.report.figure1 import figure1_report
+from alexlab.report.hyperband import hyperband_report
+from alexlab.sweep.spec import load_sweep
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m alexlab.report", description=__doc__)
     parser.add_argument(
-        "report", choices=["relu-speedup", "ablations", "lrn-cifar", "table1", "curves", "ensemble"]
+        "report",
+        choices=[
+            "relu-speedup",
+            "ablations",
+            "lrn-cifar",
+            "table1",
+            "curves",
+            "ensemble",
+            "claims",
+            "hyperband",
+        ],
     )
     parser.add_argument(
         "sweeps",
@@ -27,9 +42,16 @@ def main(argv: list[str] | None = None) -> None:
         "curves takes run directories, ensemble an evaluation's directory (src/eval.py)",
     )
     parser.add_argument("--out", type=Path, required=True, help="results/NAME (.md and .png)")
+    parser.add_argument("--sweep-file", type=Path, help="hyperband: the early_terminate to replay")
     args = parser.parse_args(argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     try:
+        if args.report == "hyperband":
+            if args.sweep_file is None:
+                raise UserError("hyperband needs --sweep-file FILE (its early_terminate section)")
+            config = load_sweep(args.sweep_file)
+            print(hyperband_report([Path(d) for d in args.sweeps], config, args.out))
+            return
         print(make_report(args.report, args.sweeps, args.out))
     except UserError as error:
         sys.exit(f"error: {error}")
@@ -40,6 +62,8 @@ def make_report(report: str, sweeps: list[str], out: Path) -> str:
         return curves_report([Path(run) for run in sweeps], out)
     if report == "ensemble":
         return ensemble_report(Path(sweeps[0]), out)
+    if report == "claims":
+        return claims_report([Path(d) for d in sweeps], out)
     if report == "relu-speedup":
         conditions = [tuple(s.split("=", 1)) if "=" in s else (Path(s).name, s) for s in sweeps]
         return figure1_report([(label, Path(d)) for label, d in conditions], out)

@@ -1,6 +1,5 @@
 """Finished runs of a sweep directory, with what the reports need of each."""
 
-import csv
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,7 +8,7 @@ from typing import Any
 import yaml
 
 from alexlab.errors import UserError
-from alexlab.sweep.store import SweepStore, counting_records
+from alexlab.sweep.store import SweepStore, counting_records, read_history
 
 
 @dataclass
@@ -27,35 +26,47 @@ class Run:
         return self.results.get(key, math.nan)
 
 
+def sweep_directories(directory: Path) -> list[Path]:
+    """The sweep directories at or below `directory` (a sweep, or a tree of them)."""
+    if (directory / "sweep.yaml").is_file():
+        return [directory]
+    found = sorted(path.parent for path in directory.rglob("sweep.yaml"))
+    if not found:
+        raise UserError(f"{directory}: no sweep directory (sweep.yaml) in it; run the sweep first")
+    return found
+
+
 def load_runs(directory: Path) -> list[Run]:
-    """Every grid point's run of the sweep in `directory`; a point run again after a crash is
-    its complete run."""
-    if not (directory / "sweep.yaml").is_file():
-        raise UserError(f"{directory}: not a sweep directory (no sweep.yaml); run the sweep first")
+    """Every grid point's run of the sweeps at or below `directory`; a point run again after a
+    crash is its complete run."""
     runs = []
-    for record in counting_records(SweepStore.read_records(directory)):
-        run = Run(
-            name=record.name,
-            params=record.params,
-            state=record.state,
-            results=record.results,
-            seconds=record.seconds,
-            directory=directory / "runs" / record.name,
-        )
-        config_file = run.directory / "config.yaml"
-        run.config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else {}
-        run.curve = training_curve(run.directory / "metrics.csv")
-        runs.append(run)
+    for sweep in sweep_directories(directory):
+        for record in counting_records(SweepStore.read_records(sweep)):
+            run = Run(
+                name=record.name,
+                params=record.params,
+                state=record.state,
+                results=record.results,
+                seconds=record.seconds,
+                directory=sweep / "runs" / record.name,
+            )
+            config_file = run.directory / "config.yaml"
+            run.config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else {}
+            run.curve = training_curve(run.directory / "metrics.csv")
+            runs.append(run)
     return runs
 
 
 def training_curve(metrics_csv: Path) -> list[tuple[float, float]]:
     """(epochs, training error) at each of TargetError's checks: Figure 1's curve."""
-    if not metrics_csv.is_file():
-        return []
-    with metrics_csv.open() as file:
-        rows = [row for row in csv.DictReader(file) if row.get("train/err_recent")]
-    return [(float(row["train/epochs"]), float(row["train/err_recent"])) for row in rows]
+    rows = [row for row in read_history(metrics_csv) if "train/err_recent" in row]
+    return [(row["train/epochs"], row["train/err_recent"]) for row in rows]
+
+
+def epochs_to(curve: list[tuple[float, float]], target: float) -> float:
+    """The epochs of the first check at or below `target` (TargetError's measure, for any target
+    after the run); NaN if the curve never gets there."""
+    return next((epochs for epochs, error in curve if error <= target), math.nan)
 
 
 def arithmetic(runs: list[Run]) -> str:

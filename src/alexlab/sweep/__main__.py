@@ -30,11 +30,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dir", type=Path, help="sweep directory [logs/sweeps/FILE-STEM]")
     parser.add_argument("--parallel", type=int, default=1, help="runs at a time [1]")
     parser.add_argument("--count", type=int, help="start at most this many runs")
+    parser.add_argument(
+        "--no-early-terminate",
+        action="store_true",
+        help="run every run to its end, ignoring the file's early_terminate (the full grid that "
+        "`python -m alexlab.report hyperband` replays hyperband on)",
+    )
     args = parser.parse_args(argv)
     directory = args.dir or Path("logs/sweeps") / args.sweep_file.stem
     signal.signal(signal.SIGTERM, interrupt)  # `kill`, a scheduler's preemption: as Ctrl-C
     try:
         config = load_sweep(args.sweep_file, args.settings)
+        if args.no_early_terminate:
+            config.pop("early_terminate", None)
         records = run_sweep(config, directory, parallel=args.parallel, count=args.count)
     except UserError as error:
         sys.exit(f"error: {error}")

@@ -24,13 +24,18 @@ from alexlab.sweep.store import (
     COMPLETE,
     CRASHED,
     KILLED,
+    STOPPED,
     RunRecord,
     SweepStore,
     Unfinished,
     outcome,
+    read_history,
 )
 
 RUN_DIR_ENV = "ALEXLAB_RUN_DIR"  # conf/train.yaml puts the run's Hydra directory there
+# How often the runs' histories are read for early_terminate: each costs a metrics.csv read per
+# run, and CSVLogger writes its rows every 100 steps anyway.
+STOP_CHECK_SECONDS = 2.0
 
 
 @dataclass
@@ -53,18 +58,21 @@ def run_sweep(
     """Run the sweep's runs, `parallel` at a time, until its engine has no more to propose (a grid
     is done) or `count` runs have started. Finished runs in `directory` are kept and not run
     again; killed ones (and those a killed runner left without a record) resume first, from their
-    last checkpoint in their own directories; crashed ones start again in new ones. Returns every
-    record in the directory."""
+    last checkpoint in their own directories; crashed ones start again in new ones. With an
+    `early_terminate` section, running runs that wandb's hyperband (the `sweeps` package's
+    `stop_runs`, as wandb's server calls it) marks are terminated and recorded as stopped.
+    Returns every record in the directory."""
     if config["method"] != "grid" and count is None and "run_cap" not in config:
         raise UserError(f"a {config['method']} sweep never ends by itself: give --count N")
     console = console or Console()
     store = SweepStore(directory, config)
-    history = [as_sweep_run(r) for r in store.records() if r.state in COMPLETE]
+    history = [as_sweep_run(r, store.runs_dir) for r in store.records() if r.state in COMPLETE]
     unfinished = store.unfinished()
     if count is None and "run_cap" in config:  # wandb's cap counts the sweep's runs so far
         count = max(0, config["run_cap"] - len(history))
     running: list[Launched] = []
     started = 0
+    last_stop_check = time.perf_counter()
     with Progress(console=console, transient=True) as progress:
         bar = progress.add_task(f"sweep {directory}", total=grid_size(config))
         progress.update(bar, completed=len(history))
@@ -83,10 +91,19 @@ def run_sweep(
                 if not running:
                     break
                 time.sleep(0.2)
-                for launched in [r for r in running if r.process.poll() is not None]:
+                ended = [(r, None, "") for r in running if r.process.poll() is not None]
+                if "early_terminate" in config and time.perf_counter() > last_stop_check + (
+                    STOP_CHECK_SECONDS
+                ):
+                    last_stop_check = time.perf_counter()
+                    alive = [r for r in running if r.process.returncode is None]
+                    ended += [(r, STOPPED, why) for r, why in to_stop(config, history, alive)]
+                for launched, state, why in ended:
+                    if state == STOPPED:
+                        stop(launched.process)
                     running.remove(launched)
-                    record = finish(store, launched)
-                    history.append(as_sweep_run(record))
+                    record = finish(store, launched, state, stopped_by=why)
+                    history.append(as_sweep_run(record, store.runs_dir))
                     progress.advance(bar)
                     console.print(describe(record, store.swept), markup=False)
         except KeyboardInterrupt:
@@ -178,7 +195,30 @@ def check_composes(command: list[str], run_dir: Path) -> None:
         raise UserError(f"the sweep's first run does not compose: {message}")
 
 
-def finish(store: SweepStore, launched: Launched, state: str | None = None) -> RunRecord:
+def to_stop(
+    config: dict[str, Any], history: list[sweeps.SweepRun], running: list[Launched]
+) -> list[tuple[Launched, str]]:
+    """The running runs that the sweep's early_terminate stops now, each with the decision's
+    line: wandb's hyperband over every run's history (its metric, logged so far)."""
+    by_name = {launched.run_dir.name: launched for launched in running}
+    current = [as_sweep_run(launched) for launched in running]
+    stopped = sweeps.stop_runs(config, history + current)
+    return [(by_name[run.name], run.early_terminate_info["lines"][-1].strip()) for run in stopped]
+
+
+def stop(process: subprocess.Popen) -> None:
+    """End a run as wandb's agent ends one the sweep stops: SIGTERM, then SIGKILL if it hangs."""
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def finish(
+    store: SweepStore, launched: Launched, state: str | None = None, stopped_by: str = ""
+) -> RunRecord:
     exitcode = launched.process.returncode
     results_file = launched.run_dir / "results.json"
     results = json.loads(results_file.read_text()) if results_file.exists() else {}
@@ -191,23 +231,28 @@ def finish(store: SweepStore, launched: Launched, state: str | None = None) -> R
         seconds=round(time.perf_counter() - launched.start, 1),
         command=launched.command,
         results=results,
-        error=log_lines[-1] if exitcode and log_lines else "",
+        error=log_lines[-1] if exitcode and log_lines and state != STOPPED else "",
         resumes=launched.resumes,
+        stopped_by=stopped_by,
     )
     store.save(launched.run_dir, record)
     return record
 
 
-def as_sweep_run(run: RunRecord | Launched) -> sweeps.SweepRun:
-    """The run as wandb's sweep engine sees it: config, state and summary."""
+def as_sweep_run(run: RunRecord | Launched, runs_dir: Path | None = None) -> sweeps.SweepRun:
+    """The run as wandb's sweep engine sees it: config, state, summary and history (read from
+    its metrics.csv: what hyperband compares)."""
     if isinstance(run, Launched):
         return sweeps.SweepRun(
+            name=run.run_dir.name,
             config={key: {"value": value} for key, value in run.params.items()},
             state=sweeps.RunState.running,
+            history=read_history(run.run_dir / "metrics.csv"),
         )
     finite = {key: value for key, value in run.results.items() if math.isfinite(value)}
     return sweeps.SweepRun(
         name=run.name,
+        history=read_history(runs_dir / run.name / "metrics.csv") if runs_dir else [],
         config={key: {"value": value} for key, value in run.params.items()},
         state=sweeps.RunState.crashed
         if run.state in (CRASHED, KILLED)
@@ -230,6 +275,6 @@ def describe(record: RunRecord, swept: list[str]) -> str:
         if key.startswith(("train/err_top1", "val/err_top1", "test/err_top1", "train/epochs_to"))
     }
     summary = ", ".join(f"{key} {value:.4f}" for key, value in sorted(shown.items()))
-    detail = record.error if record.state == CRASHED else summary
+    detail = {CRASHED: record.error, STOPPED: record.stopped_by}.get(record.state, summary)
     resumed = f" ({record.resumes[-1]})" if record.resumes else ""
     return f"{record.name} {record.state}{resumed} in {record.seconds:.0f} s: {params}; {detail}"

@@ -7,6 +7,7 @@ DIR/runs/NNN-VALUES/launch.json its parameters and how often it was resumed, wri
 DIR/runs/NNN-VALUES/record.json how it ended: written last, so a run without one never finished
 """
 
+import csv
 import json
 import math
 import re
@@ -21,10 +22,13 @@ from alexlab.errors import UserError
 
 RECORD, LAUNCH = "record.json", "launch.json"
 # How a run ended. A diverged run exits normally (its loss went non-finite and training stopped);
-# when the sweep is run again, a killed run (and one whose runner was killed: it has no record)
-# resumes from its last checkpoint in its own directory, and a crashed run starts again in a new one.
-FINISHED, DIVERGED, CRASHED, KILLED = "finished", "diverged", "crashed", "killed"
-COMPLETE = (FINISHED, DIVERGED)
+# a stopped run was ended by the sweep's early_terminate (hyperband): like wandb's, it is done and
+# keeps the curve it had. When the sweep is run again, a killed run (and one whose runner was
+# killed: it has no record) resumes from its last checkpoint in its own directory, and a crashed
+# run starts again in a new one.
+FINISHED, DIVERGED, STOPPED = "finished", "diverged", "stopped"
+CRASHED, KILLED = "crashed", "killed"
+COMPLETE = (FINISHED, DIVERGED, STOPPED)
 
 
 @dataclass
@@ -38,6 +42,7 @@ class RunRecord:
     results: dict[str, float] = field(default_factory=dict)
     error: str = ""  # the last line of a crashed run's output
     resumes: list[str] = field(default_factory=list)  # each time it was resumed or started again
+    stopped_by: str = ""  # a stopped run: the early_terminate decision (band, metric, threshold)
 
 
 @dataclass
@@ -123,6 +128,18 @@ class SweepStore:
             if stopped and grid_point(launch["params"]) not in completed:
                 found.append(Unfinished(path.parent, launch["params"], launch["resumes"]))
         return found
+
+
+def read_history(metrics_csv: Path) -> list[dict[str, float]]:
+    """The values a run logged, one dict per logged step as in wandb's history: metrics.csv's rows
+    without their empty cells. Empty while the run has not written its first rows."""
+    if not metrics_csv.is_file():
+        return []
+    with metrics_csv.open() as file:
+        return [
+            {key: float(value) for key, value in row.items() if key and value}
+            for row in csv.DictReader(file)
+        ]
 
 
 def read_record(path: Path) -> RunRecord:
