@@ -1,29 +1,61 @@
-"""The reports committed in docs/ are what their committed runs give: regenerated here from the
-small per-run files in docs/evidence/ (configs, metrics.csv, results.json, records)."""
+"""The committed reports are what their committed runs give: regenerated here from the small
+per-run files (configs, metrics.csv, results.json, records, src/eval.py's probabilities) in
+results/sweeps/ and docs/evidence/."""
 
 from pathlib import Path
 
 import pytest
 from conftest import REPO
 
-from alexlab.report.__main__ import make_report
+from alexlab.report.__main__ import main, make_report
 
 DOCS = REPO / "docs"
 EVIDENCE = DOCS / "evidence"
 MAIN_JOB_INPUTS = ["paper-image", "paper-normalize", "kaiming-image", "kaiming-normalize"]
+SWEEPS = "results/sweeps"
+
+
+def test_main_job_inputs_report_is_regenerated_from_its_runs(tmp_path: Path):
+    # The main job's departures (README, "What the main job does").
+    out = tmp_path / "main_job_inputs"
+    make_report("curves", [str(EVIDENCE / "main_job_inputs" / run) for run in MAIN_JOB_INPUTS], out)
+    assert out.with_suffix(".md").read_text() == (DOCS / "main_job_inputs.md").read_text()
+    assert out.with_suffix(".png").stat().st_size > 10_000  # a figure, not an empty canvas
 
 
 @pytest.mark.parametrize(
-    "name, report, sources",
+    "name, arguments",
     [
-        # The main job's departures (README, "What the main job does").
-        ("main_job_inputs", "curves", [f"main_job_inputs/{run}" for run in MAIN_JOB_INPUTS]),
-        # The paper's CIFAR-10 LRN nets on Fashion-MNIST (README, conv_local).
-        ("lrn_cifar-fashion_mnist", "lrn-cifar", ["lrn_cifar-fashion_mnist"]),
+        (
+            "relu_vs_tanh-fashion_mnist",
+            [
+                "relu-speedup",
+                f"original={SWEEPS}/relu_vs_tanh-fashion_mnist",
+                f"modern={SWEEPS}/relu_vs_tanh_modern-fashion_mnist",
+            ],
+        ),
+        (
+            "hyperband-fashion_mnist",
+            [
+                "hyperband",
+                f"{SWEEPS}/relu_vs_tanh-fashion_mnist",
+                "--sweep-file",
+                "sweeps/relu_vs_tanh.yaml",
+            ],
+        ),
+        ("ablations-fashion_mnist", ["ablations", f"{SWEEPS}/ablations-fashion_mnist"]),
+        ("ensemble-fashion_mnist", ["ensemble", f"{SWEEPS}/ablations-fashion_mnist/eval"]),
+        ("lrn_cifar-fashion_mnist", ["lrn-cifar", f"{SWEEPS}/lrn_cifar-fashion_mnist"]),
     ],
 )
-def test_committed_report_is_regenerated_from_its_runs(tmp_path: Path, name, report, sources):
+def test_committed_result_is_regenerated_from_its_runs(
+    tmp_path, monkeypatch, capsys, name, arguments
+):
+    monkeypatch.chdir(REPO)  # the commands of the Makefile, with its relative paths
     out = tmp_path / name
-    make_report(report, [str(EVIDENCE / source) for source in sources], out)
-    assert out.with_suffix(".md").read_text() == (DOCS / f"{name}.md").read_text()
-    assert out.with_suffix(".png").stat().st_size > 10_000  # a figure, not an empty canvas
+    main([*arguments, "--out", str(out)])
+    capsys.readouterr()
+    assert out.with_suffix(".md").read_text() == (REPO / "results" / f"{name}.md").read_text()
+    png = out.with_suffix(".png")
+    if (REPO / "results" / f"{name}.png").exists():
+        assert png.stat().st_size > 10_000  # a figure, not an empty canvas

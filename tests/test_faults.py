@@ -79,7 +79,15 @@ def parameters(switches: tuple[str, ...]) -> dict:
 
 
 def sweep_command(path: Path, directory: Path) -> list[str]:
-    return [sys.executable, "-m", "alexlab.sweep", str(path), "--dir", str(directory)]
+    return [
+        sys.executable,
+        "-m",
+        "alexlab.sweep",
+        str(path),
+        "--dir",
+        str(directory),
+        "--no-estimate",
+    ]
 
 
 def processes_in(run_dir: Path) -> list[int]:

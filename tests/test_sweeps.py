@@ -98,10 +98,11 @@ def test_sweep_file_errors_are_caught_before_running(tmp_path, change, message):
 
 
 def sweep(*args: str, cwd: Path = REPO, timeout: int = 300) -> subprocess.CompletedProcess:
+    """`python -m alexlab.sweep ARGS`, without the cost preview's probe (--dry-run has it)."""
     env = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
     env.pop("WANDB_API_KEY", None)
     return subprocess.run(
-        [sys.executable, "-m", "alexlab.sweep", *args],
+        [sys.executable, "-m", "alexlab.sweep", "--no-estimate", *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -192,7 +193,15 @@ def test_an_interrupted_sweep_stops_its_run_and_records_it_as_killed(tmp_path):
     path = synthetic_sweep(tmp_path, {"trainer.max_epochs": 1000}, {})
     directory = tmp_path / "sweep"
     runner = subprocess.Popen(
-        [sys.executable, "-m", "alexlab.sweep", str(path), "--dir", str(directory)],
+        [
+            sys.executable,
+            "-m",
+            "alexlab.sweep",
+            str(path),
+            "--dir",
+            str(directory),
+            "--no-estimate",
+        ],
         cwd=REPO,
         stderr=subprocess.PIPE,
         text=True,
@@ -336,3 +345,20 @@ def test_hyperband_stops_the_slow_runs_as_wandbs_sweep_engine_decides(tmp_path, 
     kept = replay(config, load_runs(tmp_path / "full"))
     by_slowness = {run.params["slowness"]: kept[run.name] for run in load_runs(tmp_path / "full")}
     assert by_slowness == {1: 30, 2: 30, 4: 5, 8: 5}
+
+
+def test_dry_run_prints_the_runs_left_an_estimate_and_their_commands(tmp_path):
+    fixed = {"model": "convnet4", "trainer.max_epochs": 3}
+    path = synthetic_sweep(tmp_path, fixed, {"optim.lr": [0.01, 0.02], "seed": [0, 1]})
+    directory = tmp_path / "sweep"
+    run = sweep(str(path), "--dir", str(directory), "--parallel", "2", "--dry-run")
+    assert run.returncode == 0, run.stderr[-3000:]
+    summary, *commands = run.stdout.strip().splitlines()
+    assert summary.startswith(f"sweep {directory}: 4 runs to go (0 to resume); at most ")
+    # The probe's counts are the config's: 256 synthetic training images (64 more are held out
+    # for validation) in batches of 32, for 3 epochs.
+    assert "8 steps an epoch, 3 epochs" in summary and " at 2 at a time " in summary
+    step = float(re.search(r"([0-9.]+) s a step", summary).group(1))
+    assert 0 < step < 5
+    assert len(commands) == 4 and all("src/train.py" in c and "optim.lr=" in c for c in commands)
+    assert not directory.exists()  # nothing ran, nothing was written

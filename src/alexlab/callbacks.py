@@ -1,7 +1,9 @@
 """Lightning callbacks for the paper's measurements."""
 
+import json
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -87,3 +89,33 @@ class TargetError(Callback):
         self.epochs, self.seconds = state_dict["epochs"], state_dict["seconds"]
         self._elapsed = state_dict["elapsed"]
         self._wrong, self._seen = state_dict.get("wrong", 0), state_dict.get("seen", 0)
+
+
+class StepTimes(Callback):
+    """What a sweep's cost preview measures in its probe (a few steps of a run): when training
+    started (wall clock, to subtract the launch time from), each training step's seconds, the
+    batches an epoch and the epochs the run would train, written to `path` as JSON at the end."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.started = 0.0
+        self.steps: list[float] = []
+        self._last = 0.0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.started = time.time()
+        self._last = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        now = time.perf_counter()
+        self.steps.append(now - self._last)
+        self._last = now
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        times = {
+            "started": self.started,
+            "step_seconds": self.steps,
+            "batches_per_epoch": trainer.num_training_batches,
+            "max_epochs": trainer.max_epochs,
+        }
+        Path(self.path).write_text(json.dumps(times))

@@ -5,8 +5,8 @@ alexlab.report claims DIR...` finds each claim's runs in DIR and gives it a verd
 
 Every effect is oriented so that the paper's direction is positive: an ablation's change in test
 error is `undone - paper's choice` (the choice helps when it is > 0), a speed ratio is `slow /
-fast` (> 1). A claim's runs are those whose sweep parameters match `runs` (None: the parameter
-is swept, any value).
+fast` (> 1). A claim's runs are those whose sweep parameters match `runs` (ANY: the parameter is
+swept, any value; ABSENT: runs without it).
 """
 
 from dataclasses import dataclass, field
@@ -20,7 +20,8 @@ GAP_DIFFERENCE = "gap difference"  # (test - training error) of treatment - that
 ENSEMBLE_GAIN = "ensemble gain"  # one net's test error - the ensemble's, over its nets
 ERROR_VALUE = "error value"  # our test error itself, against the paper's
 
-ABLATIONS = {"ablation": None}
+ANY, ABSENT = None, "<absent>"
+ABLATIONS = {"ablation": ANY}
 
 # What an ablation of the paper's ImageNet net means for the main job's alexnet_small on 28x28
 # Fashion-MNIST (conf/model/alexnet_small.yaml, conf/experiment/fashion_mnist.yaml): 3 epochs.
@@ -190,7 +191,7 @@ CLAIMS: tuple[Claim, ...] = (
         paper="2 points (13% vs 11%)",
         paper_data="cifar10",
         measure=DIFFERENCE,
-        runs={"experiment": "lrn_cifar", "model.lrn": None},
+        runs={"experiment": "lrn_cifar", "model.lrn": ANY},
         options={
             "by": "model.lrn",
             "treatment": "off",
@@ -208,7 +209,7 @@ CLAIMS: tuple[Claim, ...] = (
         paper="40.7% / 18.2% on ILSVRC-2012 val (Table 2)",
         paper_data="imagenet",
         measure=ERROR_VALUE,
-        runs={"experiment": "imagenet"},
+        runs={"experiment": "imagenet", "ablation": ABSENT},
         options={"metric": "test/err_top1"},
         unit="%",
         paper_effect=40.7,

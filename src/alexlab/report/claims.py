@@ -57,10 +57,12 @@ def dataset(run: Run) -> str:
 
 
 def matches(run: Run, wanted: dict[str, Any]) -> bool:
-    return all(
-        key in run.params and (value is None or run.params[key] == value)
-        for key, value in wanted.items()
-    )
+    def fits(key: str, value: Any) -> bool:
+        if value == ledger.ABSENT:
+            return key not in run.params
+        return key in run.params and (value is ledger.ANY or run.params[key] == value)
+
+    return all(fits(key, value) for key, value in wanted.items())
 
 
 def by_seed(runs: Sequence[Run], by: str, value: str) -> dict[Any, Run]:
@@ -176,8 +178,7 @@ def find_evidence(directories: Sequence[Path]) -> tuple[list[Run], list[tuple[st
     return runs, evaluations
 
 
-def findings(directories: Sequence[Path]) -> list[Finding]:
-    runs, evaluations = find_evidence(directories)
+def judge(runs: Sequence[Run], evaluations: Sequence[tuple[str, Path]]) -> list[Finding]:
     complete = [r for r in runs if r.state in ("finished", "stopped")]
     rows = []
     for claim in ledger.CLAIMS:
@@ -201,7 +202,9 @@ def findings(directories: Sequence[Path]) -> list[Finding]:
 
 def claims_report(directories: Sequence[Path], out: Path) -> str:
     """claims.md (the table) and claims.json (the same, with the numbers) at `out`."""
-    rows = findings(directories)
+    runs, evaluations = find_evidence(directories)
+    rows = judge(runs, evaluations)
+    hours, minutes = divmod(round(sum(run.seconds for run in runs) / 60), 60)
     headers = ["claim", "source", "paper", "data", "ours (95% CI over seeds)", "seeds", "verdict"]
     table = [
         [r.claim, r.source, r.paper, r.data, r.ours, r.seeds or "-", f"**{r.verdict}**"]
@@ -215,7 +218,9 @@ def claims_report(directories: Sequence[Path], out: Path) -> str:
         "over seeds with its 95% Student-t interval (ratios: geometric mean, interval on the "
         "logarithms); **reproduced**: the interval lies on the paper's side of no effect, **not "
         "reproduced**: on the other side, **inconclusive**: it spans no effect. Proxy: measured "
-        "on other data than the paper's, as the notes below say.\n\n"
+        "on other data than the paper's, as the notes below say. The "
+        f"{len(runs)} runs behind it took {hours} h {minutes:02d} min of machine time (the sum "
+        "of their records' seconds).\n\n"
         + markdown_table(headers, table)
         + "\n## Conditions of each measured row\n\n"
         + "\n".join(notes)

@@ -5,6 +5,7 @@ a time, as --parallel 1 runs them), beside the runs before it as far as they got
 where hyperband would have stopped it. Then Figure 1's fastest learning rates are picked again
 from the cut curves."""
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,9 @@ def hyperband_report(directories: list[Path], config: dict[str, Any], out: Path)
     for directory in directories:
         for sweep in sweep_directories(directory):
             runs = load_runs(sweep)
+            name = sweep.relative_to(directory.parent)
             kept = replay(config, runs)
-            cut = [Run(**{**vars(run), "curve": run.curve[: kept[run.name]]}) for run in runs]
+            cut = [replace(run, curve=run.curve[: kept[run.name]]) for run in runs]
             targets = figure1.targets_for(runs)
             cut_groups = figure1.by_activation_and_seed(cut)
             same = total = 0
@@ -58,7 +60,7 @@ def hyperband_report(directories: list[Path], config: dict[str, Any], out: Path)
                         same += 1
                     else:
                         changed.append(
-                            f"- {sweep}: {act}, seed {seed}, target {target:.0%}: lr "
+                            f"- {name}: {act}, seed {seed}, target {target:.0%}: lr "
                             f"{full.params['optim.lr']:g} in full, "
                             f"{short.params['optim.lr']:g} with hyperband"
                         )
@@ -69,7 +71,7 @@ def hyperband_report(directories: list[Path], config: dict[str, Any], out: Path)
             stopped = sum(kept[run.name] < len(run.curve) for run in runs)
             rows.append(
                 [
-                    str(sweep),
+                    str(name),
                     len(runs),
                     stopped,
                     f"{checks / 5:.1f}",

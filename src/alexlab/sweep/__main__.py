@@ -2,11 +2,14 @@
 sweep file with no wandb server; the same command again resumes it."""
 
 import argparse
+import shlex
 import signal
 import sys
 from pathlib import Path
 
 from alexlab.errors import UserError
+from alexlab.sweep.command import agent_command
+from alexlab.sweep.preview import preview
 from alexlab.sweep.runner import run_sweep
 from alexlab.sweep.spec import load_sweep
 from alexlab.sweep.store import COMPLETE, counting_records
@@ -14,6 +17,19 @@ from alexlab.sweep.store import COMPLETE, counting_records
 
 def interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def print_preview(config: dict, directory: Path, args: argparse.Namespace) -> None:
+    """The runs left and, from a probe of the first, the wall time they would take: printed
+    before a sweep starts (nothing is asked); --dry-run adds each new run's command."""
+    estimate = not args.no_estimate or args.dry_run
+    found = preview(config, directory, args.parallel, args.count, probe_first=estimate)
+    print(found.summary(), flush=True)
+    if args.dry_run:
+        for run_args in found.new:
+            print(shlex.join(agent_command(config, run_args, directory / "RUN" / "args.json")))
+        for params in found.resumed:
+            print(f"resume: {params}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -31,6 +47,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--parallel", type=int, default=1, help="runs at a time [1]")
     parser.add_argument("--count", type=int, help="start at most this many runs")
     parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the runs left, the estimate of their wall time and their commands; run none",
+    )
+    parser.add_argument(
+        "--no-estimate",
+        action="store_true",
+        help="start without the probe that estimates the wall time (the count is still printed)",
+    )
+    parser.add_argument(
         "--no-early-terminate",
         action="store_true",
         help="run every run to its end, ignoring the file's early_terminate (the full grid that "
@@ -43,6 +69,9 @@ def main(argv: list[str] | None = None) -> None:
         config = load_sweep(args.sweep_file, args.settings)
         if args.no_early_terminate:
             config.pop("early_terminate", None)
+        print_preview(config, directory, args)
+        if args.dry_run:
+            return
         records = run_sweep(config, directory, parallel=args.parallel, count=args.count)
     except UserError as error:
         sys.exit(f"error: {error}")

@@ -207,7 +207,8 @@ def to_stop(
 
 
 def stop(process: subprocess.Popen) -> None:
-    """End a run as wandb's agent ends one the sweep stops: SIGTERM, then SIGKILL if it hangs."""
+    """End a run as wandb's agent ends one the sweep stops (wandb_agent.Agent._command_stop):
+    SIGTERM, then SIGKILL if it is still there after the agent's KILL_DELAY, 30 s."""
     process.terminate()
     try:
         process.wait(timeout=30)

@@ -117,12 +117,16 @@ class SweepStore:
         write_atomically(run_dir / LAUNCH, json.dumps(launch, indent=2) + "\n")
 
     def unfinished(self) -> list[Unfinished]:
+        return self.find_unfinished(self.runs_dir)
+
+    @staticmethod
+    def find_unfinished(runs_dir: Path) -> list[Unfinished]:
         """Runs killed, or left without a record by a killed runner, whose grid point has not
         been completed since, in the order they started."""
-        records = {path.parent: read_record(path) for path in self.runs_dir.glob(f"*/{RECORD}")}
+        records = {path.parent: read_record(path) for path in runs_dir.glob(f"*/{RECORD}")}
         completed = {grid_point(r.params) for r in records.values() if r.state in COMPLETE}
         found = []
-        for path in sorted(self.runs_dir.glob(f"*/{LAUNCH}")):
+        for path in sorted(runs_dir.glob(f"*/{LAUNCH}")):
             record, launch = records.get(path.parent), json.loads(path.read_text())
             stopped = record is None or record.state == KILLED
             if stopped and grid_point(launch["params"]) not in completed:
