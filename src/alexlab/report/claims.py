@@ -85,14 +85,6 @@ def difference(runs: Sequence[Run], options: dict[str, Any]) -> Interval | None:
     return t_interval([a - b for a, b in pairs]) if pairs else None
 
 
-def gap_difference(runs: Sequence[Run], options: dict[str, Any]) -> Interval | None:
-    def gap(run: Run) -> float:
-        return 100 * (run.result("test/err_top1") - run.result("train/err_top1"))
-
-    pairs = paired(runs, options, gap)
-    return t_interval([a - b for a, b in pairs]) if pairs else None
-
-
 def epochs_ratio(runs: Sequence[Run], options: dict[str, Any]) -> Interval | None:
     """Epochs to the training error that every run of both groups reaches: the highest of their
     last checks' errors."""
@@ -120,7 +112,6 @@ def error_value(runs: Sequence[Run], options: dict[str, Any]) -> Interval | None
 
 MEASURES: dict[str, Callable[[Sequence[Run], dict[str, Any]], Interval | None]] = {
     ledger.DIFFERENCE: difference,
-    ledger.GAP_DIFFERENCE: gap_difference,
     ledger.EPOCHS_RATIO: epochs_ratio,
     ledger.SPEEDUP: speedup,
     ledger.ERROR_VALUE: error_value,

@@ -82,7 +82,7 @@ def probe(config: dict[str, Any], args: dict[str, Any]) -> Probe | None:
         command = [
             *agent_command(config, args, Path(scratch) / "args.json"),
             f"++trainer.max_steps={PROBE_STEPS}",
-            "++trainer.limit_val_batches=0",
+            "++trainer.limit_val_batches=1",  # a plateau schedule needs a validation metric
             "++test=false",
             "++callbacks.step_times._target_=alexlab.callbacks.StepTimes",
             f"++callbacks.step_times.path={times}",
