@@ -83,6 +83,19 @@ def train(tmp_path: Path, *overrides: str, timeout: int = 300) -> subprocess.Com
     )
 
 
+def sweep_command(path: Path, directory: Path) -> list[str]:
+    """`python -m alexlab.sweep` on a sweep file, without the cost preview's probe."""
+    return [
+        sys.executable,
+        "-m",
+        "alexlab.sweep",
+        str(path),
+        "--dir",
+        str(directory),
+        "--no-estimate",
+    ]
+
+
 def sweep_file(tmp_path: Path, fixed: dict, swept: dict) -> Path:
     """A grid sweep file of `src/train.py` runs, as wandb and `python -m alexlab.sweep` read it."""
     parameters = {"logger": {"value": "csv"}}

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import REPO, SHORT_RUN, sweep_file, train
+from conftest import REPO, SHORT_RUN, sweep_command, sweep_file, train
 
 from alexlab.sweep.store import SweepStore
 
@@ -76,18 +76,6 @@ def test_a_run_with_no_checkpoint_yet_starts_from_the_beginning(tmp_path, uninte
 
 def parameters(switches: tuple[str, ...]) -> dict:
     return {key: yaml.safe_load(value) for key, value in (s.split("=", 1) for s in switches)}
-
-
-def sweep_command(path: Path, directory: Path) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "alexlab.sweep",
-        str(path),
-        "--dir",
-        str(directory),
-        "--no-estimate",
-    ]
 
 
 def processes_in(run_dir: Path) -> list[int]:

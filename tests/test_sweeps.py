@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import CONF, REPO, composed_with_choices, sweep_file
+from conftest import CONF, REPO, composed_with_choices, sweep_command, sweep_file
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
@@ -193,15 +193,7 @@ def test_an_interrupted_sweep_stops_its_run_and_records_it_as_killed(tmp_path):
     path = synthetic_sweep(tmp_path, {"trainer.max_epochs": 1000}, {})
     directory = tmp_path / "sweep"
     runner = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "alexlab.sweep",
-            str(path),
-            "--dir",
-            str(directory),
-            "--no-estimate",
-        ],
+        sweep_command(path, directory),
         cwd=REPO,
         stderr=subprocess.PIPE,
         text=True,

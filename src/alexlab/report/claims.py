@@ -38,9 +38,12 @@ DATAMODULES = {
 class Finding:
     """One row of the ledger: a claim on one dataset, ours beside the paper's."""
 
+    key: str
     claim: str
     source: str
     paper: str
+    paper_effect: float | None  # in `unit`, where the paper gives a number
+    unit: str
     data: str  # the dataset ours was measured on, "(proxy)" when it is not the paper's
     conditions: str
     ours: str  # the effect with its interval, as text
@@ -134,17 +137,23 @@ def claim_verdict(claim: Claim, interval: Interval) -> str:
 
 def finding(claim: Claim, data: str, interval: Interval | None, text: str) -> Finding:
     label = DATASETS.get(data, data) + ("" if data == claim.paper_data else " (proxy)")
+    paper = {
+        "key": claim.key,
+        "claim": claim.claim,
+        "source": claim.source,
+        "paper": claim.paper,
+        "paper_effect": claim.paper_effect,
+        "unit": claim.unit,
+        "data": label,
+        "conditions": text,
+    }
     if interval is None:
         return Finding(
-            claim.claim, claim.source, claim.paper, label, text, "-", None, None, None, 0, NOT_RUN
+            **paper, ours="-", effect=None, low=None, high=None, seeds=0, verdict=NOT_RUN
         )
     unit = {"points": " points", "x": "x", "%": "%"}[claim.unit]
     return Finding(
-        claim=claim.claim,
-        source=claim.source,
-        paper=claim.paper,
-        data=label,
-        conditions=text,
+        **paper,
         ours=interval_text(interval, unit, digits=2 if claim.unit == "x" else 1),
         effect=interval.mean,
         low=interval.low if math.isfinite(interval.low) else None,
@@ -219,5 +228,6 @@ def claims_report(directories: Sequence[Path], out: Path) -> str:
     )
     out.with_suffix(".md").write_text(report)
     payload = [asdict(row) for row in rows]
-    out.with_suffix(".json").write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
+    text = json.dumps(payload, indent=2, allow_nan=False, ensure_ascii=False)
+    out.with_suffix(".json").write_text(text + "\n")
     return report

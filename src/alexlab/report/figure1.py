@@ -106,7 +106,7 @@ def epochs_text(runs: Sequence[Run], target: float, tried: Sequence[float]) -> s
     rates = "/".join(f"{run.params[LR]:g}{'*' if run.params[LR] in edges else ''}" for run in runs)
     reached = [e for e in epochs if not math.isnan(e)]
     if len(reached) < len(epochs):
-        return f"not in every seed ({len(reached)} of {len(epochs)}); lr {rates}"
+        return f"reached in {len(reached)} of {len(epochs)} seeds; lr {rates}"
     return f"{sum(reached) / len(reached):.1f} (lr {rates})"
 
 
