@@ -354,3 +354,23 @@ def test_dry_run_prints_the_runs_left_an_estimate_and_their_commands(tmp_path):
     assert 0 < step < 5
     assert len(commands) == 4 and all("src/train.py" in c and "optim.lr=" in c for c in commands)
     assert not directory.exists()  # nothing ran, nothing was written
+
+
+def test_each_stopped_run_gets_its_own_decision(tmp_path):
+    # Two runs at once: hyperband's info is one list of lines for all of them.
+    config = curve_sweep(tmp_path)
+    finished = sweeps.SweepRun(
+        name="fast",
+        state=sweeps.RunState.finished,
+        history=[{"train/err_recent": 0.9 / (1 + i)} for i in range(1, 11)],
+    )
+    running = []
+    for name, slowness in (("slow", 8.0), ("fast-too", 0.5)):
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        rows = [f"{i / 5},{0.9 / (1 + i / slowness)}" for i in range(1, 6)]
+        (run_dir / "metrics.csv").write_text("train/epochs,train/err_recent\n" + "\n".join(rows))
+        running.append(runner.Launched(run_dir, {"slowness": slowness}, [], None, 0.0, []))
+    (stopped, line), *others = runner.to_stop(config, [finished], running)
+    assert not others and stopped.run_dir.name == "slow"
+    assert line.startswith("Run: slow Step: 5") and line.endswith("STOP")

@@ -203,7 +203,13 @@ def to_stop(
     by_name = {launched.run_dir.name: launched for launched in running}
     current = [as_sweep_run(launched) for launched in running]
     stopped = sweeps.stop_runs(config, history + current)
-    return [(by_name[run.name], run.early_terminate_info["lines"][-1].strip()) for run in stopped]
+    return [(by_name[run.name], decision(run)) for run in stopped]
+
+
+def decision(run: sweeps.SweepRun) -> str:
+    """The line hyperband wrote for `run` (its info holds one list of lines for every run)."""
+    lines = run.early_terminate_info["lines"]
+    return next(line for line in lines if line.startswith(f"Run: {run.name} ")).strip()
 
 
 def stop(process: subprocess.Popen) -> None:
