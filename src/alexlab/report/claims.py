@@ -220,7 +220,7 @@ def claims_report(directories: Sequence[Path], out: Path) -> str:
         "reproduced**: on the other side, **inconclusive**: it spans no effect. Proxy: measured "
         "on other data than the paper's, as the notes below say. The "
         f"{len(runs)} runs behind it took {hours} h {minutes:02d} min of machine time (the sum "
-        "of their records' seconds).\n\n"
+        "of their records' seconds; runs made two at a time each count their own).\n\n"
         + markdown_table(headers, table)
         + "\n## Conditions of each measured row\n\n"
         + "\n".join(notes)
