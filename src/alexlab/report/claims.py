@@ -13,7 +13,7 @@ from alexlab import claims as ledger
 from alexlab.claims import Claim
 from alexlab.evaluation import ensemble, errors, load
 from alexlab.report import figure1
-from alexlab.report.runs import Run, epochs_to, load_runs
+from alexlab.report.runs import Run, epochs_to, load_runs, measured
 from alexlab.report.stats import (
     NOT_RUN,
     Interval,
@@ -102,7 +102,7 @@ def epochs_ratio(runs: Sequence[Run], options: dict[str, Any]) -> Interval | Non
 
 def speedup(runs: Sequence[Run], options: dict[str, Any]) -> Interval | None:
     """Figure 1's ratio at the paper-equivalent target (the curve's first)."""
-    runs = [r for r in runs if r.curve and r.state in ("finished", "stopped")]
+    runs = [r for r in runs if r.curve]
     first = figure1.speedups(runs, figure1.targets_for(runs)[:1])[0]
     return first.interval
 
@@ -179,23 +179,23 @@ def find_evidence(directories: Sequence[Path]) -> tuple[list[Run], list[tuple[st
 
 
 def judge(runs: Sequence[Run], evaluations: Sequence[tuple[str, Path]]) -> list[Finding]:
-    complete = [r for r in runs if r.state in ("finished", "stopped")]
+    complete = measured(runs)
     rows = []
     for claim in ledger.CLAIMS:
-        measured: dict[str, tuple[Interval | None, str]] = {}
+        by_data: dict[str, tuple[Interval | None, str]] = {}
         if claim.measure == ledger.ENSEMBLE_GAIN:
             for data, eval_dir in evaluations:
-                measured[data] = (ensemble_gain(eval_dir), claim.proxy)
+                by_data[data] = (ensemble_gain(eval_dir), claim.proxy)
         else:
             mine = [r for r in complete if matches(r, claim.runs)]
             for data in sorted({dataset(r) for r in mine}):
                 of_data = [r for r in mine if dataset(r) == data]
                 interval = MEASURES[claim.measure](of_data, claim.options)
                 text = "the paper's" if data == claim.paper_data else claim.proxy
-                measured[data] = (interval, text)
-        if claim.paper_data not in measured:
+                by_data[data] = (interval, text)
+        if claim.paper_data not in by_data:
             rows.append(finding(claim, claim.paper_data, None, "no runs on the paper's data here"))
-        for data, (interval, text) in measured.items():
+        for data, (interval, text) in by_data.items():
             rows.append(finding(claim, data, interval, text))
     return rows
 

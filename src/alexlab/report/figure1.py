@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 
 from alexlab.errors import UserError
 from alexlab.report import paper
-from alexlab.report.runs import Run, arithmetic, epochs_to, load_runs
+from alexlab.report.runs import Run, arithmetic, epochs_to, load_runs, measured
 from alexlab.report.stats import Interval, ratio_interval
 from alexlab.report.tables import interval_text, markdown_table, percent
 
@@ -113,7 +113,7 @@ def epochs_text(runs: Sequence[Run], target: float, tried: Sequence[float]) -> s
 def load_conditions(conditions: Sequence[tuple[str, Path]]) -> list[tuple[str, list[Run]]]:
     loaded = []
     for label, directory in conditions:
-        runs = [r for r in load_runs(directory) if r.curve and r.state in ("finished", "stopped")]
+        runs = [r for r in measured(load_runs(directory)) if r.curve]
         if not {r.params.get(ACTIVATION) for r in runs} >= set(STYLES):
             raise UserError(f"{directory}: needs relu and tanh runs; run the sweep first")
         loaded.append((label, runs))

@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 
 from alexlab.errors import UserError
-from alexlab.sweep.store import SweepStore, counting_records, read_history
+from alexlab.sweep.store import FINISHED, STOPPED, SweepStore, counting_records, read_history
 
 
 @dataclass
@@ -55,6 +55,12 @@ def load_runs(directory: Path) -> list[Run]:
             run.curve = training_curve(run.directory / "metrics.csv")
             runs.append(run)
     return runs
+
+
+def measured(runs: list[Run]) -> list[Run]:
+    """The runs whose numbers count: finished ones, and those the sweep's early_terminate stopped
+    (with the curve they had); not diverged (not finite), crashed or killed ones."""
+    return [run for run in runs if run.state in (FINISHED, STOPPED)]
 
 
 def training_curve(metrics_csv: Path) -> list[tuple[float, float]]:
