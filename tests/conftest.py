@@ -11,6 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 import alexlab.training  # noqa: F401 (registers the resolvers the configs use, as src/train.py does)
+from alexlab.sweep.engine import sweeps
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
@@ -110,3 +111,13 @@ def sweep_file(tmp_path: Path, fixed: dict, swept: dict) -> Path:
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def generated_runs(config: dict) -> list[dict]:
+    """Every run the sweep's engine proposes, each as {key: {"value": v}}."""
+    runs = []
+    while (proposal := sweeps.next_run(config, runs)) is not None:
+        assert len(runs) < 500, "a sweep file for reproduction should be a finite grid"
+        proposal.state = sweeps.RunState.finished
+        runs.append(proposal)
+    return [run.config for run in runs]

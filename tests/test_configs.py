@@ -4,13 +4,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONF, composed
+from conftest import CONF, REPO, composed
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from torch import nn
 
 from alexlab.models import ConvLocal
 from alexlab.module import Classifier
-from alexlab.training import parameter_group_switches, split_model_config
+from alexlab.training import build_module, net_and_module_configs, parameter_group_switches
 
 
 def options(group: str) -> list[str]:
@@ -22,8 +23,8 @@ def options(group: str) -> list[str]:
     [
         (g, o)
         for g in (
-            *("model", "data", "optim", "trainer", "logger", "callbacks", "paths", "experiment"),
-            "ablation",
+            *("model", "module", "data", "optim", "trainer", "logger", "callbacks", "paths"),
+            *("experiment", "ablation"),
         )
         for o in options(g)
     ],
@@ -40,19 +41,35 @@ def test_every_config_file_composes(group, option):
 
 @pytest.mark.parametrize("option", options("model"))
 def test_model_configs_instantiate_to_networks(option):
+    # As lightning-hydra-template users build a net: instantiate(cfg.model), nothing split off.
     cfg = composed(f"model={option}", "data=synthetic")
-    net_config, speed = split_model_config(cfg.model)
     net = instantiate(
-        net_config, num_classes=10, in_channels=3, input_size=32 if option != "alexnet" else 227
+        cfg.model, num_classes=10, in_channels=3, input_size=32 if option != "alexnet" else 227
     )
     assert isinstance(net, nn.Module)
-    assert set(speed) == {"channels_last", "compile"}
 
 
 def test_bare_model_config_is_the_paper_net():
-    cfg = composed("model=alexnet")
-    net = instantiate(split_model_config(cfg.model)[0])
+    net = instantiate(composed("model=alexnet").model)
     assert sum(p.numel() for p in net.parameters()) == 60_965_224
+
+
+def test_speed_switches_reach_the_lightning_module():
+    cfg = composed("model=convnet4", "data=synthetic", "module.channels_last=false")
+    module = build_module(cfg, instantiate(cfg.data))
+    assert isinstance(module, Classifier) and module.memory_format == torch.contiguous_format
+    assert composed().module.channels_last and not composed().module.compile
+
+
+def test_a_run_made_before_the_speed_switches_moved_rebuilds_its_net(tmp_path):
+    # A committed run's config.yaml from before module.* existed: model.channels_last: true.
+    old = OmegaConf.load(REPO / "results/sweeps/lrn_cifar-fashion_mnist/runs/001-off-0/config.yaml")
+    assert "module" not in old and old.model.channels_last is True
+    net_config, module_config = net_and_module_configs(old)
+    assert "channels_last" not in net_config and "compile" not in net_config
+    assert module_config.channels_last is True and module_config.compile is False
+    net = instantiate(net_config, num_classes=10, in_channels=1, input_size=28)
+    assert isinstance(net, ConvLocal)
 
 
 def test_defaults_run_on_data_this_machine_has():
@@ -92,9 +109,7 @@ def test_experiments_pin_fp32_whatever_the_machine(experiment):
 
 def test_lrn_cifar_is_cuda_convnets_conv_local_net_with_its_layer_params():
     cfg = composed("experiment=lrn_cifar", "model.lrn=code")
-    net = instantiate(
-        split_model_config(cfg.model)[0], num_classes=10, in_channels=3, input_size=32
-    )
+    net = instantiate(cfg.model, num_classes=10, in_channels=3, input_size=32)
     assert isinstance(net, ConvLocal) and cfg.data.mean == "image" and not cfg.data.augment.crops
     module = Classifier(
         net, instantiate(cfg.optim.optimizer), num_classes=10, **parameter_group_switches(cfg.optim)

@@ -263,7 +263,7 @@ def test_a_failed_stats_write_leaves_no_file(tree, tmp_path: Path, monkeypatch) 
 
 def test_stats_command_writes_the_cache(tmp_path: Path) -> None:
     make_tree(tmp_path, ("train", "val"))
-    command = [sys.executable, "-m", "alexlab.data.stats", "--root", str(tmp_path)]
+    command = [sys.executable, "-m", "alexlab.data.write_stats", "--root", str(tmp_path)]
     result = subprocess.run([*command, "--images", "5"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     stats = torch.load(tmp_path / "alexlab_stats.pt")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import CONF, REPO, composed_with_choices, sweep_command, sweep_file
+from conftest import CONF, REPO, composed_with_choices, generated_runs, sweep_command, sweep_file
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
@@ -26,16 +26,6 @@ from alexlab.sweep.engine import sweeps
 from alexlab.sweep.store import RunRecord, SweepStore, read_history
 
 SWEEP_FILES = sorted((REPO / "sweeps").glob("*.yaml"))
-
-
-def generated_runs(config: dict) -> list[dict]:
-    """Every run the sweep's engine proposes, each as {key: {"value": v}}."""
-    runs = []
-    while (proposal := sweeps.next_run(config, runs)) is not None:
-        assert len(runs) < 500, "a sweep file for reproduction should be a finite grid"
-        proposal.state = sweeps.RunState.finished
-        runs.append(proposal)
-    return [run.config for run in runs]
 
 
 def check_runs_compose(config: dict, tmp_path: Path) -> int:
@@ -207,6 +197,10 @@ def test_an_interrupted_sweep_stops_its_run_and_records_it_as_killed(tmp_path):
     (record,) = SweepStore.read_records(directory)
     assert record.state == "killed"
     assert not any(b"trainer.max_epochs=1000" in command for command in running_commands())
+    # The run saw the SIGTERM (Lightning's SIGTERMException) and wrote how it ended itself.
+    run = json.loads((directory / "runs" / record.name / "run.json").read_text())
+    assert run["launcher"] == "alexlab.sweep" and run["state"] == "terminated"
+    assert run["sweep"] == str(directory) and run["run"] == record.name
 
 
 def running_commands() -> list[bytes]:
@@ -242,7 +236,8 @@ def test_missing_sweep_file_is_one_line_naming_the_files(tmp_path):
     assert "no such sweep file" in run.stderr and "sweeps/relu_vs_tanh.yaml" in run.stderr
 
 
-@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+# joblib's multirun is tested in test_launchers.py, with the reports over its runs.
+@pytest.mark.parametrize("launcher", ["submitit_local"])
 def test_hydra_multirun_launchers_run_a_grid(tmp_path, launcher):
     overrides = [
         *(f"hydra/launcher={launcher}", f"hydra.sweep.dir={tmp_path}", "data=synthetic"),

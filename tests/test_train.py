@@ -26,7 +26,7 @@ SYNTHETIC = ("data=synthetic", "trainer.max_epochs=1")
         ),
         ("model=alexnet_small", "model.column_devices=[cpu,cpu]", "model.activation=abs_tanh"),
         ("model=convnet4", "model.lrn=paper", "model.activation=sigmoid", "data.mean=normalize"),
-        ("model=alexnet_small", "model.channels_last=true", "trainer.precision=bf16-mixed"),
+        ("model=alexnet_small", "module.channels_last=true", "trainer.precision=bf16-mixed"),
     ],
     ids=["paper", "every-switch-flipped", "column-per-device", "convnet4", "channels-last-bf16"],
 )
@@ -150,12 +150,15 @@ def test_checkpoint_of_another_model_config_names_the_keys_that_differ(tmp_path,
 
 def test_a_finished_run_is_never_overwritten(finished_run):
     results = (finished_run / "results.json").read_bytes()
+    record = (finished_run / "run.json").read_bytes()  # how the finished run ended: kept too
+    assert json.loads(record)["state"] == "ended"
     run = train(finished_run, *SYNTHETIC, "model=convnet4")
     assert one_line_error(run) == (
         f"error: {finished_run} holds a finished run (results.json): give this one another "
         "directory (hydra.run.dir=...), or continue that one with ckpt_path=last"
     )
     assert (finished_run / "results.json").read_bytes() == results
+    assert (finished_run / "run.json").read_bytes() == record
 
 
 def test_missing_data_folder_is_one_line_naming_the_path(tmp_path):

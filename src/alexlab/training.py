@@ -16,24 +16,35 @@ import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from alexlab import resume
+from alexlab import provenance, resume
 from alexlab.atomic import write_atomically
 from alexlab.errors import ConfigError, UserError, check_range
 from alexlab.hardware import fast_precision
 from alexlab.module import Classifier
 
-SPEED_SWITCHES = ("channels_last", "compile")
 WANDB_ID = "wandb_id"  # in the run directory: the wandb run a resumed run continues
 OmegaConf.register_new_resolver("fast_precision", fast_precision, replace=True)
+# Cached: every use in one config (a multirun's sweep directory, in each of its jobs) is one name.
+OmegaConf.register_new_resolver("unique_name", provenance.unique_name, use_cache=True, replace=True)
+OmegaConf.register_new_resolver("runs_folder", provenance.runs_folder, replace=True)
+# Runs made before the speed switches moved to module.* (2026-11-30) kept them in model.*: their
+# config.yaml still rebuilds their net for src/eval.py.
+MOVED_TO_MODULE = ("channels_last", "compile")
 
 
-def split_model_config(model: DictConfig) -> tuple[DictConfig, dict[str, Any]]:
-    """The network's own config, and the model.* switches for how it runs (`SPEED_SWITCHES`),
-    which go to the LightningModule."""
-    net_keys = [key for key in model if key not in SPEED_SWITCHES]
-    return OmegaConf.masked_copy(model, net_keys), {k: model.get(k, False) for k in SPEED_SWITCHES}
+def net_and_module_configs(cfg: DictConfig) -> tuple[DictConfig, DictConfig]:
+    """cfg.model (the net) and cfg.module (the LightningModule), from a run's config of any age."""
+    model, module = cfg.model, cfg.get("module")
+    moved = [key for key in MOVED_TO_MODULE if key in model]
+    if module is None:
+        switches = {key: model[key] for key in moved}
+        module = OmegaConf.create({"_target_": "alexlab.module.Classifier", "_partial_": True})
+        module.merge_with(switches)
+    kept = [key for key in model if key not in moved]
+    return OmegaConf.masked_copy(model, kept), module
 
 
 def parameter_group_switches(optim: DictConfig) -> dict[str, Any]:
@@ -90,11 +101,22 @@ warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists 
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Train and test as `cfg` says; bad input exits with one line naming the key or path."""
+    """Train and test as `cfg` says; bad input exits with one line naming the key or path. The
+    run directory's run.json says how the run ended."""
+    output_dir = Path(cfg.paths.output_dir)
     try:
-        return _train(cfg)
+        results = _train(cfg)
+        provenance.record_end(output_dir, provenance.ENDED)
+        return results
+    except SIGTERMException:
+        provenance.record_end(output_dir, provenance.TERMINATED)
+        raise
     except UserError as error:
+        provenance.record_end(output_dir, provenance.FAILED, f"error: {error}")
         sys.exit(f"error: {error}")
+    except BaseException as error:
+        provenance.record_end(output_dir, provenance.FAILED, f"{type(error).__name__}: {error}")
+        raise
     finally:
         if wandb_wanted(cfg) and "wandb" in sys.modules:
             sys.modules["wandb"].finish()
@@ -124,6 +146,7 @@ def _train(cfg: DictConfig) -> dict[str, float]:
     for logger in trainer.loggers:
         logger.log_hyperparams(resolved)
     if trainer.is_global_zero:
+        provenance.record_start(output_dir)
         write_atomically(output_dir / "config.yaml", OmegaConf.to_yaml(resolved))
         if "wandb" in logger_arguments:
             write_atomically(output_dir / WANDB_ID, logger_arguments["wandb"]["id"] + "\n")
@@ -168,8 +191,8 @@ def build_datamodule(data: DictConfig, stage: str) -> L.LightningDataModule:
 
 
 def build_module(cfg: DictConfig, datamodule: L.LightningDataModule) -> Classifier:
-    """The run's network in its LightningModule, from cfg.model and cfg.optim."""
-    net_config, speed = split_model_config(cfg.model)
+    """The run's network in its LightningModule, from cfg.model, cfg.module and cfg.optim."""
+    net_config, module_config = net_and_module_configs(cfg)
     net = build(
         net_config,
         "model",
@@ -177,15 +200,15 @@ def build_module(cfg: DictConfig, datamodule: L.LightningDataModule) -> Classifi
         in_channels=datamodule.in_channels,
         input_size=datamodule.image_size,
     )
+    classifier = build(module_config, "module")
     try:
-        return Classifier(
+        return classifier(
             net,
             optimizer=instantiate(cfg.optim.optimizer),
             scheduler=instantiate(cfg.optim.scheduler) if cfg.optim.get("scheduler") else None,
             lr_reductions=cfg.optim.lr_reductions,
             num_classes=datamodule.num_classes,
             net_config=OmegaConf.to_container(net_config, resolve=True),
-            **speed,
             **parameter_group_switches(cfg.optim),
         )
     except ConfigError as error:
@@ -223,11 +246,13 @@ def check_inputs(cfg: DictConfig) -> None:
 
 
 def wandb_run_id(output_dir: Path, checkpoint: dict | None) -> str:
-    """The run directory's wandb run id: the same one when the run resumes, else a new one."""
+    """The run directory's wandb run id: the same one when the run resumes, else the one a wandb
+    agent gave the run (its sweep knows the run by it), else a new one."""
     path = output_dir / WANDB_ID
     if checkpoint is not None and path.exists():
         return path.read_text().strip()
-    return uuid.uuid4().hex[:8]  # wandb's own ids are 8 characters of [a-z0-9] too
+    # wandb's own ids are 8 characters of [a-z0-9] too
+    return os.environ.get("WANDB_RUN_ID") or uuid.uuid4().hex[:8]
 
 
 def save_results(trainer: L.Trainer, output_dir: Path, results: dict[str, float]) -> None:

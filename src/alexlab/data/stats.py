@@ -1,13 +1,8 @@
-"""Pixel statistics of an ImageNet training folder, cached next to it.
+"""Pixel statistics of an ImageNet training folder, cached next to it: the mean and std of each RGB
+channel (0-255), and the eigenpairs of the 3x3 covariance of RGB values scaled to [0, 1], for PCA
+lighting (`augment.channel_eigenpairs`). `python -m alexlab.data.write_stats` computes them ahead
+of the first run (`ImageNetFolderDataModule.setup()` would on first use)."""
 
-    python -m alexlab.data.stats --root ROOT [--images N] [--out FILE]
-
-computes what `ImageNetFolderDataModule.setup()` would otherwise compute on first use: the mean
-and std of each RGB channel (0-255), and the eigenpairs of the 3x3 covariance of RGB values scaled
-to [0, 1], for PCA lighting (`augment.channel_eigenpairs`).
-"""
-
-import argparse
 import contextlib
 import os
 import tempfile
@@ -120,28 +115,3 @@ def load_or_compute_stats(path: Path, compute: Callable[[], dict]) -> dict:
     stats = compute()
     save_stats(stats, path)
     return stats
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--root", required=True, help="folder with train/ and val/")
-    parser.add_argument("--images", type=int, default=10_000, help="training images to sample")
-    parser.add_argument("--out", help="cache file (default: ROOT/alexlab_stats.pt)")
-    parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
-    args = parser.parse_args(argv)
-    # Imported here: imagenet_folder imports this module.
-    from alexlab.data.imagenet_folder import ImageNetFolderDataModule
-
-    try:
-        data = ImageNetFolderDataModule(
-            args.root, num_workers=args.workers, stats_file=args.out, stats_images=args.images
-        )
-        # Asked for explicitly, so recompute even if a cache exists; the rename replaces it.
-        save_stats(compute_stats(data.root / "train", args.images, args.workers), data.stats_file)
-    except UserError as e:
-        raise SystemExit(f"error: {e}") from None
-    print(f"wrote {data.stats_file}")
-
-
-if __name__ == "__main__":
-    main()

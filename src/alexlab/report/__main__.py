@@ -2,7 +2,10 @@
 from finished runs and print the table. `curves RUN_DIR...` compares single runs' training curves;
 `ensemble EVAL_DIR` scores single nets and their ensemble from the probabilities src/eval.py saved;
 `claims DIR...` gives every claim of the paper a verdict (NAME.md and NAME.json); `hyperband
-SWEEP_DIR... --sweep-file FILE` replays FILE's early_terminate on sweeps run in full."""
+SWEEP_DIR... --sweep-file FILE` replays FILE's early_terminate on sweeps run in full; `sweeps
+DIR...` tables every sweep's runs by the parameters it varies. A DIR is any tree of runs, whichever
+launcher made them: a wandb agent's (logs/train/wandb_sweeps/ID), a Hydra multirun's, or
+`python -m alexlab.sweep`'s."""
 
 import argparse
 import sys
@@ -16,6 +19,7 @@ from alexlab.report.curves import curves_report
 from alexlab.report.ensembles import ensemble_report
 from alexlab.report.figure1 import figure1_report
 from alexlab.report.hyperband import hyperband_report
+from alexlab.report.sweeps import sweeps_report
 from alexlab.sweep.spec import load_sweep
 
 
@@ -32,6 +36,7 @@ def main(argv: list[str] | None = None) -> None:
             "ensemble",
             "claims",
             "hyperband",
+            "sweeps",
         ],
     )
     parser.add_argument(
@@ -64,6 +69,8 @@ def make_report(report: str, sweeps: list[str], out: Path) -> str:
         return ensemble_report(Path(sweeps[0]), out)
     if report == "claims":
         return claims_report([Path(d) for d in sweeps], out)
+    if report == "sweeps":
+        return sweeps_report([Path(d) for d in sweeps], out)
     if report == "relu-speedup":
         conditions = [tuple(s.split("=", 1)) if "=" in s else (Path(s).name, s) for s in sweeps]
         return figure1_report([(label, Path(d)) for label, d in conditions], out)

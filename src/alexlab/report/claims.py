@@ -164,8 +164,8 @@ def finding(claim: Claim, data: str, interval: Interval | None, text: str) -> Fi
 
 
 def find_evidence(directories: Sequence[Path]) -> tuple[list[Run], list[tuple[str, Path]]]:
-    """Every run of every sweep below the directories, and every ensemble evaluation (an eval/
-    directory of src/eval.py inside a sweep directory) with the dataset of its sweep's runs."""
+    """Every run below the directories, and every ensemble evaluation (an eval/ directory of
+    src/eval.py inside a sweep's directory) with the dataset of its sweep's runs."""
     runs: list[Run] = []
     evaluations = []
     for directory in directories:
@@ -173,7 +173,7 @@ def find_evidence(directories: Sequence[Path]) -> tuple[list[Run], list[tuple[st
         runs += found
         for labels in sorted(directory.rglob("eval/labels.npy")):
             sweep = labels.parent.parent
-            datasets = {dataset(r) for r in found if r.directory.parent.parent == sweep}
+            datasets = {dataset(r) for r in found if Path(r.sweep) == sweep}
             evaluations += [(data, labels.parent) for data in datasets]
     return runs, evaluations
 
@@ -204,7 +204,8 @@ def claims_report(directories: Sequence[Path], out: Path) -> str:
     """claims.md (the table) and claims.json (the same, with the numbers) at `out`."""
     runs, evaluations = find_evidence(directories)
     rows = judge(runs, evaluations)
-    hours, minutes = divmod(round(sum(run.seconds for run in runs) / 60), 60)
+    seconds = sum(run.seconds for run in runs if math.isfinite(run.seconds))  # NaN: not ended
+    hours, minutes = divmod(round(seconds / 60), 60)
     headers = ["claim", "source", "paper", "data", "ours (95% CI over seeds)", "seeds", "verdict"]
     table = [
         [r.claim, r.source, r.paper, r.data, r.ours, r.seeds or "-", f"**{r.verdict}**"]

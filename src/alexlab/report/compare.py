@@ -11,8 +11,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from alexlab.errors import UserError
-from alexlab.report.runs import Run, arithmetic, load_runs
+from alexlab.report.runs import Run, arithmetic, by_sweep, load_runs, sweep_name
 from alexlab.report.tables import markdown_table, mean_and_spread
+from alexlab.sweep.store import FINISHED
 
 METRICS = {"test/err_top1": "top-1", "test/err_top5": "top-5"}
 
@@ -28,10 +29,17 @@ def compare_report(
     """Markdown report (also written to `out`.md, the figure to `out`.png): for each value of the
     parameter `by`, test errors over the seeds, the paper's number, and (with a `baseline` value)
     the change from the baseline in percentage points."""
-    runs = [r for r in load_runs(directory) if r.state == "finished"]
+    runs = [r for r in load_runs(directory) if r.state == FINISHED and by in r.params]
+    sweeps = by_sweep(runs)
+    if len(sweeps) > 1:
+        names = ", ".join(sweep_name(sweep, directory) for sweep in sweeps)
+        raise UserError(
+            f"{directory}: runs of {len(sweeps)} sweeps vary {by} ({names}); give the directory "
+            "of one"
+        )
     groups: dict[str, list[Run]] = {}
     for run in runs:
-        groups.setdefault(str(run.params.get(by, "all runs")), []).append(run)
+        groups.setdefault(str(run.params[by]), []).append(run)
     if not groups or (baseline and baseline not in groups):
         need = f"finished runs of {by}={baseline}" if baseline else "finished runs"
         raise UserError(f"{directory}: needs {need}; run the sweep first")
@@ -69,12 +77,17 @@ def change(values: list[float], baseline: list[float]) -> str:
 
 def plot(groups: dict[str, list[Run]], metric: str, title: str, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(1.2 * len(groups) + 2, 4))
+    draw(ax, groups, metric, title, f"test {METRICS[metric]} error (%)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def draw(ax: plt.Axes, groups: dict[str, list[Run]], metric: str, title: str, ylabel: str) -> None:
+    """Each group's runs as points, their mean as a bar."""
     for x, runs in enumerate(groups.values()):
         errors = [100 * r.result(metric) for r in runs]
         ax.scatter([x] * len(errors), errors, color="black", s=14)
         ax.hlines(statistics.fmean(errors), x - 0.25, x + 0.25, color="tab:blue")
     ax.set_xticks(range(len(groups)), list(groups), rotation=30, ha="right")
-    ax.set(ylabel=f"test {METRICS[metric]} error (%)", title=title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    ax.set(ylabel=ylabel, title=title)

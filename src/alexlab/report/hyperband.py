@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from alexlab.report import figure1
-from alexlab.report.runs import Run, load_runs, sweep_directories
+from alexlab.report.runs import Run, by_sweep, load_runs, sweep_name
 from alexlab.report.tables import markdown_table
 from alexlab.sweep.engine import sweeps
 from alexlab.sweep.store import read_history
@@ -43,9 +43,8 @@ def hyperband_report(directories: list[Path], config: dict[str, Any], out: Path)
     fastest rate at each target and seed stays the same."""
     rows, changed, all_full, all_cut = [], [], [], []
     for directory in directories:
-        for sweep in sweep_directories(directory):
-            runs = load_runs(sweep)
-            name = sweep.relative_to(directory.parent)
+        for sweep, runs in by_sweep(load_runs(directory)).items():
+            name = sweep_name(sweep, directory)
             kept = replay(config, runs)
             cut = [replace(run, curve=run.curve[: kept[run.name]]) for run in runs]
             targets = figure1.targets_for(runs)

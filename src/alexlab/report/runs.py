@@ -1,5 +1,7 @@
-"""Finished runs of a sweep directory, with what the reports need of each."""
+"""The runs in a directory tree, whichever launcher started them, with what the reports need of
+each: its sweep, parameters, state, results and training curve."""
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -7,8 +9,20 @@ from typing import Any
 
 import yaml
 
+from alexlab import provenance
 from alexlab.errors import UserError
-from alexlab.sweep.store import FINISHED, STOPPED, SweepStore, counting_records, read_history
+from alexlab.sweep.store import (
+    CRASHED,
+    FINISHED,
+    KILLED,
+    STOPPED,
+    SweepStore,
+    counting_records,
+    outcome,
+    read_history,
+)
+
+RUNNING = "running"  # a run.json's run that has not ended: still running, or killed outright
 
 
 @dataclass
@@ -19,6 +33,10 @@ class Run:
     results: dict[str, float]
     seconds: float
     directory: Path
+    # The sweep the run belongs to: the directory of a `python -m alexlab.sweep` sweep or of a
+    # Hydra multirun, "wandb:ENTITY/PROJECT/SWEEP_ID" for a wandb agent's, else the run's own.
+    sweep: str = ""
+    launcher: str = provenance.ALEXLAB_SWEEP
     config: dict[str, Any] = field(default_factory=dict)  # the run's resolved config.yaml
     curve: list[tuple[float, float]] = field(default_factory=list)  # (epochs, training error)
 
@@ -26,35 +44,111 @@ class Run:
         return self.results.get(key, math.nan)
 
 
-def sweep_directories(directory: Path) -> list[Path]:
-    """The sweep directories at or below `directory` (a sweep, or a tree of them)."""
-    if (directory / "sweep.yaml").is_file():
-        return [directory]
-    found = sorted(path.parent for path in directory.rglob("sweep.yaml"))
-    if not found:
-        raise UserError(f"{directory}: no sweep directory (sweep.yaml) in it; run the sweep first")
-    return found
-
-
 def load_runs(directory: Path) -> list[Run]:
-    """Every grid point's run of the sweeps at or below `directory`; a point run again after a
-    crash is its complete run."""
-    runs = []
-    for sweep in sweep_directories(directory):
-        for record in counting_records(SweepStore.read_records(sweep)):
-            run = Run(
-                name=record.name,
-                params=record.params,
-                state=record.state,
-                results=record.results,
-                seconds=record.seconds,
-                directory=sweep / "runs" / record.name,
-            )
-            config_file = run.directory / "config.yaml"
-            run.config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else {}
-            run.curve = training_curve(run.directory / "metrics.csv")
-            runs.append(run)
+    """Every run at or below `directory`: the sweeps of `python -m alexlab.sweep` (a sweep.yaml,
+    its runs' records; a point run again after a crash counts its complete run), then every other
+    run directory with a run.json (a wandb agent's, a Hydra multirun's, a single run's)."""
+    sweeps = sorted(path.parent for path in directory.rglob("sweep.yaml"))
+    runs = [run for sweep in sweeps for run in sweep_runs(sweep)]
+    for path in sorted(directory.rglob(provenance.RUN_FILE)):
+        if not any(path.is_relative_to(sweep / "runs") for sweep in sweeps):
+            runs.append(launched_run(path.parent))
+    if not runs:
+        raise UserError(
+            f"{directory}: no runs in it (a run directory's run.json, or a sweep.yaml of "
+            "python -m alexlab.sweep); run them first"
+        )
     return runs
+
+
+def sweep_runs(sweep: Path) -> list[Run]:
+    """The runs of a `python -m alexlab.sweep` directory, from the records the runner wrote."""
+    runs = []
+    for record in counting_records(SweepStore.read_records(sweep)):
+        run = Run(
+            name=record.name,
+            params=record.params,
+            state=record.state,
+            results=record.results,
+            seconds=record.seconds,
+            directory=sweep / "runs" / record.name,
+            sweep=str(sweep),
+        )
+        runs.append(with_files(run))
+    return runs
+
+
+def launched_run(run_dir: Path) -> Run:
+    """A run from its own run.json: its launcher, sweep and parameters, and how it ended."""
+    record = provenance.read(run_dir)
+    results_file = run_dir / "results.json"
+    results = json.loads(results_file.read_text()) if results_file.is_file() else {}
+    launcher = record["launcher"]
+    run = Run(
+        name=run_dir.name,
+        params=record["params"],
+        state=run_state(record, results),
+        results=results,
+        seconds=provenance.seconds(record),
+        directory=run_dir,
+        sweep=sweep_of(record, run_dir),
+        launcher=launcher,
+    )
+    return with_files(run)
+
+
+def run_state(record: dict[str, Any], results: dict[str, float]) -> str:
+    """The runner's states for a run that recorded its own end: a SIGTERM is how a wandb agent
+    stops a run its sweep's early_terminate ends (stopped, with its curve), and how anything
+    else kills one."""
+    state = record["state"]
+    if state == provenance.TERMINATED:
+        return STOPPED if record["launcher"] == provenance.WANDB_AGENT else KILLED
+    if state == provenance.FAILED:
+        return CRASHED
+    return outcome(0, results) if state == provenance.ENDED else RUNNING
+
+
+def sweep_of(record: dict[str, Any], run_dir: Path) -> str:
+    launcher, sweep = record["launcher"], record["sweep"]
+    if launcher == provenance.WANDB_AGENT:
+        return f"wandb:{sweep}"
+    if launcher == provenance.HYDRA_MULTIRUN:  # where the tree has it now, wherever it was made
+        return str(run_dir.parents[len(Path(str(sweep["subdir"])).parts) - 1])
+    if launcher == provenance.ALEXLAB_SWEEP:  # a runner's run without its sweep.yaml
+        return sweep
+    return str(run_dir)
+
+
+def with_files(run: Run) -> Run:
+    config_file = run.directory / "config.yaml"
+    run.config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else {}
+    run.curve = training_curve(run.directory / "metrics.csv")
+    return run
+
+
+def by_sweep(runs: list[Run]) -> dict[str, list[Run]]:
+    """The runs of each sweep, in the order the sweeps first appear."""
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(run.sweep, []).append(run)
+    return groups
+
+
+def varying(runs: list[Run]) -> list[str]:
+    """The parameters that take more than one value over `runs` (a missing one is a value)."""
+    keys = dict.fromkeys(key for run in runs for key in run.params)
+    return [
+        key
+        for key in keys
+        if len({json.dumps(run.params.get(key), sort_keys=True, default=str) for run in runs}) > 1
+    ]
+
+
+def sweep_name(sweep: str, root: Path) -> str:
+    """A sweep as a report names it: its directory relative to the folder above `root`."""
+    path = Path(sweep)
+    return str(path.relative_to(root.parent)) if path.is_relative_to(root.parent) else sweep
 
 
 def measured(runs: list[Run]) -> list[Run]:
@@ -77,11 +171,13 @@ def epochs_to(curve: list[tuple[float, float]], target: float) -> float:
 
 def arithmetic(runs: list[Run]) -> str:
     """How the runs computed, as their configs say: precision and memory layout."""
-    settings = {
-        (str(run.config["trainer"]["precision"]), bool(run.config["model"].get("channels_last")))
-        for run in runs
-    }
+    settings = {(str(run.config["trainer"]["precision"]), channels_last(run)) for run in runs}
     return "; ".join(
         f"precision {precision}, channels-last {'on' if cl else 'off'}"
         for precision, cl in sorted(settings)
     )
+
+
+def channels_last(run: Run) -> bool:
+    """module.channels_last; runs made before it moved there (2026-11-30) have model.*."""
+    return bool((run.config.get("module") or run.config["model"]).get("channels_last"))

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from alexlab.provenance import RUN_DIR_ENV
 from alexlab.sweep.command import agent_command
 from alexlab.sweep.engine import sweeps
-from alexlab.sweep.runner import RUN_DIR_ENV, as_sweep_run
+from alexlab.sweep.runner import as_sweep_run
 from alexlab.sweep.store import COMPLETE, SweepStore
 
 PROBE_STEPS = 12  # the first two are left out of the step time (allocations, warm caches)

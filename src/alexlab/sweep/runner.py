@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from alexlab.errors import UserError
+from alexlab.provenance import RUN_DIR_ENV, SWEEP_DIR_ENV
 from alexlab.resume import LAST, read_checkpoint
 from alexlab.sweep.command import agent_command
 from alexlab.sweep.engine import sweeps
@@ -32,7 +33,6 @@ from alexlab.sweep.store import (
     read_history,
 )
 
-RUN_DIR_ENV = "ALEXLAB_RUN_DIR"  # conf/train.yaml puts the run's Hydra directory there
 # How often the runs' histories are read for early_terminate: each costs a metrics.csv read per
 # run, and CSVLogger writes its rows every 100 steps anyway.
 STOP_CHECK_SECONDS = 2.0
@@ -164,7 +164,9 @@ def start(
             command,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=os.environ | {RUN_DIR_ENV: str(run_dir.resolve())},
+            # conf/train.yaml puts the run's Hydra directory there; run.json names the sweep
+            env=os.environ
+            | {RUN_DIR_ENV: str(run_dir.resolve()), SWEEP_DIR_ENV: str(store.directory)},
             preexec_fn=die_with_runner if sys.platform == "linux" else None,
         )
     return Launched(run_dir, params, command, process, time.perf_counter(), resumes)

@@ -1,0 +1,134 @@
+"""Where a run came from and how it ended, in its run directory's run.json, whichever launcher
+started it: a wandb agent, a Hydra multirun, `python -m alexlab.sweep`, or a plain command. The
+reports read it to find a run's sweep and parameters in any tree of run directories.
+
+run.json: {"launcher", "sweep", "run", "params", "overrides", "host", "pid", "started", "state",
+           "ended", "error"}
+  launcher  WANDB_AGENT | HYDRA_MULTIRUN | ALEXLAB_SWEEP | SINGLE
+  sweep     wandb: ENTITY/PROJECT/SWEEP_ID (what `wandb agent` was given) | Hydra: hydra.sweep.dir
+            and hydra.sweep.subdir (where the job's directory sits below it) | alexlab.sweep: the
+            sweep directory | a single run: null
+  run       the wandb run id | the Hydra job number | the sweep's run name | null
+  params    the run's parameters: the values the wandb sweep sent (the agent's
+            WANDB_SWEEP_PARAM_PATH file), else the command line's overrides, typed by Hydra's parser
+  state     RUNNING, then ENDED when train() returns, TERMINATED on SIGTERM (a wandb agent stops
+            a run so, as does `python -m alexlab.sweep`) or FAILED (with the error's line). A run
+            killed outright (SIGKILL, out of memory) stays RUNNING.
+"""
+
+import datetime
+import json
+import math
+import os
+import secrets
+import socket
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.types import RunMode
+
+from alexlab.atomic import write_atomically
+
+RUN_FILE = "run.json"
+WANDB_AGENT, HYDRA_MULTIRUN = "wandb agent", "hydra multirun"
+ALEXLAB_SWEEP, SINGLE = "alexlab.sweep", "single run"
+RUNNING, ENDED, TERMINATED, FAILED = "running", "ended", "terminated", "failed"
+# `python -m alexlab.sweep` gives each run its directory and its sweep's through these.
+RUN_DIR_ENV, SWEEP_DIR_ENV = "ALEXLAB_RUN_DIR", "ALEXLAB_SWEEP_DIR"
+# Overrides that say how a run is carried out, not what it is: a resumed run is the same run.
+NOT_PARAMETERS = ("ckpt_path",)
+
+
+def runs_folder() -> str:
+    """Where a new run directory goes below logs/TASK/ (conf/train.yaml): a wandb agent's runs in
+    their sweep's folder, wandb_sweeps/SWEEP_ID/, so that a report can be given one sweep's runs;
+    any other run in runs/."""
+    sweep = os.environ.get("WANDB_SWEEP_ID")
+    return f"wandb_sweeps/{sweep}" if sweep else "runs"
+
+
+def unique_name() -> str:
+    """The end of a new run directory's name (conf/train.yaml, after the time): the wandb run id
+    under a wandb agent, else 6 random hex digits, so that runs started in the same second (two
+    agents, two shells) get directories of their own."""
+    return os.environ.get("WANDB_RUN_ID") or secrets.token_hex(3)
+
+
+def origin() -> dict[str, Any]:
+    """This process's launcher, sweep, run and parameters, from the environment the launcher set
+    and Hydra's config of the job."""
+    hydra = HydraConfig.get() if HydraConfig.initialized() else None
+    overrides = list(hydra.overrides.task) if hydra else []
+    params = parameters(overrides)
+    env = os.environ
+    if "WANDB_SWEEP_ID" in env:
+        where = [env.get("WANDB_ENTITY"), env.get("WANDB_PROJECT"), env["WANDB_SWEEP_ID"]]
+        launcher, sweep, run = WANDB_AGENT, "/".join(filter(None, where)), env.get("WANDB_RUN_ID")
+        sent = Path(env.get("WANDB_SWEEP_PARAM_PATH", ""))
+        params = sweep_parameters(sent) if sent.is_file() else params
+    elif SWEEP_DIR_ENV in env:
+        launcher, sweep, run = ALEXLAB_SWEEP, env[SWEEP_DIR_ENV], Path(env[RUN_DIR_ENV]).name
+    elif hydra and hydra.mode == RunMode.MULTIRUN:
+        sweep = {"dir": hydra.sweep.dir, "subdir": hydra.sweep.subdir}
+        launcher, run = HYDRA_MULTIRUN, hydra.job.num
+    else:
+        launcher, sweep, run = SINGLE, None, None
+    return dict(launcher=launcher, sweep=sweep, run=run, params=params, overrides=overrides)
+
+
+def parameters(overrides: list[str]) -> dict[str, Any]:
+    """The command line's `key=value` overrides as {key: value}, each value typed as Hydra typed
+    it for the config (`seed=0` an int, `optim.lr=0.01` a float, `logger=[csv,wandb]` a list)."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return {
+        override.key_or_group: override.value()
+        for override in parsed
+        if override.key_or_group not in NOT_PARAMETERS and not override.is_delete()
+    }
+
+
+def sweep_parameters(path: Path) -> dict[str, Any]:
+    """The parameters a wandb sweep sent its run, from the file its agent writes for the run
+    (wandb_agent.Agent._command_run: `wandb_version: 1`, then {key: {"value": v}})."""
+    sent = yaml.safe_load(path.read_text()) or {}
+    return {key: spec["value"] for key, spec in sent.items() if isinstance(spec, dict)}
+
+
+def record_start(run_dir: Path) -> None:
+    """Write run.json as the run starts (again, when it resumes)."""
+    host = {"host": socket.gethostname(), "pid": os.getpid(), "started": now()}
+    write(run_dir, origin() | host | {"state": RUNNING})
+
+
+def record_end(run_dir: Path, state: str, error: str = "") -> None:
+    """How the run ended, in the run.json this process's start wrote: none, or another's (a run
+    that ended before it started, e.g. refused a directory holding a finished run), is left."""
+    record = read(run_dir)
+    if record.get("pid") == os.getpid() and record.get("host") == socket.gethostname():
+        ended = {"state": state, "ended": now()} | ({"error": error} if error else {})
+        write(run_dir, record | ended)
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def seconds(record: dict[str, Any]) -> float:
+    """How long the run took, from its start to its end (NaN: it has not ended)."""
+    if "ended" not in record:
+        return math.nan
+    ended, started = (datetime.datetime.fromisoformat(record[k]) for k in ("ended", "started"))
+    return (ended - started).total_seconds()
+
+
+def read(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / RUN_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def write(run_dir: Path, record: dict[str, Any]) -> None:
+    text = json.dumps(record, indent=2, default=str, ensure_ascii=False)
+    write_atomically(run_dir / RUN_FILE, text + "\n")

@@ -1,0 +1,83 @@
+"""`python -m alexlab.report sweeps DIR... --out results/NAME`: every sweep below DIR, whichever
+launcher ran it (a wandb agent, a Hydra multirun, `python -m alexlab.sweep`), as a table of its
+runs grouped by the parameters that vary, seeds pooled, and a figure with a panel per sweep."""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from alexlab.errors import UserError
+from alexlab.report.compare import draw
+from alexlab.report.runs import Run, by_sweep, load_runs, measured, sweep_name, varying
+from alexlab.report.tables import markdown_table, mean_and_spread
+
+SEED = "seed"  # pooled: a group's spread is over its seeds
+COLUMNS = {
+    "val/err_top1": "val top-1 error",
+    "test/err_top1": "test top-1 error",
+    "test/err_top5": "test top-5 error",
+}
+EPOCHS = "train/epochs_to_target"
+
+
+def sweeps_report(directories: Sequence[Path], out: Path) -> str:
+    """NAME.md: per sweep, its launcher, what it varies and each group's errors (mean ± spread
+    over seeds) and epochs to the target; NAME.png: each group's runs, per sweep."""
+    sweeps = [
+        (sweep_name(sweep, directory), runs)
+        for directory in directories
+        for sweep, runs in by_sweep(load_runs(directory)).items()
+    ]
+    sections, panels = [], []
+    for name, runs in sweeps:
+        keys = [key for key in varying(runs) if key != SEED]
+        groups = grouped(measured(runs), keys)
+        metrics = [key for key in COLUMNS if any(key in run.results for run in runs)]
+        headers = [*(keys or ["runs"]), "seeds", *(COLUMNS[key] for key in metrics)]
+        rows = [
+            [*(values or ["all"]), len(group)]
+            + [mean_and_spread([run.result(key) for run in group]) for key in metrics]
+            for values, group in groups.items()
+        ]
+        if any(EPOCHS in run.results for run in runs):
+            headers.append("epochs to target")
+            for row, group in zip(rows, groups.values(), strict=True):
+                row.append(mean_and_spread([r.result(EPOCHS) for r in group], 1.0, ""))
+        left = len(runs) - sum(map(len, groups.values()))
+        counted = f"{len(runs)} runs" + (f" ({left} not finished, not counted)" if left else "")
+        varies = ", ".join(keys) or "nothing but the seed"
+        sections.append(
+            f"## {name}\n\n{runs[0].launcher}; {counted}; varies {varies}.\n\n"
+            + markdown_table(headers, rows)
+        )
+        shown = [key for key in ("test/err_top1", "val/err_top1") if key in metrics]
+        if groups and shown:
+            labelled = {" ".join(values) or "all": group for values, group in groups.items()}
+            panels.append((name, labelled, shown[0]))
+    if not panels:
+        raise UserError(f"{', '.join(map(str, directories))}: no finished runs with errors")
+    plot(panels, out.with_suffix(".png"))
+    report = f"# Sweeps\n\nFigure: {out.with_suffix('.png').name}\n\n" + "\n".join(sections)
+    out.with_suffix(".md").write_text(report)
+    return report
+
+
+def grouped(runs: list[Run], keys: list[str]) -> dict[tuple[str, ...], list[Run]]:
+    """The runs of each combination of the varying parameters' values ("-": not given)."""
+    groups: dict[tuple[str, ...], list[Run]] = {}
+    for run in runs:
+        groups.setdefault(tuple(str(run.params.get(key, "-")) for key in keys), []).append(run)
+    return groups
+
+
+def plot(panels: list[tuple[str, dict[str, list[Run]], str]], path: Path) -> None:
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4), squeeze=False)
+    for ax, (name, groups, metric) in zip(axes[0], panels, strict=True):
+        draw(ax, groups, metric, name, f"{COLUMNS[metric]} (%)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,166 @@
+"""Runs started by each launcher (a wandb agent, Hydra multirun, `python -m alexlab.sweep`) record
+where they came from, and the reports read them all alike."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO, generated_runs, sweep_command, sweep_file
+from wandb import wandb_agent
+
+from alexlab import provenance
+from alexlab.report.compare import compare_report
+from alexlab.report.runs import by_sweep, load_runs, varying
+from alexlab.report.sweeps import sweeps_report
+from alexlab.sweep.store import SweepStore
+
+# Real Fashion-MNIST, a few hundred images, one epoch: the runs' numbers differ by activation.
+FIXED = {
+    "model": "convnet4",
+    "model.init": "kaiming",
+    "data.mean": "normalize",
+    "data.subset": 512,
+    "data.val_size": 256,
+    "data.batch_size": 64,
+    "trainer.max_epochs": 1,
+    "trainer.precision": 32,
+}
+SWEPT = {"model.activation": ["relu", "tanh"]}
+SWEEP_OVERRIDE = "model.activation=relu,tanh"  # the same, as Hydra's multirun sweeps it
+SWEEP_ID, ENTITY, PROJECT = "q2w3e4r5", "alexlab-tests", "alexlab"
+
+
+def offline_env() -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("WANDB_")}
+    return env | {"WANDB_MODE": "offline"}
+
+
+def run_as_wandb_agent(
+    config: dict, wandb_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, list[str]]:
+    """The sweep's runs started by wandb's own agent code (wandb_agent.Agent._command_run, given
+    the commands its server sends: the runs the `sweeps` engine proposes), both at once, as two agents of one sweep start them: the
+    environment it sets (WANDB_SWEEP_ID, WANDB_RUN_ID, WANDB_SWEEP_PARAM_PATH, the entity and
+    project), `python` from the PATH. Returns each activation's command line."""
+    for key in [key for key in os.environ if key.startswith("WANDB_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(wandb_dir))
+    monkeypatch.setenv("WANDB_SWEEP_ID", SWEEP_ID)
+    monkeypatch.setenv("WANDB_ENTITY", ENTITY)
+    monkeypatch.setenv("WANDB_PROJECT", PROJECT)
+    monkeypatch.setenv("WANDB_RUN_ID", "")  # the agent sets it per run; restored afterwards
+    monkeypatch.setenv("WANDB_SWEEP_PARAM_PATH", "")
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.chdir(REPO)
+    agent = wandb_agent.Agent(api=None, queue=None, sweep_id=SWEEP_ID)
+    agent._sweep_command = config["command"]
+    activations = []
+    for number, args in enumerate(generated_runs(config)):
+        activations.append(activation := args["model.activation"]["value"])
+        command = {"run_id": f"run{number}{activation}", "program": config["program"], "args": args}
+        agent._command_run(command)
+    commands = {}
+    for activation, process in zip(activations, agent._run_processes.values(), strict=True):
+        assert process.wait() == 0, activation
+        commands[activation] = process._popen.args
+    return commands
+
+
+def test_reports_over_agent_multirun_and_runner_runs_are_equal(
+    tmp_path, fashion_mnist, monkeypatch
+):
+    logs = tmp_path / "logs"
+    path = sweep_file(tmp_path, FIXED | {"paths.log_dir": str(logs)}, SWEPT)
+    config = yaml.safe_load(path.read_text())
+
+    runner_dir = tmp_path / "runner"
+    ran = subprocess.run(
+        [*sweep_command(path, runner_dir), "--parallel", "2"],
+        cwd=REPO,
+        env=offline_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    fixed = {key: spec["value"] for key, spec in config["parameters"].items() if "value" in spec}
+    overrides = [f"{key}={value}" for key, value in fixed.items()]
+    ran = subprocess.run(
+        [sys.executable, "src/train.py", "-m", "hydra/launcher=joblib", *overrides, SWEEP_OVERRIDE],
+        cwd=REPO,
+        env=offline_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    agent_commands = run_as_wandb_agent(config, tmp_path, monkeypatch)
+
+    # Each agent's run: its own directory in its sweep's folder, named by its wandb run id, and
+    # a run.json naming the sweep, the run and the parameters the sweep sent.
+    agent_dir = logs / "train" / "wandb_sweeps" / SWEEP_ID
+    run_dirs = sorted(agent_dir.iterdir())
+    assert [d.name.rpartition("_")[2] for d in run_dirs] == ["run0relu", "run1tanh"]
+    for run_dir, activation in zip(run_dirs, SWEPT["model.activation"], strict=True):
+        record = json.loads((run_dir / "run.json").read_text())
+        assert record["launcher"] == "wandb agent" and record["state"] == "ended"
+        assert record["sweep"] == f"{ENTITY}/{PROJECT}/{SWEEP_ID}"
+        assert record["run"] == run_dir.name.rpartition("_")[2]
+        assert record["params"] == fixed | {"model.activation": activation}
+    # wandb's agent ran the command that the server-free runner builds with wandb's helpers
+    # (command.py), but for the interpreter: `python` from the PATH there, sys.executable here.
+    records = SweepStore.read_records(runner_dir)
+    runner_commands = {r.params["model.activation"]: r.command for r in records}
+    for activation, command in agent_commands.items():
+        assert command[0] == "/usr/bin/env" and command[1] == "python"
+        assert command[2:] == runner_commands[activation][2:]
+
+    (multirun_dir,) = (logs / "train" / "multiruns").iterdir()
+    sweeps = by_sweep(load_runs(tmp_path))
+    assert set(sweeps) == {
+        f"wandb:{ENTITY}/{PROJECT}/{SWEEP_ID}",
+        str(multirun_dir),
+        str(runner_dir),
+    }
+    launchers = {sweep: {run.launcher for run in runs} for sweep, runs in sweeps.items()}
+    assert launchers[str(multirun_dir)] == {"hydra multirun"}
+    for runs in sweeps.values():
+        assert varying(runs) == ["model.activation"]
+        assert [run.state for run in runs] == ["finished", "finished"]
+
+    reports = {}
+    for name, directory in [("runner", runner_dir), ("agent", agent_dir), ("hydra", multirun_dir)]:
+        out = tmp_path / "reports" / name
+        out.mkdir(parents=True)
+        reports[name] = compare_report(
+            directory, "model.activation", {}, "act", out / "act", "relu"
+        )
+        sections = sweeps_report([directory], out / "sweeps").split("\n## ")[1]
+        reports[name + " sweeps"] = sections.split("\n\n", 2)[2]  # the table, not the header
+    assert "| tanh |" in reports["runner"]
+    assert reports["agent"] == reports["runner"] == reports["hydra"]
+    assert reports["agent sweeps"] == reports["runner sweeps"] == reports["hydra sweeps"]
+
+
+def test_a_run_names_its_directory_after_its_wandb_run(monkeypatch):
+    monkeypatch.setenv("WANDB_RUN_ID", "abc12345")
+    monkeypatch.setenv("WANDB_SWEEP_ID", "s1")
+    assert provenance.unique_name() == "abc12345"
+    assert provenance.runs_folder() == "wandb_sweeps/s1"
+    monkeypatch.delenv("WANDB_RUN_ID")
+    monkeypatch.delenv("WANDB_SWEEP_ID")
+    names = {provenance.unique_name() for _ in range(100)}
+    assert len(names) == 100 and all(len(name) == 6 for name in names)
+    assert provenance.runs_folder() == "runs"
+
+
+def test_parameters_are_typed_as_hydra_types_the_command_line():
+    params = provenance.parameters(
+        ["seed=0", "optim.lr=0.01", "logger=[csv,wandb]", "model.lrn=off", "ckpt_path=last"]
+    )
+    assert params == {"seed": 0, "optim.lr": 0.01, "logger": ["csv", "wandb"], "model.lrn": "off"}
