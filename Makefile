@@ -143,5 +143,6 @@ evaluate-table1: $(STAMP) $(BETONS) ## the 5 seeds of reproduce-table1 as single
 	$(PYTHON) src/eval.py "ckpt_paths=[$$(ls -d $(SWEEPS_DIR)/table1/runs/* | paste -sd, -)]" hydra.run.dir=$(SWEEPS_DIR)/table1/eval $(ARGS)
 	$(REPORT) ensemble $(SWEEPS_DIR)/table1/eval --out results/table1_ensemble
 
-claims: $(STAMP) ## every claim of the paper with its verdict, from the runs in results/sweeps -> results/claims.md and .json [~10 s]
+claims: $(STAMP) ## every claim of the paper with its verdict, from the runs in results/sweeps -> results/claims.md and .json; every sweep's table -> results/all_sweeps.md [~15 s]
 	$(REPORT) claims $(SWEEPS_DIR) --out results/claims
+	$(REPORT) sweeps $(SWEEPS_DIR) --out results/all_sweeps

@@ -46,6 +46,7 @@ def test_main_job_inputs_report_is_regenerated_from_its_runs(tmp_path: Path):
         ("ablations-fashion_mnist", ["ablations", f"{SWEEPS}/ablations-fashion_mnist"]),
         ("ensemble-fashion_mnist", ["ensemble", f"{SWEEPS}/ablations-fashion_mnist/eval"]),
         ("lrn_cifar-fashion_mnist", ["lrn-cifar", f"{SWEEPS}/lrn_cifar-fashion_mnist"]),
+        ("all_sweeps", ["sweeps", SWEEPS]),
     ],
 )
 def test_committed_result_is_regenerated_from_its_runs(

@@ -2,6 +2,7 @@
 launcher ran it (a wandb agent, a Hydra multirun, `python -m alexlab.sweep`), as a table of its
 runs grouped by the parameters that vary, seeds pooled, and a figure with a panel per sweep."""
 
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -47,8 +48,12 @@ def sweeps_report(directories: Sequence[Path], out: Path) -> str:
             headers.append("epochs to target")
             for row, group in zip(rows, groups.values(), strict=True):
                 row.append(mean_and_spread([r.result(EPOCHS) for r in group], 1.0, ""))
-        left = len(runs) - sum(map(len, groups.values()))
-        counted = f"{len(runs)} runs" + (f" ({left} not finished, not counted)" if left else "")
+        left = Counter(run.state for run in runs if run not in measured(runs))
+        counted = f"{len(runs)} run{'s' * (len(runs) > 1)}" + (
+            f" ({', '.join(f'{n} {state}' for state, n in left.items())}: not counted)"
+            if left
+            else ""
+        )
         varies = ", ".join(keys) or "nothing but the seed"
         sections.append(
             f"## {name}\n\n{runs[0].launcher}; {counted}; varies {varies}.\n\n"
