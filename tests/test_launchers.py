@@ -17,6 +17,7 @@ from alexlab.report.compare import compare_report
 from alexlab.report.runs import by_sweep, load_runs, varying
 from alexlab.report.sweeps import sweeps_report
 from alexlab.sweep.store import SweepStore
+from alexlab.training import wandb_run_id
 
 # Real Fashion-MNIST, a few hundred images, one epoch: the runs' numbers differ by activation.
 FIXED = {
@@ -147,11 +148,12 @@ def test_reports_over_agent_multirun_and_runner_runs_are_equal(
     assert reports["agent sweeps"] == reports["runner sweeps"] == reports["hydra sweeps"]
 
 
-def test_a_run_names_its_directory_after_its_wandb_run(monkeypatch):
+def test_a_run_names_its_directory_and_wandb_run_after_its_agents_run(monkeypatch, tmp_path):
     monkeypatch.setenv("WANDB_RUN_ID", "abc12345")
     monkeypatch.setenv("WANDB_SWEEP_ID", "s1")
     assert provenance.unique_name() == "abc12345"
     assert provenance.runs_folder() == "wandb_sweeps/s1"
+    assert wandb_run_id(tmp_path, checkpoint=None) == "abc12345"  # the run its sweep knows
     monkeypatch.delenv("WANDB_RUN_ID")
     monkeypatch.delenv("WANDB_SWEEP_ID")
     names = {provenance.unique_name() for _ in range(100)}
@@ -164,3 +166,34 @@ def test_parameters_are_typed_as_hydra_types_the_command_line():
         ["seed=0", "optim.lr=0.01", "logger=[csv,wandb]", "model.lrn=off", "ckpt_path=last"]
     )
     assert params == {"seed": 0, "optim.lr": 0.01, "logger": ["csv", "wandb"], "model.lrn": "off"}
+
+
+@pytest.mark.parametrize(
+    "launcher, state, results, expected",
+    [
+        ("wandb agent", "terminated", {}, "stopped"),  # its sweep's hyperband stopped it
+        ("hydra multirun", "terminated", {}, "killed"),
+        ("single run", "failed", {}, "crashed"),
+        ("wandb agent", "running", {}, "running"),  # or killed outright: no end recorded
+        ("hydra multirun", "ended", {"train/loss": 0.5}, "finished"),
+        ("hydra multirun", "ended", {"train/loss": float("nan")}, "diverged"),
+    ],
+)
+def test_a_run_counts_as_its_run_json_says_it_ended(tmp_path, launcher, state, results, expected):
+    run_dir = tmp_path / "logs" / "0"
+    run_dir.mkdir(parents=True)
+    sweep = {"dir": str(tmp_path / "logs"), "subdir": "0"} if launcher == "hydra multirun" else "s"
+    record = {"launcher": launcher, "sweep": sweep, "run": 0, "params": {"seed": 0}}
+    record |= {"started": "2026-11-30T00:00:00+00:00", "state": state}
+    if state != "running":
+        record["ended"] = "2026-11-30T00:01:30+00:00"
+    provenance.write(run_dir, record)
+    (run_dir / "metrics.csv").write_text("train/epochs,train/err_recent\n0.2,0.9\n0.4,0.8\n")
+    if results:
+        (run_dir / "results.json").write_text(json.dumps(results))
+    (run,) = load_runs(tmp_path)
+    assert run.state == expected and run.curve == [(0.2, 0.9), (0.4, 0.8)]
+    assert run.seconds == (90 if state != "running" else pytest.approx(float("nan"), nan_ok=True))
+    assert run.sweep == {"wandb agent": "wandb:s", "hydra multirun": str(tmp_path / "logs")}.get(
+        launcher, str(run_dir)
+    )
