@@ -35,9 +35,12 @@ SWEEP_OVERRIDE = "model.activation=relu,tanh"  # the same, as Hydra's multirun s
 SWEEP_ID, ENTITY, PROJECT = "q2w3e4r5", "alexlab-tests", "alexlab"
 
 
-def offline_env() -> dict[str, str]:
+def run_in_repo(command: list[str]) -> None:
+    """Run a command from the repository, offline for wandb, and check that it succeeded."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("WANDB_")}
-    return env | {"WANDB_MODE": "offline"}
+    env["WANDB_MODE"] = "offline"
+    ran = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr[-3000:]
 
 
 def run_as_wandb_agent(
@@ -80,26 +83,12 @@ def test_reports_over_agent_multirun_and_runner_runs_are_equal(
     config = yaml.safe_load(path.read_text())
 
     runner_dir = tmp_path / "runner"
-    ran = subprocess.run(
-        [*sweep_command(path, runner_dir), "--parallel", "2"],
-        cwd=REPO,
-        env=offline_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert ran.returncode == 0, ran.stderr[-3000:]
+    run_in_repo([*sweep_command(path, runner_dir), "--parallel", "2"])
     fixed = {key: spec["value"] for key, spec in config["parameters"].items() if "value" in spec}
     overrides = [f"{key}={value}" for key, value in fixed.items()]
-    ran = subprocess.run(
-        [sys.executable, "src/train.py", "-m", "hydra/launcher=joblib", *overrides, SWEEP_OVERRIDE],
-        cwd=REPO,
-        env=offline_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
+    run_in_repo(
+        [sys.executable, "src/train.py", "-m", "hydra/launcher=joblib", *overrides, SWEEP_OVERRIDE]
     )
-    assert ran.returncode == 0, ran.stderr[-3000:]
     agent_commands = run_as_wandb_agent(config, tmp_path, monkeypatch)
 
     # Each agent's run: its own directory in its sweep's folder, named by its wandb run id, and
@@ -173,6 +162,7 @@ def test_parameters_are_typed_as_hydra_types_the_command_line():
     [
         ("wandb agent", "terminated", {}, "stopped"),  # its sweep's hyperband stopped it
         ("hydra multirun", "terminated", {}, "killed"),
+        ("wandb agent", "interrupted", {}, "killed"),  # Ctrl-C
         ("single run", "failed", {}, "crashed"),
         ("wandb agent", "running", {}, "running"),  # or killed outright: no end recorded
         ("hydra multirun", "ended", {"train/loss": 0.5}, "finished"),

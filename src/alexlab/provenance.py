@@ -12,8 +12,8 @@ run.json: {"launcher", "sweep", "run", "params", "overrides", "host", "pid", "st
   params    the run's parameters: the values the wandb sweep sent (the agent's
             WANDB_SWEEP_PARAM_PATH file), else the command line's overrides, typed by Hydra's parser
   state     RUNNING, then ENDED when train() returns, TERMINATED on SIGTERM (a wandb agent stops
-            a run so, as does `python -m alexlab.sweep`) or FAILED (with the error's line). A run
-            killed outright (SIGKILL, out of memory) stays RUNNING.
+            a run so, as does `python -m alexlab.sweep`), INTERRUPTED on Ctrl-C or FAILED (with
+            the error's line). A run killed outright (SIGKILL, out of memory) stays RUNNING.
 """
 
 import datetime
@@ -35,7 +35,8 @@ from alexlab.atomic import write_atomically
 RUN_FILE = "run.json"
 WANDB_AGENT, HYDRA_MULTIRUN = "wandb agent", "hydra multirun"
 ALEXLAB_SWEEP, SINGLE = "alexlab.sweep", "single run"
-RUNNING, ENDED, TERMINATED, FAILED = "running", "ended", "terminated", "failed"
+RUNNING, ENDED, FAILED = "running", "ended", "failed"
+TERMINATED, INTERRUPTED = "terminated", "interrupted"  # SIGTERM; Ctrl-C
 # `python -m alexlab.sweep` gives each run its directory and its sweep's through these.
 RUN_DIR_ENV, SWEEP_DIR_ENV = "ALEXLAB_RUN_DIR", "ALEXLAB_SWEEP_DIR"
 # Overrides that say how a run is carried out, not what it is: a resumed run is the same run.

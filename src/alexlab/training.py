@@ -111,6 +111,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     except SIGTERMException:
         provenance.record_end(output_dir, provenance.TERMINATED)
         raise
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C (Lightning turns it into sys.exit(1))
+        provenance.record_end(output_dir, provenance.INTERRUPTED)
+        raise
     except UserError as error:
         provenance.record_end(output_dir, provenance.FAILED, f"error: {error}")
         sys.exit(f"error: {error}")

@@ -104,6 +104,8 @@ def run_state(record: dict[str, Any], results: dict[str, float]) -> str:
     state = record["state"]
     if state == provenance.TERMINATED:
         return STOPPED if record["launcher"] == provenance.WANDB_AGENT else KILLED
+    if state == provenance.INTERRUPTED:
+        return KILLED
     if state == provenance.FAILED:
         return CRASHED
     return outcome(0, results) if state == provenance.ENDED else RUNNING
