@@ -5,6 +5,7 @@ import json
 import math
 import netrc
 import os
+import re
 import sys
 import uuid
 import warnings
@@ -38,13 +39,12 @@ MOVED_TO_MODULE = ("channels_last", "compile")
 def net_and_module_configs(cfg: DictConfig) -> tuple[DictConfig, DictConfig]:
     """cfg.model (the net) and cfg.module (the LightningModule), from a run's config of any age."""
     model, module = cfg.model, cfg.get("module")
+    if module is not None:
+        return model, module
     moved = [key for key in MOVED_TO_MODULE if key in model]
-    if module is None:
-        switches = {key: model[key] for key in moved}
-        module = OmegaConf.create({"_target_": "alexlab.module.Classifier", "_partial_": True})
-        module.merge_with(switches)
-    kept = [key for key in model if key not in moved]
-    return OmegaConf.masked_copy(model, kept), module
+    module = OmegaConf.create({"_target_": "alexlab.module.Classifier", "_partial_": True})
+    module.merge_with({key: model[key] for key in moved})
+    return OmegaConf.masked_copy(model, [key for key in model if key not in moved]), module
 
 
 def parameter_group_switches(optim: DictConfig) -> dict[str, Any]:
@@ -70,7 +70,22 @@ def build(cfg: DictConfig, group: str, **kwargs: Any) -> Any:
         # valid ones (`trainer.precision=bf17`, `trainer.devices=0`, ...).
         if group == "trainer" and isinstance(cause, (ValueError, MisconfigurationException)):
             raise UserError(f"trainer: {cause}") from None
+        if isinstance(cause, TypeError):
+            check_arguments(cause, group, cfg)
         raise
+
+
+def check_arguments(error: TypeError, group: str, cfg: DictConfig) -> None:
+    """A key added to a group (`+model.width_mult=2`) that its target does not take: one line
+    naming it, and where a switch that moved went."""
+    unexpected = re.search(r"unexpected keyword argument '(\w+)'", str(error))
+    if unexpected:
+        key = unexpected[1]
+        moved = (
+            f" (it moved to module.{key})" if group == "model" and key in MOVED_TO_MODULE else ""
+        )
+        target = cfg.get("_target_", group)
+        raise UserError(f"{group}.{key} is not an argument of {target}{moved}") from None
 
 
 def instantiate_all(group_name: str, group: DictConfig | None, **arguments: dict) -> dict[str, Any]:
@@ -216,6 +231,9 @@ def build_module(cfg: DictConfig, datamodule: L.LightningDataModule) -> Classifi
         )
     except ConfigError as error:
         raise UserError(error.describe(f"optim.{error.key}")) from None
+    except TypeError as error:  # a partial: its arguments meet the target only here
+        check_arguments(error, "module", module_config)
+        raise
 
 
 def starting_point(
