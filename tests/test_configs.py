@@ -9,6 +9,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
+from alexlab.errors import UserError
 from alexlab.models import ConvLocal
 from alexlab.module import Classifier
 from alexlab.training import build_module, net_and_module_configs, parameter_group_switches
@@ -59,6 +60,25 @@ def test_speed_switches_reach_the_lightning_module():
     module = build_module(cfg, instantiate(cfg.data))
     assert isinstance(module, Classifier) and module.memory_format == torch.contiguous_format
     assert composed().module.channels_last and not composed().module.compile
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (  # the LightningModule's switch, where it was before 2026-11-30
+            "+model.channels_last=false",
+            "model.channels_last is not an argument of alexlab.models.ConvNet4 "
+            "(it moved to module.channels_last)",
+        ),
+        ("+model.foo=1", "model.foo is not an argument of alexlab.models.ConvNet4"),
+        ("+module.foo=1", "module.foo is not an argument of alexlab.module.Classifier"),
+    ],
+)
+def test_a_key_the_target_does_not_take_is_one_error_naming_it(override, message):
+    cfg = composed("model=convnet4", "data=synthetic", override)
+    with pytest.raises(UserError) as error:
+        build_module(cfg, instantiate(cfg.data))
+    assert str(error.value) == message
 
 
 def test_a_run_made_before_the_speed_switches_moved_rebuilds_its_net(tmp_path):

@@ -94,11 +94,6 @@ def test_ddp_runs_two_cpu_processes_on_half_the_data_each(tmp_path):
             "callbacks.checkpoint.every_n_steps=0 is not valid: expected an integer in [1, inf)",
         ),
         ("ckpt_path=/missing.ckpt", "ckpt_path=/missing.ckpt: no such file; give a checkpoint"),
-        (  # the LightningModule's switch, where it was before 2026-11-30
-            "+model.channels_last=false",
-            "model.channels_last is not an argument of alexlab.models.alexnet "
-            "(it moved to module.channels_last)",
-        ),
     ],
 )
 def test_bad_value_is_one_line_naming_the_key(tmp_path, override, message):
