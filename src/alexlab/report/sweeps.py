@@ -25,50 +25,58 @@ COLUMNS = {
 EPOCHS = "train/epochs_to_target"
 
 
+Panel = tuple[str, dict[str, list[Run]], str]  # a sweep's name, its groups, the error shown
+
+
 def sweeps_report(directories: Sequence[Path], out: Path) -> str:
     """NAME.md: per sweep, its launcher, what it varies and each group's errors (mean ± spread
     over seeds) and epochs to the target; NAME.png: each group's runs, per sweep."""
-    sweeps = [
-        (sweep_name(sweep, directory), runs)
-        for directory in directories
-        for sweep, runs in by_sweep(load_runs(directory)).items()
-    ]
     sections, panels = [], []
-    for name, runs in sweeps:
-        keys = [key for key in varying(runs) if key != SEED]
-        groups = grouped(measured(runs), keys)
-        metrics = [key for key in COLUMNS if any(key in run.results for run in runs)]
-        headers = [*(keys or ["runs"]), "seeds", *(COLUMNS[key] for key in metrics)]
-        rows = [
-            [*(values or ["all"]), len(group)]
-            + [mean_and_spread([run.result(key) for run in group]) for key in metrics]
-            for values, group in groups.items()
-        ]
-        if any(EPOCHS in run.results for run in runs):
-            headers.append("epochs to target")
-            for row, group in zip(rows, groups.values(), strict=True):
-                row.append(mean_and_spread([r.result(EPOCHS) for r in group], 1.0, ""))
-        left = Counter(run.state for run in runs if run not in measured(runs))
-        counted = f"{len(runs)} run{'s' * (len(runs) > 1)}" + (
-            f" ({', '.join(f'{n} {state}' for state, n in left.items())}: not counted)"
-            if left
-            else ""
-        )
-        varies = ", ".join(keys) or "nothing but the seed"
-        sections.append(
-            f"## {name}\n\n{runs[0].launcher}; {counted}; varies {varies}.\n\n"
-            + markdown_table(headers, rows)
-        )
-        shown = [key for key in ("test/err_top1", "val/err_top1") if key in metrics]
-        if groups and shown:
-            labelled = {" ".join(values) or "all": group for values, group in groups.items()}
-            panels.append((name, labelled, shown[0]))
+    for directory in directories:
+        for sweep, runs in by_sweep(load_runs(directory)).items():
+            text, panel = section(sweep_name(sweep, directory), runs)
+            sections.append(text)
+            panels += [panel] if panel else []
     if not panels:
         raise UserError(f"{', '.join(map(str, directories))}: no finished runs with errors")
     plot(panels, out.with_suffix(".png"))
     report = f"# Sweeps\n\nFigure: {out.with_suffix('.png').name}\n\n" + "\n".join(sections)
     out.with_suffix(".md").write_text(report)
     return report
+
+
+def section(name: str, runs: list[Run]) -> tuple[str, Panel | None]:
+    """One sweep's part of the report, and its panel of the figure (None: nothing to show)."""
+    swept = varying(runs)
+    keys = [key for key in swept if key != SEED]
+    counted = measured(runs)
+    groups = grouped(counted, keys)
+    metrics = [key for key in COLUMNS if any(key in run.results for run in runs)]
+    headers = [*(keys or ["runs"]), "seeds", *(COLUMNS[key] for key in metrics)]
+    rows = [
+        [*(values or ["all"]), len(group)]
+        + [mean_and_spread([run.result(key) for run in group]) for key in metrics]
+        for values, group in groups.items()
+    ]
+    if any(EPOCHS in run.results for run in runs):
+        headers.append("epochs to target")
+        for row, group in zip(rows, groups.values(), strict=True):
+            row.append(mean_and_spread([run.result(EPOCHS) for run in group], 1.0, ""))
+    left = Counter(run.state for run in runs) - Counter(run.state for run in counted)
+    total = f"{len(runs)} run{'s' * (len(runs) > 1)}"
+    if left:
+        total += f" ({', '.join(f'{n} {state}' for state, n in left.items())}: not counted)"
+    varies = ", ".join(keys) or ("only the seed" if SEED in swept else "nothing")
+    text = f"## {name}\n\n{runs[0].launcher}; {total}; varies {varies}.\n\n"
+    shown = [key for key in ("test/err_top1", "val/err_top1") if key in metrics]
+    panel = None
+    if groups and shown:
+        panel = (
+            name,
+            {" ".join(values) or "all": group for values, group in groups.items()},
+            shown[0],
+        )
+    return text + markdown_table(headers, rows), panel
 
 
 def grouped(runs: list[Run], keys: list[str]) -> dict[tuple[str, ...], list[Run]]:
@@ -79,7 +87,7 @@ def grouped(runs: list[Run], keys: list[str]) -> dict[tuple[str, ...], list[Run]
     return groups
 
 
-def plot(panels: list[tuple[str, dict[str, list[Run]], str]], path: Path) -> None:
+def plot(panels: list[Panel], path: Path) -> None:
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4), squeeze=False)
     for ax, (name, groups, metric) in zip(axes[0], panels, strict=True):
         draw(ax, groups, metric, name, f"{COLUMNS[metric]} (%)")
