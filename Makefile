@@ -38,7 +38,7 @@ $(STAMP): pyproject.toml setup.py src/alexlab/kernels/lrn_cpu.cpp
 
 # Two pytest workers (pytest-xdist), each test file in one of them, so that a file's module
 # fixtures run once: most tests wait on a subprocess's imports, single-threaded.
-test: $(STAMP) ## run the test suite [~12 min]
+test: $(STAMP) ## run the test suite [~13 min]
 	$(PYTHON) -m pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP) ## ruff check and format check
