@@ -1,6 +1,5 @@
 """Training curves of single runs side by side: `python -m alexlab.report curves RUN_DIR...`."""
 
-import json
 import math
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import yaml
 from alexlab.errors import UserError
 from alexlab.report.runs import training_curve
 from alexlab.report.tables import markdown_table, percent
+from alexlab.sweep.store import read_results
 
 
 def overrides(run: Path) -> list[str]:
@@ -28,8 +28,7 @@ def curves_report(runs: list[Path], out: Path) -> str:
         curve = training_curve(run / "metrics.csv")
         if not curve:
             raise UserError(f"{run}: no training curve (metrics.csv with train/err_recent)")
-        results_file = run / "results.json"
-        results = json.loads(results_file.read_text()) if results_file.is_file() else {}
+        results = read_results(run)
         # What tells the runs apart; the directory's name if nothing does.
         label = " ".join(o for o in made_by[run] if o not in shared) or run.name
         curves.append((label, curve))

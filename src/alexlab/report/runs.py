@@ -20,6 +20,7 @@ from alexlab.sweep.store import (
     counting_records,
     outcome,
     read_history,
+    read_results,
 )
 
 RUNNING = "running"  # a run.json's run that has not ended: still running, or killed outright
@@ -81,8 +82,7 @@ def sweep_runs(sweep: Path) -> list[Run]:
 def launched_run(run_dir: Path) -> Run:
     """A run from its own run.json: its launcher, sweep and parameters, and how it ended."""
     record = provenance.read(run_dir)
-    results_file = run_dir / "results.json"
-    results = json.loads(results_file.read_text()) if results_file.is_file() else {}
+    results = read_results(run_dir)
     launcher = record["launcher"]
     run = Run(
         name=run_dir.name,

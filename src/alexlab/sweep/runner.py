@@ -1,7 +1,6 @@
 """Run a sweep without a wandb server: wandb's sweep engine proposes, subprocesses train."""
 
 import ctypes
-import json
 import math
 import os
 import shutil
@@ -31,6 +30,7 @@ from alexlab.sweep.store import (
     Unfinished,
     outcome,
     read_history,
+    read_results,
 )
 
 # How often the runs' histories are read for early_terminate: each costs a metrics.csv read per
@@ -229,8 +229,7 @@ def finish(
     store: SweepStore, launched: Launched, state: str | None = None, stopped_by: str = ""
 ) -> RunRecord:
     exitcode = launched.process.returncode
-    results_file = launched.run_dir / "results.json"
-    results = json.loads(results_file.read_text()) if results_file.exists() else {}
+    results = read_results(launched.run_dir)
     log_lines = (launched.run_dir / "train.log").read_text(errors="replace").strip().splitlines()
     record = RunRecord(
         name=launched.run_dir.name,

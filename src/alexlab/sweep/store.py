@@ -134,6 +134,12 @@ class SweepStore:
         return found
 
 
+def read_results(run_dir: Path) -> dict[str, float]:
+    """The run's final metrics (results.json, written whole when it finishes); empty before."""
+    path = run_dir / "results.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def read_history(metrics_csv: Path) -> list[dict[str, float]]:
     """The values a run logged, one dict per logged step as in wandb's history: metrics.csv's rows
     without their empty cells. Empty while the run has not written its first rows."""
