@@ -66,11 +66,17 @@ def composed(*overrides: str) -> DictConfig:
     return composed_with_choices(*overrides)[0]
 
 
+def offline_env() -> dict[str, str]:
+    """This environment for a subprocess, without any WANDB_ setting (no API key, no agent's sweep
+    or run ids), wandb offline, output unbuffered."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("WANDB_")}
+    return env | {"WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
+
+
 def train(tmp_path: Path, *overrides: str, timeout: int = 300) -> subprocess.CompletedProcess:
     """`python src/train.py` with its run directory at `tmp_path`; tests/ is importable, so a
     test can add a callback of its own (`+callbacks.kill._target_=faults.Kill`)."""
-    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
-    env.pop("WANDB_API_KEY", None)
+    env = offline_env()
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "tests"), env.get("PYTHONPATH")]))
     command = [
         sys.executable,

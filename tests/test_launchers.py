@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, generated_runs, sweep_command, sweep_file
+from conftest import REPO, generated_runs, offline_env, sweep_command, sweep_file
 from wandb import wandb_agent
 
 from alexlab import provenance
@@ -37,9 +37,9 @@ SWEEP_ID, ENTITY, PROJECT = "q2w3e4r5", "alexlab-tests", "alexlab"
 
 def run_in_repo(command: list[str]) -> None:
     """Run a command from the repository, offline for wandb, and check that it succeeded."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("WANDB_")}
-    env["WANDB_MODE"] = "offline"
-    ran = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    ran = subprocess.run(
+        command, cwd=REPO, env=offline_env(), capture_output=True, text=True, timeout=300
+    )
     assert ran.returncode == 0, ran.stderr[-3000:]
 
 

@@ -2,7 +2,6 @@
 
 import contextlib
 import json
-import os
 import re
 import subprocess
 import sys
@@ -11,7 +10,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import CONF, REPO, composed_with_choices, generated_runs, sweep_command, sweep_file
+from conftest import (
+    CONF,
+    REPO,
+    composed_with_choices,
+    generated_runs,
+    offline_env,
+    sweep_command,
+    sweep_file,
+)
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
@@ -89,12 +96,10 @@ def test_sweep_file_errors_are_caught_before_running(tmp_path, change, message):
 
 def sweep(*args: str, cwd: Path = REPO, timeout: int = 300) -> subprocess.CompletedProcess:
     """`python -m alexlab.sweep ARGS`, without the cost preview's probe (--dry-run has it)."""
-    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
-    env.pop("WANDB_API_KEY", None)
     return subprocess.run(
         [sys.executable, "-m", "alexlab.sweep", "--no-estimate", *args],
         cwd=cwd,
-        env=env,
+        env=offline_env(),
         capture_output=True,
         text=True,
         timeout=timeout,
