@@ -23,8 +23,6 @@ from alexlab.sweep.store import (
     read_results,
 )
 
-RUNNING = "running"  # a run.json's run that has not ended: still running, or killed outright
-
 
 @dataclass
 class Run:
@@ -108,7 +106,8 @@ def run_state(record: dict[str, Any], results: dict[str, float]) -> str:
         return KILLED
     if state == provenance.FAILED:
         return CRASHED
-    return outcome(0, results) if state == provenance.ENDED else RUNNING
+    # Not ended: still running, or killed outright.
+    return outcome(0, results) if state == provenance.ENDED else provenance.RUNNING
 
 
 def sweep_of(record: dict[str, Any], run_dir: Path) -> str:
