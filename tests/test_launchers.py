@@ -15,7 +15,7 @@ from wandb import wandb_agent
 from alexlab import provenance
 from alexlab.report.compare import compare_report
 from alexlab.report.runs import by_sweep, load_runs, varying
-from alexlab.report.sweeps import sweeps_report
+from alexlab.report.sweeps import grouped, sweeps_report
 from alexlab.sweep.store import SweepStore
 from alexlab.training import wandb_run_id
 
@@ -193,3 +193,20 @@ def test_a_run_counts_as_its_run_json_says_it_ended(tmp_path, launcher, state, r
     assert run.sweep == {"wandb agent": "wandb:s", "hydra multirun": str(tmp_path / "logs")}.get(
         launcher, str(run_dir)
     )
+
+
+def test_a_multiruns_runs_come_in_job_order_past_job_9(tmp_path):
+    # Hydra numbers a multirun's job directories 0, 1, ..., 10, 11: read as names, 10 and 11 would
+    # come before 2, and the reports' groups (in the order their runs come) out of the sweep's.
+    values = ["a"] * 4 + ["b"] * 4 + ["c"] * 4  # the swept value varying slowest, as Hydra's
+    for job, value in enumerate(values):
+        run_dir = tmp_path / "multiruns" / "2026-11-30_00-00-00_abc123" / str(job)
+        run_dir.mkdir(parents=True)
+        sweep = {"dir": str(run_dir.parent), "subdir": str(job)}
+        record = {"launcher": "hydra multirun", "sweep": sweep, "run": job}
+        provenance.write(
+            run_dir, record | {"params": {"x": value, "seed": job % 4}, "state": "ended"}
+        )
+    runs = load_runs(tmp_path)
+    assert [run.name for run in runs] == [str(job) for job in range(12)]
+    assert list(grouped(runs, ["x"])) == [("a",), ("b",), ("c",)]

@@ -3,6 +3,7 @@ each: its sweep, parameters, state, results and training curve."""
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ def load_runs(directory: Path) -> list[Run]:
     run directory with a run.json (a wandb agent's, a Hydra multirun's, a single run's)."""
     sweeps = sorted(path.parent for path in directory.rglob("sweep.yaml"))
     runs = [run for sweep in sweeps for run in sweep_runs(sweep)]
-    for path in sorted(directory.rglob(provenance.RUN_FILE)):
+    for path in sorted(directory.rglob(provenance.RUN_FILE), key=numbers_in_order):
         if not any(path.is_relative_to(sweep / "runs") for sweep in sweeps):
             runs.append(launched_run(path.parent))
     if not runs:
@@ -58,6 +59,12 @@ def load_runs(directory: Path) -> list[Run]:
             "python -m alexlab.sweep); run them first"
         )
     return runs
+
+
+def numbers_in_order(path: Path) -> list[str | int]:
+    """A sort key that reads a path's digit runs as numbers: a Hydra multirun's job 10 after job 9,
+    as Hydra ran them (its job directories are 0, 1, ..., 10)."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(path))]
 
 
 def sweep_runs(sweep: Path) -> list[Run]:
