@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from alexlab.errors import UserError
-from alexlab.report.runs import Run, arithmetic, by_sweep, load_runs, sweep_name
+from alexlab.report.runs import Run, arithmetic, by_sweep, group_by, load_runs, sweep_name
 from alexlab.report.tables import markdown_table, mean_and_spread
 from alexlab.sweep.store import FINISHED
 
@@ -37,9 +37,7 @@ def compare_report(
             f"{directory}: runs of {len(sweeps)} sweeps vary {by} ({names}); give the directory "
             "of one"
         )
-    groups: dict[str, list[Run]] = {}
-    for run in runs:
-        groups.setdefault(str(run.params[by]), []).append(run)
+    groups = group_by(runs, lambda run: str(run.params[by]))
     if not groups or (baseline and baseline not in groups):
         need = f"finished runs of {by}={baseline}" if baseline else "finished runs"
         raise UserError(f"{directory}: needs {need}; run the sweep first")

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 
 from alexlab.errors import UserError
 from alexlab.report import paper
-from alexlab.report.runs import Run, arithmetic, epochs_to, load_runs, measured
+from alexlab.report.runs import Run, arithmetic, epochs_to, group_by, load_runs, measured
 from alexlab.report.stats import Interval, ratio_interval
 from alexlab.report.tables import interval_text, markdown_table, percent
 
@@ -54,10 +54,7 @@ def fastest(runs: Sequence[Run], target: float) -> Run:
 
 def by_activation_and_seed(runs: Sequence[Run]) -> dict[tuple[str, Any], list[Run]]:
     """The learning rates tried for each activation and seed."""
-    groups: dict[tuple[str, Any], list[Run]] = {}
-    for run in runs:
-        groups.setdefault((run.params[ACTIVATION], run.params.get(SEED)), []).append(run)
-    return groups
+    return group_by(runs, lambda run: (run.params[ACTIVATION], run.params.get(SEED)))
 
 
 def speedups(runs: Sequence[Run], targets: Sequence[float]) -> list[Speedup]:

@@ -4,9 +4,10 @@ each: its sweep, parameters, state, results and training curve."""
 import json
 import math
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -23,6 +24,8 @@ from alexlab.sweep.store import (
     read_history,
     read_results,
 )
+
+K = TypeVar("K")
 
 
 @dataclass
@@ -135,12 +138,18 @@ def with_files(run: Run) -> Run:
     return run
 
 
+def group_by(runs: Iterable[Run], key: Callable[[Run], K]) -> dict[K, list[Run]]:
+    """The runs of each value of `key`, the groups in the order their first runs come: the
+    reports' rows in the order of their runs (a sweep's records, a multirun's jobs, start times)."""
+    groups: dict[K, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(key(run), []).append(run)
+    return groups
+
+
 def by_sweep(runs: list[Run]) -> dict[str, list[Run]]:
     """The runs of each sweep, in the order the sweeps first appear."""
-    groups: dict[str, list[Run]] = {}
-    for run in runs:
-        groups.setdefault(run.sweep, []).append(run)
-    return groups
+    return group_by(runs, lambda run: run.sweep)
 
 
 def varying(runs: list[Run]) -> list[str]:

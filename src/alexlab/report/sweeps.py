@@ -13,7 +13,15 @@ import matplotlib.pyplot as plt
 
 from alexlab.errors import UserError
 from alexlab.report.compare import draw
-from alexlab.report.runs import Run, by_sweep, load_runs, measured, sweep_name, varying
+from alexlab.report.runs import (
+    Run,
+    by_sweep,
+    group_by,
+    load_runs,
+    measured,
+    sweep_name,
+    varying,
+)
 from alexlab.report.tables import markdown_table, mean_and_spread
 
 SEED = "seed"  # pooled: a group's spread is over its seeds
@@ -81,10 +89,7 @@ def section(name: str, runs: list[Run]) -> tuple[str, Panel | None]:
 
 def grouped(runs: list[Run], keys: list[str]) -> dict[tuple[str, ...], list[Run]]:
     """The runs of each combination of the varying parameters' values ("-": not given)."""
-    groups: dict[tuple[str, ...], list[Run]] = {}
-    for run in runs:
-        groups.setdefault(tuple(str(run.params.get(key, "-")) for key in keys), []).append(run)
-    return groups
+    return group_by(runs, lambda run: tuple(str(run.params.get(key, "-")) for key in keys))
 
 
 def plot(panels: list[Panel], path: Path) -> None:
