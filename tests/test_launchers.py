@@ -47,9 +47,10 @@ def run_as_wandb_agent(
     config: dict, wandb_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> dict[str, list[str]]:
     """The sweep's runs started by wandb's own agent code (wandb_agent.Agent._command_run, given
-    the commands its server sends: the runs the `sweeps` engine proposes), both at once, as two agents of one sweep start them: the
-    environment it sets (WANDB_SWEEP_ID, WANDB_RUN_ID, WANDB_SWEEP_PARAM_PATH, the entity and
-    project), `python` from the PATH. Returns each activation's command line."""
+    the commands its server sends: the runs the `sweeps` engine proposes), both at once, as two
+    agents of one sweep start them: the environment it sets (WANDB_SWEEP_ID, WANDB_RUN_ID,
+    WANDB_SWEEP_PARAM_PATH, the entity and project), `python` from the PATH. Returns each
+    activation's command line."""
     for key in [key for key in os.environ if key.startswith("WANDB_")]:
         monkeypatch.delenv(key)
     monkeypatch.setenv("WANDB_MODE", "offline")
