@@ -1,6 +1,6 @@
 """Images/s of a full training step (forward, backward, SGD update), in one process:
 
-  (a) our AlexNet at the paper's defaults (two columns, LRN, dropout; 227x227)
+  (a) our AlexNet at the paper's defaults (two columns, LRN, dropout; 224x224)
   (b) torchvision's alexnet (one column, no LRN; 224x224)
   (c) our convnet4, Figure 1's net, at 32x32
 
@@ -106,15 +106,15 @@ def subjects(alexnet_batch: int, convnet_batch: int) -> list[Subject]:
         return torch.randn(size, 3, side, side), torch.randint(classes, (size,))
 
     nets: list[tuple[str, Callable[[], nn.Module], int, int, int]] = [
-        ("(a) alexlab AlexNet 227", lambda: AlexNet(), alexnet_batch, 227, 1000),
+        ("(a) alexlab AlexNet 224", lambda: AlexNet(), alexnet_batch, 224, 1000),
         ("(b) torchvision alexnet 224", torchvision.models.alexnet, alexnet_batch, 224, 1000),
         ("(c) alexlab convnet4 32", lambda: ConvNet4(input_size=32), convnet_batch, 32, 10),
     ]
     # Where (a)'s time goes: the same net with the reference LRN, without LRN, with one column.
     parts: list[tuple[str, Callable[[], nn.Module], int, int, int]] = [
-        ("(a) pure-torch LRN", lambda: pure_torch_lrn(AlexNet()), alexnet_batch, 227, 1000),
-        ("(a) without LRN", lambda: AlexNet(lrn="off"), alexnet_batch, 227, 1000),
-        ("(a) one column", lambda: AlexNet(columns=1), alexnet_batch, 227, 1000),
+        ("(a) pure-torch LRN", lambda: pure_torch_lrn(AlexNet()), alexnet_batch, 224, 1000),
+        ("(a) without LRN", lambda: AlexNet(lrn="off"), alexnet_batch, 224, 1000),
+        ("(a) one column", lambda: AlexNet(columns=1), alexnet_batch, 224, 1000),
     ]
     # Whether torch.compile pays (model.compile): each net compiled in place, as Classifier does.
     compiled = [(f"{name}, compiled", compiling(make), *rest) for name, make, *rest in nets]

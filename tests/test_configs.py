@@ -95,7 +95,8 @@ def test_a_run_made_before_the_speed_switches_moved_rebuilds_its_net(tmp_path):
 def test_defaults_run_on_data_this_machine_has():
     cfg = composed()
     assert Path(cfg.data.root).exists() or cfg.data.download
-    assert cfg.model.activation == "relu" and cfg.model.lrn == "paper" and cfg.model.columns == 2
+    assert cfg.model.activation == "relu" and cfg.model.lrn == "code" and cfg.model.columns == 2
+    assert cfg.model.lrn_k == 2 and cfg.model.dropout_scaling == "test"
     assert cfg.optim.optimizer.lr == 0.01 and cfg.optim.optimizer.momentum == 0.9
     assert cfg.optim.optimizer.weight_decay == 5e-4 and cfg.data.batch_size == 128
 
@@ -156,7 +157,8 @@ def test_lrn_cifar_is_cuda_convnets_conv_local_net_with_its_layer_params():
 def test_figure1_original_conditions_give_biases_epsb():
     cfg = composed("experiment=relu_vs_tanh")
     assert cfg.optim.bias_lr_scale == 2 and cfg.optim.optimizer.weight_decay == 0
-    assert composed().optim.bias_lr_scale == 1 and composed().optim.bias_decay is False
+    # The source's epsB = 2 epsW is every run's default (docs/paper-vs-code.md, Optimizer).
+    assert composed().optim.bias_lr_scale == 2 and composed().optim.bias_decay is False
 
 
 def test_imagenet_runs_stream_ffcv_with_validation_held_out_of_train():
@@ -165,5 +167,9 @@ def test_imagenet_runs_stream_ffcv_with_validation_held_out_of_train():
     assert cfg.data.train_beton.endswith("data/imagenet_train.beton")
     assert cfg.data.test_beton.endswith("data/imagenet_val.beton")  # ILSVRC val/: the test set
     assert cfg.data.val_per_class == 10 and cfg.data.test_patches == 10
+    assert cfg.data.crop_size == 224 and cfg.data.augment.crop_chunk == 32
+    assert cfg.optim.scheduler._target_ == "alexlab.schedules.EpochSchedule"
+    assert cfg.callbacks.lighting_off.epoch == 68 and cfg.trainer.max_epochs == 92
+    assert composed().data.augment.crop_chunk == 1  # small images: per image, as convdata_cifar
     folder = composed("experiment=imagenet", "data=imagenet_folder")
     assert folder.data.val_per_class == 10 and folder.data.seed == folder.seed

@@ -66,6 +66,7 @@ def datamodule(betons: dict[str, Path], tmp_path: Path, **kwargs) -> ImageNetFFC
         "augment": PLAIN,
         "batch_dtype": "uint8",
         "val_per_class": 1,
+        "crop_size": 227,  # an odd margin: the centre's rounding shows
         **kwargs,
     }
     data = ImageNetFFCVDataModule(
@@ -108,6 +109,36 @@ def test_random_crops_are_exact_windows_of_the_stored_image(betons, tmp_path):
             assert found, "a crop that is no window of any stored image"
             offsets.add(found[0][1:])
     assert len(offsets) > 20  # the windows move
+
+
+def window_of(crop: torch.Tensor, stored: torch.Tensor) -> tuple[int, int, bool]:
+    """(top, left, mirrored) of a crop among the stored images' windows of its size."""
+    size = crop.shape[-1]
+    span = stored.shape[-1] - size + 1
+    for mirrored in (False, True):
+        target = crop.flip(-1) if mirrored else crop
+        corner = target[:, 0, 0, None, None]
+        for image in stored:  # candidates by their top-left pixel, then the whole window
+            for top, left in (image[:, :span, :span] == corner).all(0).nonzero().tolist():
+                if torch.equal(image[:, top : top + size, left : left + size], target):
+                    return top, left, mirrored
+    raise AssertionError("a crop that is no window of any stored image")
+
+
+def test_a_chunk_of_images_shares_one_crop_and_one_flip(betons, tmp_path):
+    # The 2012 source's ImageNet loader crops and flips 32 consecutive images alike
+    # (convdata.py, crop_chunk); here runs of 4 in batches of 8, the default 224 crops. 21
+    # training images: batches of 8, 8 and 5, so runs start at 0, 4, 8, 12, 16 and 20.
+    augment = Augment(pca_lighting=False, crop_chunk=4)
+    data = datamodule(betons, tmp_path, augment=augment, crop_size=224)
+    stored, loader = stored_images(), data.train_dataloader()
+    windows = []
+    for _ in range(3):
+        images, _ = epoch(loader)
+        windows.append([window_of(crop, stored) for crop in images])
+    for per_epoch in windows:
+        assert [len(set(per_epoch[i : i + 4])) for i in range(0, 20, 4)] == [1] * 5
+    assert len({w for per_epoch in windows for w in per_epoch}) > 6  # the chunks' windows move
 
 
 def test_flips_happen_about_half_the_time(betons, tmp_path):
@@ -225,6 +256,7 @@ def test_jpeg_beton_decodes_close_to_the_paper_image(betons, tmp_path):
         stats_file=tmp_path / "s.pt",
         val_per_class=1,
         test_patches=1,
+        crop_size=227,
     )
     data.setup()
     images, _ = epoch(data.test_dataloader())
@@ -250,13 +282,16 @@ def test_missing_beton_and_bad_values(betons, tmp_path):
         ImageNetFFCVDataModule(betons["train_raw"], betons["val_raw"], val_per_class=2)
 
 
-def test_train_py_runs_the_paper_net_on_ffcv(betons, tmp_path):
+@pytest.mark.parametrize("experiment", ["imagenet", "imagenet2012"])
+def test_train_py_runs_the_paper_nets_on_ffcv(betons, tmp_path, experiment):
+    # Table 1's net and recipe (layers-145), and the source's layers-120 net (model=alexnet2012),
+    # each with its schedule of Krizhevsky's log and its crops and flips 32 images at a time.
     run = subprocess.run(
         [
             sys.executable,
             "src/train.py",
-            "model=alexnet",
-            "data=imagenet_ffcv",
+            f"experiment={experiment}",
+            "trainer=cpu",
             f"data.train_beton={betons['train_jpg']}",
             f"data.test_beton={betons['val_jpg']}",
             "data.val_per_class=1",

@@ -5,11 +5,13 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch.utils.data import default_collate
 from torchvision.transforms import functional as TF
 
 from alexlab.data import stats as stats_module
@@ -67,6 +69,12 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path
     return root, sources
 
 
+def training_batch(data: ImageNetFolderDataModule, batch: list) -> list[torch.Tensor]:
+    """A batch as training gets it: cropped, mirrored and lit on the device."""
+    data.trainer = SimpleNamespace(training=True)
+    return data.on_after_batch_transfer(batch, 0)
+
+
 def datamodule(root: Path, stage: str = "fit", **kwargs) -> ImageNetFolderDataModule:
     kwargs = {"batch_size": 20, "num_workers": 0, "val_per_class": 1, **kwargs}
     data = ImageNetFolderDataModule(root, **kwargs)
@@ -85,8 +93,10 @@ def test_batches_have_the_paper_shapes(tree, crop_size: int) -> None:
     assert (data.num_classes, data.in_channels, data.image_size) == (19, 3, crop_size)
     train_loader = data.train_dataloader()
     assert train_loader.persistent_workers and not train_loader.drop_last
+    stored = next(iter(train_loader))  # the stored 256x256 images, augmented on the device
+    assert training_batch(data, stored)[0].shape == (8, 3, crop_size, crop_size)
     for loader, shape in [
-        (train_loader, (8, 3, crop_size, crop_size)),
+        (train_loader, (8, 3, 256, 256)),
         (data.val_dataloader(), (8, 3, crop_size, crop_size)),
         (data.test_dataloader(), (8, 10, 3, crop_size, crop_size)),
     ]:
@@ -114,7 +124,7 @@ def test_train_crops_are_windows_of_the_resized_image(tree) -> None:
     root, sources = tree
     augment = Augment(crops=True, flips=False, pca_lighting=False)
     data = datamodule(root, crop_size=227, augment=augment)
-    images, labels = next(iter(data.train_dataloader()))
+    images, labels = training_batch(data, next(iter(data.train_dataloader())))
     by_label = {}
     for label, source in expected_order(sources):
         by_label.setdefault(label, []).append(resized(source))
@@ -182,15 +192,17 @@ def test_too_few_images_for_the_held_out_validation_is_one_line(tree) -> None:
 def test_flips_happen_about_half_the_time(tree) -> None:
     root, _ = tree
     data = datamodule(root, augment=Augment(crops=False, flips=True, pca_lighting=False))
-    first = data.splits["train"].indices[0]
-    centre = data.splits["val"].dataset[first][0]  # the same image, validation's transform
+    train = data.splits["train"]
+    batch = default_collate([train[i] for i in range(20)])
+    # The same images through validation's transform: their centre crops.
+    centres = torch.stack([data.splits["val"].dataset[i][0] for i in train.indices[:20]])
     torch.manual_seed(0)
     flipped = 0
-    for _ in range(120):
-        image = data.splits["train"][0][0]
-        is_flipped = torch.equal(image, centre.flip(-1))
-        assert is_flipped or torch.equal(image, centre)
-        flipped += is_flipped
+    for _ in range(6):  # 120 images
+        images, _ = training_batch(data, [b.clone() for b in batch])
+        mirrored = (images == centres.flip(-1)).flatten(1).all(1)
+        assert torch.all(mirrored | (images == centres).flatten(1).all(1))
+        flipped += mirrored.sum().item()
     assert 35 < flipped < 85  # 60 +- 4.5 standard deviations
 
 

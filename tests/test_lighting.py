@@ -1,9 +1,10 @@
-"""PCA lighting (Section 4.1) in every loader: the same shift, in grey levels, for the same alpha.
+"""PCA colour noise (Section 4.1) in every loader, as the 2012 source adds it.
 
-The convention (src/alexlab/data/augment.py): eigenpairs of the covariance of RGB values scaled
-to [0, 1], shift = 255 * eigvec @ (alpha * eigval) grey levels, alpha ~ N(0, 0.1) per image. The
-expected values below come from numpy's covariance of the raw pixels and from fb.resnet.torch's
-published ImageNet eigenpairs, never from the code under test.
+convdata.py (ColorNoiseMakerThread, CroppedImageNetDP.get_next_batch): each mean-subtracted image
+gets eigvec @ (N(0, 1) * stdevs) * 0.1 added to every pixel, stdevs being the standard deviations
+of the 0-255 RGB values along their principal components, and is then divided by 1.1. The
+expected values below come from numpy's covariance of the raw pixels, never from the code under
+test; the "printed" reading (eigenvalues of [0, 1] values, no division) is checked the same way.
 """
 
 from pathlib import Path
@@ -29,44 +30,50 @@ def rms(shifts: torch.Tensor) -> float:
     return shifts.square().sum(1).mean().sqrt().item()
 
 
-def independent_eigval(images: torch.Tensor) -> np.ndarray:
-    """Ascending eigenvalues of numpy's channel covariance of (N, C, H, W) 0-255 images / 255."""
-    pixels = images.transpose(0, 1).reshape(images.shape[1], -1).double().numpy() / 255
+def numpy_eigval(images: torch.Tensor) -> np.ndarray:
+    """Ascending eigenvalues of numpy's channel covariance of (N, C, H, W) 0-255 pixel values."""
+    pixels = images.transpose(0, 1).reshape(images.shape[1], -1).double().numpy()
     return np.linalg.eigvalsh(np.atleast_2d(np.cov(pixels)))
 
 
-def assert_shift(shift: torch.Tensor, alpha: torch.Tensor, eigval, eigvec: torch.Tensor) -> None:
-    """(N, C, H, W) shifts in grey levels: one colour per image, 255 * eigvec @ (alpha * eigval)."""
-    per_image = shift.flatten(2)
-    assert per_image.std(2).max() < 2e-3, "the shift is not constant over an image's pixels"
-    eigval = torch.as_tensor(eigval, dtype=torch.float32)
-    expected = 255 * (alpha * eigval) @ eigvec.T
-    torch.testing.assert_close(per_image.mean(2), expected, atol=2e-3, rtol=2e-3)
+def noise_of(lit: torch.Tensor, plain: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """What was added to each pixel, in grey levels, if the lit image was then divided by 1.1."""
+    return (lit * 1.1 - plain) * std
 
 
-def test_imagenet_statistics_give_a_shift_of_five_grey_levels():
-    # fb.resnet.torch's ImageNet eigenpairs of [0, 1] RGB values (mmpretrain: the same x 255).
-    eigval = torch.tensor([0.0045, 0.0188, 0.2175])
-    eigvec = torch.tensor(
-        [[0.4009, 0.7192, -0.5675], [-0.8140, -0.0045, -0.5808], [0.4203, -0.6948, -0.5836]]
-    )
+def assert_noise(noise: torch.Tensor, draws: torch.Tensor, stdevs, eigvec: torch.Tensor) -> None:
+    """(N, C, H, W) noise in grey levels: one colour per image, eigvec @ (draws * stdevs)."""
+    per_image = noise.flatten(2)
+    assert per_image.std(2).max() < 5e-3, "the noise is not one colour over an image's pixels"
+    stdevs = torch.as_tensor(stdevs, dtype=torch.float32)
+    torch.testing.assert_close(per_image.mean(2), (draws * stdevs) @ eigvec.T, atol=5e-3, rtol=2e-3)
+
+
+def test_code_noise_is_a_tenth_of_the_pixels_spread_and_printed_is_another_scale():
+    # Eigenvalues of a 0-255 covariance (3000, 100, 25 grey levels squared) as channel_eigenpairs
+    # gives them, of [0, 1] values.
+    eigval_255 = torch.tensor([25.0, 100.0, 3000.0])
+    eigvec = torch.eye(3)
     torch.manual_seed(0)
-    shifts = lighting_shift(100_000, eigval, eigvec, std=0.1)
-    # By hand: 255 * 0.1 * sqrt(0.2175^2 + 0.0188^2 + 0.0045^2) = 5.57 grey levels.
-    assert rms(shifts) == pytest.approx(5.57, rel=0.01)
-    # mmpretrain's first eigenvalue for 0-255 pixels, 55.46, is 255 x fb.resnet.torch's.
-    assert 255 * eigval[-1].item() == pytest.approx(55.46, abs=0.01)
+    code = lighting_shift(100_000, eigval_255 / 255**2, eigvec, Augment())
+    # By hand: 0.1 x sqrt(3000 + 100 + 25) = 5.59 grey levels; along each component 0.1 x its
+    # standard deviation: 5.48, 1.0, 0.5.
+    assert rms(code) == pytest.approx(5.59, rel=0.01)
+    assert code.std(0).tolist() == pytest.approx([0.5, 1.0, 5.477], rel=0.02)
+    torch.manual_seed(0)
+    printed = lighting_shift(100_000, eigval_255 / 255**2, eigvec, Augment(lighting="printed"))
+    # 255 x 0.1 x 3000 / 255^2 = 1.18 grey levels along the first component, 0.039, 0.0098.
+    assert printed.std(0).tolist() == pytest.approx([0.0098, 0.0392, 1.176], rel=0.02)
 
 
 def as_batches(data, training: bool) -> None:
     data.trainer = SimpleNamespace(training=training, testing=False, predicting=False)
 
 
-@pytest.mark.parametrize("mean", ["image", "normalize"])
-def test_fashion_mnist_shift_is_three_grey_levels_whatever_the_mean(fashion_mnist, mean):
-    data = FashionMNISTDataModule(
-        root=str(fashion_mnist), batch_size=2048, augment=LIGHTING_ONLY, mean=mean
-    )
+def fashion_mnist_lit(root, augment: Augment, mean: str = "image") -> tuple:
+    """A batch of 2,048 training images without and with the lighting, the lighting's draws
+    (one per image) and the data."""
+    data = FashionMNISTDataModule(root=str(root), batch_size=2048, augment=augment, mean=mean)
     data.setup()
     batch = next(iter(data.train_dataloader()))
     as_batches(data, training=False)
@@ -74,15 +81,29 @@ def test_fashion_mnist_shift_is_three_grey_levels_whatever_the_mean(fashion_mnis
     as_batches(data, training=True)
     torch.manual_seed(0)
     lit, _ = data.on_after_batch_transfer(batch, 0)
-    shift = (lit - plain) * data.std  # in grey levels (std is 1 for mean=image)
     torch.manual_seed(0)
-    alpha = torch.randn(len(lit), 1) * 0.1  # the lighting's one draw for the batch
-    # The variance of Fashion-MNIST's pixels / 255 is about 0.125: 255 * 0.1 * 0.125 = 3.2.
-    eigval = independent_eigval(data.splits["train"].tensors[0][:10_000])
+    return plain, lit, torch.randn(len(lit), 1) * 0.1, data
+
+
+@pytest.mark.parametrize("mean", ["image", "normalize"])
+def test_fashion_mnist_noise_is_nine_grey_levels_and_the_image_shrinks(fashion_mnist, mean):
+    plain, lit, draws, data = fashion_mnist_lit(fashion_mnist, LIGHTING_ONLY, mean)
+    # Fashion-MNIST's pixels spread by about 90 grey levels: the noise is a tenth of that.
+    stdev = np.sqrt(numpy_eigval(data.splits["train"].tensors[0][:10_000]))
+    assert stdev.item() == pytest.approx(90, rel=0.05)
+    noise = noise_of(lit, plain, data.std)
+    assert_noise(noise, draws, stdev, torch.ones(1, 1))
+    assert rms(noise.flatten(2).mean(2)) == pytest.approx(9.0, rel=0.1)
+
+
+def test_printed_lighting_adds_eigenvalue_multiples_without_dividing(fashion_mnist):
+    augment = Augment(crops=False, flips=False, lighting="printed")
+    plain, lit, draws, data = fashion_mnist_lit(fashion_mnist, augment)
+    # The variance of Fashion-MNIST's pixels / 255 is about 0.125: 255 x 0.1 x 0.125 = 3.2.
+    eigval = numpy_eigval(data.splits["train"].tensors[0][:10_000]) / 255**2
     assert eigval.item() == pytest.approx(0.125, rel=0.05)
-    assert_shift(shift, alpha, eigval, torch.ones(1, 1))
-    assert rms(shift.flatten(2).mean(2)) == pytest.approx(3.2, rel=0.1)
-    assert 1.5 < rms(shift.flatten(2).mean(2)) < 15
+    assert_noise(lit - plain, draws, 255 * eigval, torch.ones(1, 1))
+    assert rms((lit - plain).flatten(2).mean(2)) == pytest.approx(3.2, rel=0.1)
 
 
 @pytest.fixture(scope="module")
@@ -97,41 +118,48 @@ def imagenet(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def imagenet_eigval() -> np.ndarray:
+def imagenet_stdevs() -> np.ndarray:
     """Of the 20 samples at the paper's 256x256, as both ImageNet loaders store them (the
-    training set holds each twice, which leaves the covariance as it is)."""
-    return independent_eigval(torch.stack([resized(jpeg) for jpeg in JPEGS]))
+    training set holds each twice, which leaves the covariance as it is), in grey levels."""
+    stdevs = np.sqrt(numpy_eigval(torch.stack([resized(jpeg) for jpeg in JPEGS])))
+    # The noise these samples get, by hand from their spreads: 0.1 x sqrt(sum of variances).
+    assert 4 < 0.1 * np.sqrt(np.square(stdevs).sum()) < 15
+    return stdevs
 
 
 @pytest.mark.parametrize("mean", ["image", "normalize"])
-def test_imagenet_folder_shift_for_each_alpha(imagenet, imagenet_eigval, tmp_path, mean):
+def test_imagenet_folder_noise_for_each_draw(imagenet, imagenet_stdevs, tmp_path, mean):
     data = ImageNetFolderDataModule(
         imagenet["root"],
+        batch_size=40,
         num_workers=0,
         val_per_class=1,
+        crop_size=227,
         augment=LIGHTING_ONLY,
         mean=mean,
         stats_file=tmp_path / "stats.pt",
     )
     data.setup("fit")
-    train = data.splits["train"]
-    images = torch.stack([data.splits["val"].dataset[i][0] for i in train.indices])
-    std = data.stats["std"] if mean == "normalize" else torch.ones(3)
-    # The RMS shift these samples give, by hand from their eigenvalues: 1.5 to 15 grey levels.
-    assert 1.5 < 255 * 0.1 * np.sqrt(np.square(imagenet_eigval).sum()) < 15
-    shifts, alphas = [], []
-    for index in range(len(train)):
-        torch.manual_seed(index)
-        shifts.append((train[index][0] - images[index]) * std[:, None, None])
-        torch.manual_seed(index)
-        alphas.append(torch.randn(1, 3) * 0.1)  # the one draw lighting makes per image
-    assert_shift(torch.stack(shifts), torch.cat(alphas), imagenet_eigval, data.stats["eigvec"])
+    batch = next(iter(data.train_dataloader()))
+    as_batches(data, training=False)
+    plain, _ = data.on_after_batch_transfer([b.clone() for b in batch], 0)
+    as_batches(data, training=True)
+    torch.manual_seed(0)
+    lit, _ = data.on_after_batch_transfer([b.clone() for b in batch], 0)
+    torch.manual_seed(0)
+    draws = torch.randn(len(lit), 3) * 0.1
+    std = data.stats["std"][:, None, None] if mean == "normalize" else torch.ones(3, 1, 1)
+    plain = plain[..., 14:241, 14:241]  # the centre crop that training takes without crops
+    noise = noise_of(lit, plain, std)
+    assert_noise(noise, draws, imagenet_stdevs, data.stats["eigvec"])
+    expected_rms = 0.1 * np.sqrt(np.square(imagenet_stdevs).sum())
+    assert rms(noise.flatten(2).mean(2)) == pytest.approx(expected_rms, rel=0.35)
 
 
 @pytest.mark.parametrize(
     "batch_dtype, mean", [("uint8", "image"), ("float32", "image"), ("float32", "normalize")]
 )
-def test_imagenet_ffcv_shift_for_each_alpha(imagenet, imagenet_eigval, tmp_path, batch_dtype, mean):
+def test_imagenet_ffcv_noise_for_each_draw(imagenet, imagenet_stdevs, tmp_path, batch_dtype, mean):
     data = ImageNetFFCVDataModule(
         imagenet["train"],
         imagenet["val"],
@@ -153,5 +181,5 @@ def test_imagenet_ffcv_shift_for_each_alpha(imagenet, imagenet_eigval, tmp_path,
     lit, _ = data.on_after_batch_transfer([images.clone(), labels], 0)
     std = data.std if data.std is not None else torch.ones(3, 1, 1)
     torch.manual_seed(0)
-    alpha = torch.randn(len(images), 3) * 0.1
-    assert_shift((lit - plain) * std, alpha, imagenet_eigval, data.eigvec)
+    draws = torch.randn(len(images), 3) * 0.1
+    assert_noise(noise_of(lit, plain, std), draws, imagenet_stdevs, data.eigvec)

@@ -42,13 +42,13 @@ def test_the_fused_kernel_by_hand():
     # All-ones maps, 5 channels, the paper's constants: channel 2's window holds 5 ones,
     # s = 2 + 1e-4 * 5 = 2.0005; channel 0's holds 3, s = 2.0003. b = s ** -0.75.
     a = torch.ones(1, 5, 2, 2)
-    b = LocalResponseNorm(5, 1e-4, 0.75, 2.0)(a)
+    b = LocalResponseNorm(5, 1e-4, 0.75, 2.0, "printed")(a)
     expected = torch.tensor([0.5945366734, 0.5945143819, 0.5944920937, 0.5945143819, 0.5945366734])
     torch.testing.assert_close(b[0, :, 0, 0], expected, rtol=1e-6, atol=0)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("variant", ["paper", "code"])
+@pytest.mark.parametrize("variant", ["printed", "code"])
 @pytest.mark.parametrize("groups", [1, 2])
 @pytest.mark.parametrize("size, beta", SHAPES)
 def test_fused_matches_the_reference_in_fp32(layout, variant, groups, size, beta):

@@ -91,6 +91,22 @@ class TargetError(Callback):
         self._wrong, self._seen = state_dict.get("wrong", 0), state_dict.get("seen", 0)
 
 
+class LightingOff(Callback):
+    """PCA colour noise switched off from `epoch` on (counted from 1, as the 2012 source's logs
+    count: "epoch 68: set color noise to 0 from 0.1", layer-params-145-2010.cfg). Reads the
+    datamodule's `augment` switches, as its loaders do, at the start of every epoch."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.lighting: bool | None = None  # the run's own setting
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        augment = trainer.datamodule.augment
+        if self.lighting is None:
+            self.lighting = augment.pca_lighting
+        augment.pca_lighting = self.lighting and trainer.current_epoch + 1 < self.epoch
+
+
 class StepTimes(Callback):
     """What a sweep's cost preview measures in its probe (a few steps of a run): when training
     started (wall clock, to subtract the launch time from), each training step's seconds, the

@@ -21,7 +21,7 @@ from alexlab.atomic import write_atomically
 from alexlab.errors import UserError, check_choice
 from alexlab.report.tables import markdown_table, percent
 from alexlab.resume import LAST, read_checkpoint
-from alexlab.training import build, build_datamodule, build_module
+from alexlab.training import build, build_datamodule, build_module, run_config_of_any_age
 
 SPLITS = ("test", "val")
 ENSEMBLE = "ensemble"
@@ -95,7 +95,7 @@ def locate(path: Path) -> Net:
             f"ckpt_paths: {path}: no config.yaml in {run_dir} to rebuild the net and its data from"
         )
     name = run_dir.name if path.is_dir() else f"{run_dir.name}-{path.stem}"
-    return Net(name, checkpoint, OmegaConf.load(config))
+    return Net(name, checkpoint, run_config_of_any_age(OmegaConf.load(config)))
 
 
 def best_checkpoint(run_dir: Path) -> Path:

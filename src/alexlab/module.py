@@ -28,7 +28,8 @@ class Classifier(L.LightningModule):
 
     `optimizer` and `scheduler` are partials (Hydra's `_partial_: true`): the paper's SGD with
     momentum and weight decay, and ReduceLROnPlateau on the validation top-1 error, which may
-    divide the learning rate at most `lr_reductions` times. A test batch of shape (N, P, C, H, W)
+    divide the learning rate at most `lr_reductions` times, or a schedule stepped every epoch
+    (`alexlab.schedules.EpochSchedule`: the rates of Krizhevsky's logs). A test batch of shape (N, P, C, H, W)
     holds P patches per image; their softmax outputs are averaged, as in the paper's 10-patch test.
     `bias_decay`, `bias_lr_scale` and `layer_weight_decay` split the net's parameters into groups
     (`alexlab.optim.param_groups`) around the optimizer's own lr and weight decay.
@@ -42,7 +43,7 @@ class Classifier(L.LightningModule):
         self,
         net: nn.Module,
         optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
-        scheduler: Callable[..., ReduceLROnPlateau] | None = None,
+        scheduler: Callable[..., Any] | None = None,
         lr_reductions: int = 3,
         num_classes: int = 1000,
         channels_last: bool = False,
@@ -59,7 +60,9 @@ class Classifier(L.LightningModule):
             "layer_weight_decay": dict(layer_weight_decay or {}),
         }
         # A layer name that the net does not have fails here, before training starts.
-        param_groups(net, 1.0, 0.0, **self.group_switches)
+        groups = param_groups(net, 1.0, 0.0, **self.group_switches)
+        if scheduler is not None:
+            scheduler(torch.optim.SGD(groups, lr=1.0))
         # The partials stay out of the checkpoint's hyperparameters: torch.load(weights_only=True)
         # refuses them, and the run directory's config.yaml records them.
         self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
@@ -120,7 +123,9 @@ class Classifier(L.LightningModule):
         self.train_errors.reset()
         self.train_loss.reset()
         optimizer = self.optimizers(use_pl_optimizer=False)
-        self.log("train/lr", optimizer.param_groups[0]["lr"])  # the weights' learning rate
+        # The weights' learning rate (the highest, where a schedule slows some layers).
+        weights = [group["lr"] for group in optimizer.param_groups if group["kind"] == "weight"]
+        self.log("train/lr", max(weights))
         # The plateau schedule steps here, before the epoch's checkpoints are taken, rather than
         # in Lightning's loop after them: Lightning does not repeat that step when it resumes
         # from such a checkpoint, so a resumed run would follow another schedule.
@@ -160,10 +165,11 @@ class Classifier(L.LightningModule):
         if self.scheduler is None:
             return {"optimizer": optimizer}
         scheduler = self.scheduler(optimizer)
-        scheduler.min_lrs = [
-            group["lr"] * scheduler.factor**self.hparams.lr_reductions
-            for group in optimizer.param_groups
-        ]
+        if isinstance(scheduler, ReduceLROnPlateau):
+            scheduler.min_lrs = [
+                group["lr"] * scheduler.factor**self.hparams.lr_reductions
+                for group in optimizer.param_groups
+            ]
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "monitor": "val/err_top1"},

@@ -23,12 +23,14 @@ def param_groups(
     bias_lr_scale: float = 1.0,
     layer_weight_decay: Mapping[str, float] | None = None,
 ) -> list[dict]:
-    """`net`'s parameters in groups of equal learning rate and weight decay.
+    """`net`'s parameters in groups, one for each layer's weights and one for its biases, each
+    group saying its `layer` and `kind` ("weight" or "bias") for the learning-rate schedules, and
+    its `name` (conv1.weight) for the learning-rate monitor.
 
     Weights decay by `layer_weight_decay[layer]`, else `weight_decay`: cuda-convnet's per-layer
     `wc`. Biases do not decay unless `bias_decay` (cuda-convnet's WeightLayer gives its biases wc 0,
     src/layer.cu; Caffe's bvlc_alexnet sets their decay_mult to 0), and learn at `bias_lr_scale`
-    times `lr` (cuda-convnet's epsB, 2 epsW in its example layer-params files).
+    times `lr` (cuda-convnet's epsB, 2 epsW in the paper's layer-params-145.cfg).
     """
     check_range("bias_lr_scale", bias_lr_scale, 0, float("inf"))
     layer_weight_decay = dict(layer_weight_decay or {})
@@ -42,11 +44,19 @@ def param_groups(
                 "the net has no such layer; its layers: " + ", ".join(layers),
             )
         check_range(f"layer_weight_decay.{layer}", decay, 0, float("inf"))
-    groups: dict[tuple[float, float], dict] = {}
+    groups: dict[tuple[str, str], dict] = {}
     for name, parameter in named:
-        is_bias = name.rsplit(".", 1)[-1] == "bias"
-        decay = layer_weight_decay.get(layer_name(name), weight_decay)
-        key = (lr * bias_lr_scale if is_bias else lr, decay if bias_decay or not is_bias else 0.0)
-        groups.setdefault(key, {"params": [], "lr": key[0], "weight_decay": key[1]})
-        groups[key]["params"].append(parameter)
+        layer = layer_name(name)
+        kind = "bias" if name.rsplit(".", 1)[-1] == "bias" else "weight"
+        decay = layer_weight_decay.get(layer, weight_decay)
+        if (layer, kind) not in groups:
+            groups[(layer, kind)] = {
+                "params": [],
+                "lr": lr * bias_lr_scale if kind == "bias" else lr,
+                "weight_decay": decay if bias_decay or kind == "weight" else 0.0,
+                "layer": layer,
+                "kind": kind,
+                "name": f"{layer}.{kind}" if layer else kind,  # LearningRateMonitor's column
+            }
+        groups[(layer, kind)]["params"].append(parameter)
     return list(groups.values())

@@ -34,6 +34,25 @@ OmegaConf.register_new_resolver("runs_folder", provenance.runs_folder, replace=T
 # Runs made before the speed switches moved to module.* (2026-11-30) kept them in model.*: their
 # config.yaml still rebuilds their net for src/eval.py.
 MOVED_TO_MODULE = ("channels_last", "compile")
+# Runs made before the defaults followed the 2012 source (2026-12-02) called the printed LRN
+# formula "paper".
+RENAMED_LRN = {"paper": "printed"}
+
+
+def run_config_of_any_age(config: DictConfig) -> DictConfig:
+    """A run directory's config.yaml in today's names, for src/eval.py to rebuild its net; a net
+    this version no longer builds is one error line."""
+    model = config.model
+    if model.get("_target_") == "alexlab.models.alexnet" and "dropout_scaling" not in model:
+        # Its overlapping pools rounded down and its dropout scaled in training: another net.
+        raise UserError(
+            "model: this run's AlexNet predates the 2012 source's pooling and dropout "
+            "(its config has no model.dropout_scaling); rebuild it with alexlab 23e6a42"
+        )
+    if model.get("lrn") in RENAMED_LRN:
+        config = config.copy()
+        config.model.lrn = RENAMED_LRN[model.lrn]
+    return config
 
 
 def net_and_module_configs(cfg: DictConfig) -> tuple[DictConfig, DictConfig]:

@@ -1,8 +1,26 @@
-"""Augmentations of Section 4.1, on whole batches of float images (N, C, H, W) on any device."""
+"""Augmentations of Section 4.1, on whole batches of float images (N, C, H, W) on any device.
+
+Every loader augments its training batches here (`augment_batch`), except FFCV's crops and flips,
+which its compiled pass cuts (ffcv_ops.Crop) with the same `Augment` switches.
+"""
 
 from dataclasses import dataclass
 
 import torch
+
+from alexlab.errors import check_choice, check_range
+
+# Colour noise as the paper's numbers were made ("code") and as Section 4.1 prints it. The 2012
+# source (convdata.py, ColorNoiseMakerThread and CroppedImageNetDP.get_next_batch) adds to each
+# mean-subtracted image eigvec @ (N(0, 1) * stdevs) * color_noise, where stdevs are the standard
+# deviations of the 0-255 RGB values along their principal components (batch_meta['color_pca'][0])
+# and color_noise is 0.1, then divides the whole image by 1 + color_noise "so that the overall
+# scale of the training data doesn't become too different from the test data". The printed
+# formula adds eigvec @ (alpha * eigval), alpha ~ N(0, 0.1), without saying in which units eigval
+# is; "printed" reads it as fb.resnet.torch does, eigenvalues of the covariance of RGB values
+# scaled to [0, 1], and converts the shift to grey levels (x 255), without the division.
+LIGHTINGS = ("code", "printed")
+PIXEL_RANGE = 255.0
 
 
 @dataclass
@@ -11,19 +29,37 @@ class Augment:
 
     crops: bool = True  # random crops (for small images: of the image zero-padded by crop_padding)
     flips: bool = True  # horizontal reflections
-    pca_lighting: bool = True  # colour jitter along the principal components of pixel values
-    lighting_std: float = 0.1  # the spread of alpha
+    # Consecutive images of a batch that share one crop and one flip: 1 = each its own; the 2012
+    # source's ImageNet loader crops and flips 32 at a time (convdata.py: crop_chunk = 32, "This
+    # many images will be cropped in the same way"), its CIFAR-10 loader each image on its own.
+    crop_chunk: int = 1
+    pca_lighting: bool = True  # colour noise along the principal components of pixel values
+    lighting: str = "code"  # code | printed (LIGHTINGS)
+    lighting_std: float = 0.1  # the spread of alpha (the source's color_noise)
     crop_padding: int = 4
 
+    def __post_init__(self) -> None:
+        check_choice("augment.lighting", self.lighting, LIGHTINGS)
+        check_range("augment.lighting_std", self.lighting_std, 0, float("inf"))
+        check_range("augment.crop_chunk", self.crop_chunk, 1, float("inf"), integer=True)
+        check_range("augment.crop_padding", self.crop_padding, 0, float("inf"), integer=True)
 
-def random_crop(images: torch.Tensor, size: int, padding: int = 0) -> torch.Tensor:
-    """A random `size` x `size` window of each image, after zero-padding it by `padding` pixels."""
+
+def per_chunk(draws: torch.Tensor, images: int, chunk: int) -> torch.Tensor:
+    """One draw per run of `chunk` consecutive images -> one per image."""
+    return draws.repeat_interleave(chunk, dim=0)[:images]
+
+
+def random_crop(images: torch.Tensor, size: int, padding: int = 0, chunk: int = 1) -> torch.Tensor:
+    """A random `size` x `size` window of each image, after zero-padding it by `padding` pixels;
+    `chunk` consecutive images share a window."""
     if padding:
         images = torch.nn.functional.pad(images, (padding,) * 4)
     n, _, height, width = images.shape
     device = images.device
-    top = torch.randint(0, height - size + 1, (n, 1), device=device)
-    left = torch.randint(0, width - size + 1, (n, 1), device=device)
+    chunks = -(-n // chunk)
+    top = per_chunk(torch.randint(0, height - size + 1, (chunks, 1), device=device), n, chunk)
+    left = per_chunk(torch.randint(0, width - size + 1, (chunks, 1), device=device), n, chunk)
     offsets = torch.arange(size, device=device)
     rows = (top + offsets)[:, None, :, None]
     cols = (left + offsets)[:, None, None, :]
@@ -32,21 +68,18 @@ def random_crop(images: torch.Tensor, size: int, padding: int = 0) -> torch.Tens
     return images[batch, channel, rows, cols]
 
 
-def random_flip(images: torch.Tensor) -> torch.Tensor:
-    """Each image mirrored left-right with probability 1/2."""
-    flip = torch.rand(images.shape[0], device=images.device) < 0.5
+def centre_crop(images: torch.Tensor, size: int) -> torch.Tensor:
+    """The central `size` x `size` window, rounded as torchvision's CenterCrop."""
+    height, width = images.shape[-2:]
+    top, left = round((height - size) / 2), round((width - size) / 2)
+    return images[..., top : top + size, left : left + size]
+
+
+def random_flip(images: torch.Tensor, chunk: int = 1) -> torch.Tensor:
+    """Each image (each run of `chunk` consecutive images) mirrored left-right with probability 1/2."""
+    chunks = -(-images.shape[0] // chunk)
+    flip = per_chunk(torch.rand(chunks, device=images.device) < 0.5, images.shape[0], chunk)
     return torch.where(flip[:, None, None, None], images.flip(-1), images)
-
-
-# PCA lighting (Section 4.1) adds eigvec @ (alpha * eigval) to every pixel, alpha ~ N(0, 0.1) per
-# image. The paper does not say in which units eigval is, and the shift scales with it: eigenpairs
-# of 0-255 pixel values added in 0-255 units shift ImageNet's colours by ~1,400 grey levels. Here,
-# as in fb.resnet.torch (eigval 0.2175, 0.0188, 0.0045 for ImageNet) and mmpretrain (the same
-# times 255: 55.46, 4.79, 1.15), the eigenpairs are those of pixel values scaled to [0, 1], the
-# shift is in those units, and it is converted to grey levels (x 255) by `lighting_shift` alone.
-# That gives ImageNet ~5.5 grey levels (RMS over images) and Fashion-MNIST ~3, whatever units a
-# loader computes in.
-PIXEL_RANGE = 255.0
 
 
 def channel_eigenpairs(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -59,26 +92,29 @@ def channel_eigenpairs(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
 
 
 def lighting_shift(
-    images: int, eigval: torch.Tensor, eigvec: torch.Tensor, std: float = 0.1
+    images: int, eigval: torch.Tensor, eigvec: torch.Tensor, aug: Augment
 ) -> torch.Tensor:
-    """(images, C) colour shifts in grey levels (0-255): 255 * eigvec @ (alpha * eigval), alpha ~
-    N(0, std) per image, for eigenpairs of [0, 1] pixel values (`channel_eigenpairs`). Every loader
-    draws its shifts here."""
-    alpha = torch.randn(images, eigval.numel(), device=eigval.device) * std
-    return PIXEL_RANGE * (alpha * eigval) @ eigvec.T
+    """(images, C) colour shifts in grey levels (0-255), one per image, for eigenpairs of [0, 1]
+    pixel values (`channel_eigenpairs`): eigvec @ (N(0, lighting_std) * sqrt(eigval) * 255) for
+    the "code" lighting, eigvec @ (N(0, lighting_std) * eigval) * 255 for "printed"."""
+    draws = torch.randn(images, eigval.numel(), device=eigval.device) * aug.lighting_std
+    # "code": the standard deviations along the components; "printed": the eigenvalues.
+    scale = eigval.clamp(min=0).sqrt() if aug.lighting == "code" else eigval
+    return PIXEL_RANGE * (draws * scale) @ eigvec.T
 
 
 def pca_lighting_(
     images: torch.Tensor,
     eigval: torch.Tensor,
     eigvec: torch.Tensor,
-    std: float = 0.1,
+    aug: Augment,
     pixel_std: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Every pixel of each image shifted by its own lighting_shift, in place. `images` are in grey
-    levels (any offset), or in grey levels divided by `pixel_std` (C, 1, 1) when standardized."""
+    """Every pixel of each mean-subtracted image shifted by its own lighting_shift, and with the
+    "code" lighting the image divided by 1 + lighting_std, in place. `images` are in grey levels
+    (mean subtracted), or in grey levels divided by `pixel_std` (C, 1, 1) when standardized."""
     device = images.device
-    shift = lighting_shift(images.shape[0], eigval.to(device), eigvec.to(device), std)
+    shift = lighting_shift(images.shape[0], eigval.to(device), eigvec.to(device), aug)
     if pixel_std is not None:
         shift = shift / pixel_std.to(device).flatten()
     if images.is_contiguous(memory_format=torch.channels_last):  # FFCV's batches
@@ -86,21 +122,41 @@ def pca_lighting_(
         # took 3.5x as long (8.3 vs 2.4 ms a 227x227 batch of 128 on 2 cores).
         n, c, h, w = images.shape
         images.permute(0, 2, 3, 1).view(n, h, w * c).add_(shift.repeat(1, w)[:, None, :])
-        return images
-    return images.add_(shift[:, :, None, None])
+    else:
+        images.add_(shift[:, :, None, None])
+    if aug.lighting == "code":
+        images.div_(1 + aug.lighting_std)
+    return images
+
+
+def augment_batch(
+    images: torch.Tensor,
+    aug: Augment,
+    size: int,
+    eigval: torch.Tensor,
+    eigvec: torch.Tensor,
+    pixel_std: torch.Tensor | None = None,
+    padding: int = 0,
+) -> torch.Tensor:
+    """A training batch of mean-subtracted float images cropped to `size` (of the images
+    zero-padded by `padding`), mirrored and lit, as `aug` says; in the 2012 source's order
+    (convdata.py: crops and flips, then colour noise)."""
+    if aug.crops:
+        images = random_crop(images, size, padding, aug.crop_chunk)
+    elif images.shape[-1] != size:
+        images = centre_crop(images, size)
+    if aug.flips:
+        images = random_flip(images, aug.crop_chunk)
+    if aug.pca_lighting:
+        images = pca_lighting_(images, eigval, eigvec, aug, pixel_std)
+    return images
 
 
 def normalize(
-    images: torch.Tensor,
-    mean: torch.Tensor,
-    std: torch.Tensor | None = None,
-    shift: torch.Tensor | None = None,
+    images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Float (images - mean + shift) / std of a uint8 batch, with a per-image (N, C) `shift`."""
-    offset = mean.to(images.device)
-    if shift is not None:
-        offset = offset - shift[:, :, None, None]
-    images = images.float().sub_(offset)
+    """Float (images - mean) / std of a uint8 batch."""
+    images = images.float().sub_(mean.to(images.device))
     return images if std is None else images.div_(std.to(images.device))
 
 

@@ -45,14 +45,15 @@ class Normalization:
 
 class Crop(Operation):
     """A `size` x `size` window of each (H, W, C) uint8 image, random (Section 4.1) or central,
-    mirrored with probability 1/2 if `flip`, in one pass. With a `normalization`, the same pass
-    yields its float32 values: on a CPU that saves more passes over every batch.
+    mirrored with probability 1/2 if `flip`, in one pass; `chunk` consecutive images of a batch
+    share one window and one mirroring (augment.Augment.crop_chunk). With a `normalization`, the
+    same pass yields its float32 values: on a CPU that saves more passes over every batch.
 
     FFCV's only cropping decoder is RandomResizedCrop; the paper crops without resizing. Numba's
     random generator is per thread and unseeded, so each image's draws are seeded from `seed`, the
-    image's index and the first index of its batch (which FFCV's shuffle, itself seeded by `seed`
-    and the epoch, changes every epoch): the same seed gives the same crops and flips, however
-    FFCV's threads share the batch out.
+    index of its chunk's first image and the first index of its batch (which FFCV's shuffle,
+    itself seeded by `seed` and the epoch, changes every epoch): the same seed gives the same
+    crops and flips, however FFCV's threads share the batch out.
     """
 
     def __init__(
@@ -60,16 +61,18 @@ class Crop(Operation):
         size: int,
         random: bool = True,
         flip: bool = False,
+        chunk: int = 1,
         normalization: Normalization | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
-        self.size, self.random, self.flip = size, random, flip
+        self.size, self.random, self.flip, self.chunk = size, random, flip, chunk
         self.normalization, self.seed = normalization, seed
 
     def generate_code(self) -> Callable:  # FFCV compiles the returned function with numba
         parallel_range = Compiler.get_iterator()
         size, random, flip, seed = self.size, self.random, self.flip, self.seed % 2**32
+        chunk = self.chunk
         norm = self.normalization or Normalization(np.zeros(3), np.ones(3))
         to_float = self.normalization is not None
         mean, inv_std = norm.mean.astype(np.float32), (1 / norm.std).astype(np.float32)
@@ -91,7 +94,8 @@ class Crop(Operation):
 
         def crop(images, dst, indices):
             for i in parallel_range(images.shape[0]):
-                top, left, mirror = window(images.shape[1], images.shape[2], indices[0], indices[i])
+                first = indices[i - i % chunk]  # the chunk's first image: its draws are the chunk's
+                top, left, mirror = window(images.shape[1], images.shape[2], indices[0], first)
                 for row in range(size):
                     line = images[i, top + row, left : left + size]
                     dst[i, row] = line[::-1] if mirror else line
@@ -101,7 +105,8 @@ class Crop(Operation):
             r, g, b = mean[0], mean[1], mean[2]
             sr, sg, sb = inv_std[0], inv_std[1], inv_std[2]
             for i in parallel_range(images.shape[0]):
-                top, left, mirror = window(images.shape[1], images.shape[2], indices[0], indices[i])
+                first = indices[i - i % chunk]  # the chunk's first image: its draws are the chunk's
+                top, left, mirror = window(images.shape[1], images.shape[2], indices[0], first)
                 for row in range(size):
                     line = images[i, top + row, left : left + size]
                     if mirror:

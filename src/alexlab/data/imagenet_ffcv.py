@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from alexlab.data import stats as stats_module
-from alexlab.data.augment import Augment, lighting_shift, normalize, pca_lighting_, ten_crop
+from alexlab.data.augment import Augment, normalize, pca_lighting_, ten_crop
 from alexlab.data.ffcv_ops import (
     Crop,
     IntDecoder,
@@ -45,7 +45,8 @@ class ImageNetFFCVDataModule(SplitsDataModule):
     pass subtracts the mean, yielding float32 batches. For a GPU it yields uint8 and ends with
     `ToDevice`, and `on_after_batch_transfer` subtracts the mean on the GPU (`batch_dtype`
     overrides the choice). PCA lighting is added in `on_after_batch_transfer` either way, by the
-    one implementation every loader uses (`augment.lighting_shift`).
+    one implementation every loader uses (`augment.pca_lighting_`); crops and flips follow
+    `augment.crop_chunk` as the other loaders' do.
 
     `val_per_class` training images per class (drawn with `seed`) are the validation set, which
     the learning-rate schedule and the best checkpoint follow; `test_beton` (ILSVRC's val/, as
@@ -64,7 +65,7 @@ class ImageNetFFCVDataModule(SplitsDataModule):
         test_beton: str,
         batch_size: int = 128,
         num_workers: int = 2,
-        crop_size: int = 227,
+        crop_size: int = 224,
         crop: str = "paper",
         augment: Augment | None = None,
         mean: str = "image",
@@ -152,6 +153,7 @@ class ImageNetFFCVDataModule(SplitsDataModule):
             size,
             random=train and aug.crops and not random_resized,
             flip=train and aug.flips,
+            chunk=aug.crop_chunk,
             normalization=normalization,
             seed=self.seed,
         )
@@ -199,16 +201,11 @@ class ImageNetFFCVDataModule(SplitsDataModule):
 
     def on_after_batch_transfer(self, batch: list[torch.Tensor], dataloader_idx: int) -> list:
         images, labels = batch
-        aug = self.augment
-        lighting = self.trainer is not None and self.trainer.training and aug.pca_lighting
-        if images.dtype == torch.uint8:  # mean and lighting in the one pass that makes floats
-            shift = None
-            if lighting:
-                eigval, eigvec = self.eigval.to(images.device), self.eigvec.to(images.device)
-                shift = lighting_shift(len(images), eigval, eigvec, aug.lighting_std)
-            images = normalize(images, self.mean, self.std, shift)
-        elif lighting:  # float batches, FFCV's own buffer: shifted in place
-            images = pca_lighting_(images, self.eigval, self.eigvec, aug.lighting_std, self.std)
+        if images.dtype == torch.uint8:
+            images = normalize(images, self.mean, self.std)
+        if self.trainer is not None and self.trainer.training and self.augment.pca_lighting:
+            # Float batches from FFCV's own pass are its buffer: lit in place, as the others.
+            images = pca_lighting_(images, self.eigval, self.eigvec, self.augment, self.std)
         trainer = self.trainer
         tests = trainer is not None and (
             trainer.testing or (trainer.predicting and self.predict_split == "test")

@@ -1,7 +1,8 @@
 """ImageNet from JPEG folders (ImageFolder layout), preprocessed as in Sections 2 and 4.1.
 
 Every image is rescaled so its shorter side is 256 and cut to its central 256x256 patch. Training
-takes random `crop_size` crops and mirror images of it, with PCA lighting; validation, on images
+batches of those are cropped to `crop_size`, mirrored and lit on the training device
+(`augment.augment_batch`, as the in-memory datasets' are); validation, on images
 held out of train/, takes the centre crop; the test takes the paper's 10 patches (4 corners +
 centre, and their mirror images) of each val/ image, since ImageNet's test labels are not public.
 """
@@ -17,7 +18,7 @@ from torchvision import transforms
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from alexlab.data import stats as stats_module
-from alexlab.data.augment import Augment, pca_lighting_
+from alexlab.data.augment import Augment, augment_batch
 from alexlab.data.holdout import hold_out
 from alexlab.data.in_memory import MEANS
 from alexlab.data.splits import SplitsDataModule
@@ -63,16 +64,6 @@ def check_layout(root: Path) -> list[str]:
     return classes
 
 
-class PCALighting:
-    """Section 4.1's colour jitter on one image tensor (C, H, W)."""
-
-    def __init__(self, eigval: torch.Tensor, eigvec: torch.Tensor, std: float) -> None:
-        self.eigval, self.eigvec, self.std = eigval, eigvec, std
-
-    def __call__(self, image: torch.Tensor) -> torch.Tensor:
-        return pca_lighting_(image[None], self.eigval, self.eigvec, self.std)[0]
-
-
 def stack_to_tensor(patches: tuple) -> torch.Tensor:
     """TenCrop's 10 PIL patches -> one (10, C, H, W) tensor."""
     return torch.stack([pixel_values(patch) for patch in patches])
@@ -98,7 +89,7 @@ class ImageNetFolderDataModule(SplitsDataModule):
         root: str | Path,
         batch_size: int = 128,
         num_workers: int = 2,
-        crop_size: int = 227,
+        crop_size: int = 224,
         augment: Augment | None = None,
         mean: str = "image",
         test_patches: int = 10,
@@ -156,17 +147,16 @@ class ImageNetFolderDataModule(SplitsDataModule):
             self.splits["test"] = image_folder(self.root / "val", self.test_transform(normalize))
 
     def train_transform(self, normalize: transforms.Normalize) -> transforms.Compose:
-        aug, size = self.augment, self.image_size
-        steps = [resize_centre()]
-        steps.append(transforms.RandomCrop(size) if aug.crops else transforms.CenterCrop(size))
-        if aug.flips:
-            steps.append(transforms.RandomHorizontalFlip())
-        steps.append(transforms.Lambda(pixel_values))
-        if aug.pca_lighting:
-            # Before normalizing: alpha * eigval is on the scale of the 0-255 pixel values.
-            steps.append(PCALighting(self.stats["eigval"], self.stats["eigvec"], aug.lighting_std))
-        steps.append(normalize)
-        return transforms.Compose(steps)
+        """The stored 256x256 image, mean subtracted; `on_after_batch_transfer` augments it."""
+        return transforms.Compose([resize_centre(), transforms.Lambda(pixel_values), normalize])
+
+    def on_after_batch_transfer(self, batch: list[torch.Tensor], dataloader_idx: int) -> list:
+        images, labels = batch
+        if self.trainer is not None and self.trainer.training:
+            std = self.stats["std"][:, None, None] if self.mean_mode == "normalize" else None
+            eigval, eigvec = self.stats["eigval"], self.stats["eigvec"]
+            images = augment_batch(images, self.augment, self.image_size, eigval, eigvec, std)
+        return [images, labels]
 
     def val_transform(self, normalize: transforms.Normalize) -> transforms.Compose:
         crop = transforms.CenterCrop(self.image_size)

@@ -3,14 +3,7 @@
 import torch
 from torch.utils.data import TensorDataset
 
-from alexlab.data.augment import (
-    Augment,
-    channel_eigenpairs,
-    normalize,
-    pca_lighting_,
-    random_crop,
-    random_flip,
-)
+from alexlab.data.augment import Augment, augment_batch, channel_eigenpairs, normalize
 from alexlab.data.splits import SplitsDataModule
 from alexlab.errors import ConfigError, check_choice, check_range
 
@@ -106,15 +99,8 @@ class InMemoryDataModule(SplitsDataModule):
         images, labels = batch
         images = normalize(images, self.mean, self.std)
         if self.trainer is not None and self.trainer.training:
-            images = self.augment_batch(images)
+            aug = self.augment
+            images = augment_batch(
+                images, aug, images.shape[-1], self.eigval, self.eigvec, self.std, aug.crop_padding
+            )
         return [images, labels]
-
-    def augment_batch(self, images: torch.Tensor) -> torch.Tensor:
-        aug = self.augment
-        if aug.crops:
-            images = random_crop(images, images.shape[-1], aug.crop_padding)
-        if aug.flips:
-            images = random_flip(images)
-        if aug.pca_lighting:
-            images = pca_lighting_(images, self.eigval, self.eigvec, aug.lighting_std, self.std)
-        return images

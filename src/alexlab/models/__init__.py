@@ -1,5 +1,5 @@
-"""Networks: the paper's AlexNet (any size, any switch), the Figure-1 CIFAR-10 net and the CIFAR-10
-LRN nets."""
+"""Networks: the paper's AlexNet (any size, any switch), the 2012 source's layers-120 net, the
+Figure-1 CIFAR-10 net and the CIFAR-10 LRN nets."""
 
 from collections.abc import Sequence
 from typing import Any
@@ -7,6 +7,7 @@ from typing import Any
 from torch import nn
 
 from alexlab.models.alexnet import AlexNet
+from alexlab.models.alexnet2012 import AlexNet2012
 from alexlab.models.columns import ColumnParallel
 from alexlab.models.conv_local import ConvLocal
 from alexlab.models.convnet4 import ConvNet4
@@ -18,4 +19,4 @@ def alexnet(column_devices: Sequence[str] | None = None, **switches: Any) -> nn.
     return ColumnParallel(net, column_devices) if column_devices else net
 
 
-__all__ = ["AlexNet", "ColumnParallel", "ConvLocal", "ConvNet4", "alexnet"]
+__all__ = ["AlexNet", "AlexNet2012", "ColumnParallel", "ConvLocal", "ConvNet4", "alexnet"]

@@ -1,69 +1,104 @@
-"""AlexNet as in Krizhevsky, Sutskever & Hinton (2012), every design choice a constructor argument."""
+"""AlexNet as in Krizhevsky, Sutskever & Hinton (2012), every design choice a constructor argument.
+
+The defaults are the net that made the paper's numbers: the 2012 source's layers-145.cfg with
+layer-params-145.cfg (Table 1's 37.5% / 17.0% is its run on ILSVRC-2010, layer-params-145-2010.cfg;
+Table 2's 40.7% / 18.2% its run on ILSVRC-2012). Where it differs from the paper's text, the
+printed reading is a switch; docs/paper-vs-code.md quotes both.
+"""
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
 
 from alexlab.errors import ConfigError, check_choice, check_range
 from alexlab.models.init import init_weights
-from alexlab.models.layers import activation_layer, lrn_layer, pool_layer, pooled_size
+from alexlab.models.layers import (
+    Dropout,
+    SpatialResponseNorm,
+    activation_layer,
+    lrn_layer,
+    overhang,
+    pool_layer,
+    pooled_size,
+)
 
 REMOVABLE = ("conv3", "conv4")
+# layers-145.cfg's initW: 0.03 for conv3-conv5, 0.01 elsewhere (Section 5 prints 0.01 for all).
+LAYERS_145_INIT_STD = {
+    "conv1": 0.01,
+    "conv2": 0.01,
+    "conv3": 0.03,
+    "conv4": 0.03,
+    "conv5": 0.03,
+    "fc6": 0.01,
+    "fc7": 0.01,
+    "fc8": 0.01,
+}
 
 
 def conv1_geometry(input_size: int) -> tuple[int, int, int]:
     """(kernel, stride, padding) of conv1 for an input size.
 
-    227 unpadded gives the paper's 55x55 maps ((224 - 11) / 4 + 1 is not an integer), and so does
-    torchvision's 224 with padding 2. Small inputs (CIFAR-10, Fashion-MNIST) keep their resolution
-    with a 5x5 stride-1 conv1, so that three overlapping pools still leave a few pixels.
+    ImageNet crops (224, or 227) get the paper's 11x11 stride-4 kernels; small inputs (CIFAR-10,
+    Fashion-MNIST) keep their resolution with a 5x5 stride-1 conv1, so that three pools still
+    leave a few pixels.
     """
-    if input_size == 227:
+    if input_size in (224, 227):
         return 11, 4, 0
-    if input_size == 224:
-        return 11, 4, 2
     if 16 <= input_size <= 64:
         return 5, 1, 2
-    raise ConfigError("input_size", input_size, "expected 227, 224, or 16 to 64 for small images")
+    raise ConfigError("input_size", input_size, "expected 224, 227, or 16 to 64 for small images")
 
 
 class AlexNet(nn.Module):
-    """The paper's network (Figure 2); the defaults are the paper's choices.
+    """The paper's network (Figure 2).
 
     Two columns (one per GPU in the paper) of 48/128/192/192/128 kernels: conv2, conv4 and conv5 see
     only their own column's maps (grouped convolutions), conv3 and the fully-connected layers see
-    both. `columns=1` is the one-GPU comparison net of footnote 2: half the kernels in conv1-conv4,
-    conv5 and the fully-connected layers not halved. `width` scales every layer for small inputs.
+    both. `columns=1` is the one-GPU comparison net of footnote 2 (layers-145-half.cfg): half the
+    kernels in conv1-conv4, conv5 and the fully-connected layers not halved. `width` scales every
+    layer for small inputs.
+
+    224x224 crops give conv1 55x55 maps as cuda-convnet's convolution does, reading 3 zero rows and
+    columns past the bottom and right edges (`pad1`); 227x227 crops need none. With
+    `norm1_before_activation` conv1's response normalization sees conv1's outputs and the
+    activation follows pool1, as in layers-145.cfg (rnorm1a's input is conv1a, pool1a has
+    `neuron=relu`); otherwise it follows the activation, as Section 3.3 prints it. `spatial_norm`
+    adds layers-145.cfg's cnorm2 after norm2.
     """
 
     def __init__(
         self,
         num_classes: int = 1000,
         in_channels: int = 3,
-        input_size: int = 227,
+        input_size: int = 224,
         width: float = 1.0,
         activation: str = "relu",
         pool: str = "overlapping",
-        lrn: str = "paper",
+        lrn: str = "code",
         lrn_size: int = 5,
         lrn_alpha: float = 1e-4,
         lrn_beta: float = 0.75,
         lrn_k: float = 2.0,
+        norm1_before_activation: bool = True,
+        spatial_norm: bool = True,
         dropout: float = 0.5,
+        dropout_scaling: str = "test",
         columns: int = 2,
         remove_layers: Sequence[str] = (),
         init: str = "paper",
+        init_std: float | Mapping[str, float] | None = None,
     ) -> None:
         super().__init__()
         check_choice("columns", columns, (1, 2))
-        check_range("dropout", dropout, 0.0, 1.0)
         check_range("width", width, 0.0, 64.0)
         for name in remove_layers:
             check_choice("remove_layers", name, REMOVABLE)
         self.columns = columns
         kernel1, stride1, padding1 = conv1_geometry(input_size)
+        extra1 = overhang(input_size, kernel1, stride1, padding1)
         c1, c2, c3, c4, c5, fc = (
             max(columns, round(n * width)) for n in (96, 256, 384, 384, 256, 4096)
         )
@@ -72,7 +107,7 @@ class AlexNet(nn.Module):
         keep3, keep4 = "conv3" not in remove_layers, "conv4" not in remove_layers
         c3_out = c3 if keep3 else c2
         c4_out = c4 if keep4 else c3_out
-        side = (input_size + 2 * padding1 - kernel1) // stride1 + 1  # conv2-conv5 keep the size
+        side = (input_size + 2 * padding1 + extra1 - kernel1) // stride1 + 1  # conv2-5 keep it
         for _ in range(3):  # pool1, pool2, pool5
             side = pooled_size(side, pool)
 
@@ -82,15 +117,21 @@ class AlexNet(nn.Module):
         def kept(keep: bool, layer: nn.Module) -> nn.Module:
             return layer if keep else nn.Identity()
 
+        conv1 = nn.Conv2d(in_channels, c1, kernel1, stride=stride1, padding=padding1)
+        if norm1_before_activation:  # layers-145.cfg: conv1 -> rnorm1 -> pool1 -> ReLU
+            layer1 = {"conv1": conv1, "norm1": lrn_(), "pool1": pool_layer(pool)}
+            layer1["act1"] = activation_layer(activation)
+        else:  # Section 3.3: conv1 -> ReLU -> normalization -> pool1
+            layer1 = {"conv1": conv1, "act1": activation_layer(activation), "norm1": lrn_()}
+            layer1["pool1"] = pool_layer(pool)
         self.features = nn.Sequential(
             OrderedDict(
-                conv1=nn.Conv2d(in_channels, c1, kernel1, stride=stride1, padding=padding1),
-                act1=activation_layer(activation),
-                norm1=lrn_(),
-                pool1=pool_layer(pool),
+                pad1=nn.ZeroPad2d((0, extra1, 0, extra1)),
+                **layer1,
                 conv2=nn.Conv2d(c1, c2, 5, padding=2, groups=columns),
                 act2=activation_layer(activation),
                 norm2=lrn_(),
+                spatial_norm2=SpatialResponseNorm() if spatial_norm else nn.Identity(),
                 pool2=pool_layer(pool),
                 conv3=kept(keep3, nn.Conv2d(c2, c3, 3, padding=1)),
                 act3=kept(keep3, activation_layer(activation)),
@@ -101,19 +142,25 @@ class AlexNet(nn.Module):
                 pool5=pool_layer(pool),
             )
         )
-        # Dropout zeroes the outputs of the first two fully-connected layers (Section 4.2).
+        # Dropout zeroes the outputs of the first two fully-connected layers (Section 4.2; the
+        # source's hs layers).
         self.classifier = nn.Sequential(
             OrderedDict(
                 fc6=nn.Linear(c5 * side * side, fc),
                 act6=activation_layer(activation),
-                drop6=nn.Dropout(dropout),
+                drop6=Dropout(dropout, dropout_scaling),
                 fc7=nn.Linear(fc, fc),
                 act7=activation_layer(activation),
-                drop7=nn.Dropout(dropout),
+                drop7=Dropout(dropout, dropout_scaling),
                 fc8=nn.Linear(fc, num_classes),
             )
         )
-        init_weights(self, init, ones_bias=("conv2", "conv4", "conv5", "fc6", "fc7"))
+        init_weights(
+            self,
+            init,
+            ones_bias=("conv2", "conv4", "conv5", "fc6", "fc7"),
+            std=LAYERS_145_INIT_STD if init_std is None else init_std,
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.features(x), 1))

@@ -75,13 +75,12 @@ class ColumnParallel(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        maps: list[torch.Tensor] | None = None  # per column; None while all share the input
+        maps = [x.to(d) for d in self.devices]
+        shared = True  # every column holds the input until the first layer with weights
         for name, parts in self.layers.items():
-            if maps is None:
-                inputs = [x.to(d) for d in self.devices]
-            elif self.reads_all[name]:
+            inputs = maps
+            if self.reads_all[name] and not shared:
                 inputs = [torch.cat([m.to(d) for m in maps], dim=1) for d in self.devices]
-            else:
-                inputs = maps
             maps = [part(inp) for part, inp in zip(parts, inputs, strict=True)]
+            shared = shared and not isinstance(parts[0], (nn.Conv2d, nn.Linear))
         return torch.cat([m.to(self.devices[0]) for m in maps], dim=1)

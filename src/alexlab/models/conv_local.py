@@ -34,7 +34,8 @@ class ConvLocal(nn.Module):
     output unit). In the 11pct file each conv's ReLU (`neuron=relu`) is followed by a cross-map
     `rnorm` (size 5, scale 0.001, pow 0.75) and then the pool: `lrn="code"` with the defaults here
     is that formula (see README, conv_local). Pools round up as cuda-convnet's do (layer.py,
-    PoolLayerParser: outputsX = ceil((size - 3) / 2) + 1): 32 -> 16 -> 8, 28 -> 14 -> 7.
+    PoolLayerParser: outputsX = ceil((size - 3) / 2) + 1): 32 -> 16 -> 8, 28 -> 14 -> 7; plain
+    ones give the same sizes (`layers.ROUNDS_UP`).
     `init="paper"` draws each layer's weights from N(0, init_std[layer]), biases 0, as the .cfg does.
     """
 
@@ -54,7 +55,7 @@ class ConvLocal(nn.Module):
         init_std: Mapping[str, float] | None = None,
     ) -> None:
         super().__init__()
-        side = pooled_size(pooled_size(input_size, pool, ceil_mode=True), pool, ceil_mode=True)
+        side = pooled_size(pooled_size(input_size, pool), pool)
         if side < 1:
             raise ConfigError("input_size", input_size, "too small for two 3/2 pools")
         self.features = nn.Sequential(
@@ -62,11 +63,11 @@ class ConvLocal(nn.Module):
                 conv1=nn.Conv2d(in_channels, 64, 5, padding=2),
                 act1=activation_layer(activation),
                 norm1=lrn_layer(lrn, lrn_size, lrn_alpha, lrn_beta, lrn_k),
-                pool1=pool_layer(pool, nn.MaxPool2d, ceil_mode=True),
+                pool1=pool_layer(pool, nn.MaxPool2d),
                 conv2=nn.Conv2d(64, 64, 5, padding=2),
                 act2=activation_layer(activation),
                 norm2=lrn_layer(lrn, lrn_size, lrn_alpha, lrn_beta, lrn_k),
-                pool2=pool_layer(pool, nn.MaxPool2d, ceil_mode=True),
+                pool2=pool_layer(pool, nn.MaxPool2d),
                 local3=LocallyConnected2d(64, 32, 3, side, padding=1),
                 act3=activation_layer(activation),
                 local4=LocallyConnected2d(32, 32, 3, side, padding=1),

@@ -16,10 +16,10 @@ LAYERS_19PCT_INIT_STD = {"conv1": 1e-4, "conv2": 0.01, "conv3": 0.01, "classifie
 class ConvNet4(nn.Module):
     """conv32 5x5, max-pool, conv32 5x5, avg-pool, conv64 5x5, avg-pool, fc.
 
-    Pools round up as cuda-convnet's do (32 -> 16 -> 8 -> 4 with 3/2 windows). The activation,
-    pooling and LRN switches are those of AlexNet; LRN, when on, follows the first two pools.
-    `init="paper"` draws each layer's weights from N(0, init_std[layer]), biases 0, as the
-    layers-19pct.cfg does.
+    Overlapping pools round up as cuda-convnet's do (32 -> 16 -> 8 -> 4), plain ones give the same
+    sizes (`layers.ROUNDS_UP`). The activation, pooling and LRN switches are those of AlexNet;
+    LRN, when on, follows the first two pools. `init="paper"` draws each layer's weights from
+    N(0, init_std[layer]), biases 0, as the layers-19pct.cfg does.
     """
 
     def __init__(
@@ -40,20 +40,20 @@ class ConvNet4(nn.Module):
         super().__init__()
         side = input_size
         for _ in range(3):
-            side = pooled_size(side, pool, ceil_mode=True)
+            side = pooled_size(side, pool)
         self.features = nn.Sequential(
             OrderedDict(
                 conv1=nn.Conv2d(in_channels, 32, 5, padding=2),
                 act1=activation_layer(activation),
-                pool1=pool_layer(pool, nn.MaxPool2d, ceil_mode=True),
+                pool1=pool_layer(pool, nn.MaxPool2d),
                 norm1=lrn_layer(lrn, lrn_size, lrn_alpha, lrn_beta, lrn_k),
                 conv2=nn.Conv2d(32, 32, 5, padding=2),
                 act2=activation_layer(activation),
-                pool2=pool_layer(pool, nn.AvgPool2d, ceil_mode=True),
+                pool2=pool_layer(pool, nn.AvgPool2d),
                 norm2=lrn_layer(lrn, lrn_size, lrn_alpha, lrn_beta, lrn_k),
                 conv3=nn.Conv2d(32, 64, 5, padding=2),
                 act3=activation_layer(activation),
-                pool3=pool_layer(pool, nn.AvgPool2d, ceil_mode=True),
+                pool3=pool_layer(pool, nn.AvgPool2d),
             )
         )
         self.classifier = nn.Linear(64 * side * side, num_classes)

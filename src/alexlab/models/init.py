@@ -39,8 +39,9 @@ def init_weights(
             nn.init.normal_(layer.weight, 0.0, math.sqrt(2 / layer.fan_in))
         else:
             nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
-        bias = 1.0 if scheme == "paper" and short_name in ones_bias else 0.0
-        nn.init.constant_(layer.bias, bias)
+        if layer.bias is not None:
+            bias = 1.0 if scheme == "paper" and short_name in ones_bias else 0.0
+            nn.init.constant_(layer.bias, bias)
 
 
 def layer_std(std: float | Mapping[str, float], layer: str) -> float:

@@ -22,6 +22,11 @@ ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "abs_tanh": AbsTanh, "sigmoid":
 
 # (window z, stride s): Section 3.4 pools with z=3 > s=2; "plain" is the traditional z=s=2.
 POOLS = {"overlapping": (3, 2), "plain": (2, 2)}
+# Overlapping pools round up, as cuda-convnet's do (layer.py, PoolLayerParser: outputsX =
+# ceil((size - sizeX) / stride) + 1), plain ones down: both then give floor(size / 2) maps for any
+# size (55 -> 27, 28 -> 14, 7 -> 3), "output of equivalent dimensions" as Section 3.4 compares
+# them, and the same parameter count behind them.
+ROUNDS_UP = {"overlapping": True, "plain": False}
 
 
 def activation_layer(name: str) -> nn.Module:
@@ -29,29 +34,65 @@ def activation_layer(name: str) -> nn.Module:
     return ACTIVATIONS[name]()
 
 
-def pool_layer(
-    pool: str, kind: type[nn.Module] = nn.MaxPool2d, ceil_mode: bool = False
-) -> nn.Module:
+def pool_layer(pool: str, kind: type[nn.Module] = nn.MaxPool2d) -> nn.Module:
     check_choice("pool", pool, POOLS)
     window, stride = POOLS[pool]
-    return kind(window, stride, ceil_mode=ceil_mode)
+    return kind(window, stride, ceil_mode=ROUNDS_UP[pool])
 
 
-def pooled_size(size: int, pool: str, ceil_mode: bool = False) -> int:
+def pooled_size(size: int, pool: str) -> int:
     check_choice("pool", pool, POOLS)
     window, stride = POOLS[pool]
-    steps = (size - window + (stride - 1 if ceil_mode else 0)) // stride
+    steps = (size - window + (stride - 1 if ROUNDS_UP[pool] else 0)) // stride
     return steps + 1
+
+
+# Dropout's two conventions: "test" keeps the units it does not drop as they are in training and
+# multiplies every output by 1 - p at test time, as the paper (Section 4.2) and its code (the `hs`
+# layer, src/layer.cu) do; "train" scales the kept units by 1 / (1 - p) in training and leaves
+# test-time outputs alone, as torch.nn.Dropout does.
+DROPOUT_SCALINGS = ("test", "train")
+
+
+class Dropout(nn.Module):
+    """Dropout of probability `p`, scaled at `scaling` time."""
+
+    def __init__(self, p: float = 0.5, scaling: str = "test") -> None:
+        super().__init__()
+        check_range("dropout", p, 0.0, 1.0)
+        check_choice("dropout_scaling", scaling, DROPOUT_SCALINGS)
+        self.p, self.scaling = p, scaling
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.p == 0:
+            return x
+        if self.scaling == "train":
+            return F.dropout(x, self.p, self.training)
+        if self.training:
+            keep = torch.rand_like(x) >= self.p
+            return x * keep
+        return x * (1 - self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, scaling={self.scaling}"
+
+
+# Response normalization as the paper's numbers were made ("code") and as Section 3.3 prints it.
+# The 2012 source's cmrnorm layer divides the config's `scale` (the paper's alpha) by `size`
+# (layer.py, NormLayerParser), as cuda-convnet, Caffe and torch.nn.LocalResponseNorm do; k is its
+# `minDiv` (2 in layer-params-145.cfg, 1 where a file sets none), added in the denominator
+# (cuda-convnet2's conv_util.cu, kFCNorm: minDiv + addScale * sum). "printed" leaves alpha undivided.
+LRN_VARIANTS = ("code", "printed")
 
 
 class LocalResponseNorm(nn.Module):
     """Response normalization across channels (Section 3.3):
 
-        b_i = a_i / (k + alpha * sum_{j=i-n/2}^{i+n/2} a_j^2) ** beta
+        b_i = a_i / (k + alpha' * sum_{j=i-n/2}^{i+n/2} a_j^2) ** beta
 
-    `variant="paper"` uses alpha as printed; `variant="code"` divides alpha by n, as cuda-convnet,
-    Caffe and torch.nn.LocalResponseNorm do. With `groups` > 1 each column's maps are normalized
-    on their own, as each of the paper's GPUs did.
+    with alpha' = alpha / n for `variant="code"` (the 2012 source's), alpha' = alpha for
+    `"printed"`. With `groups` > 1 each column's maps are normalized on their own, as each of the
+    paper's GPUs did.
     """
 
     # The fused operator (alexlab.kernels.lrn) where the device has it; False: the pure-torch
@@ -64,11 +105,11 @@ class LocalResponseNorm(nn.Module):
         alpha: float = 1e-4,
         beta: float = 0.75,
         k: float = 2.0,
-        variant: str = "paper",
+        variant: str = "code",
         groups: int = 1,
     ) -> None:
         super().__init__()
-        check_choice("lrn", variant, ("paper", "code"))
+        check_choice("lrn", variant, LRN_VARIANTS)
         if not (isinstance(size, int) and size > 0 and size % 2 == 1):
             raise ConfigError("lrn_size", size, "expected an odd positive integer (the paper: 5)")
         check_range("lrn_alpha", alpha, 0, float("inf"))
@@ -78,7 +119,7 @@ class LocalResponseNorm(nn.Module):
         self.variant, self.groups = variant, groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        alpha = self.alpha if self.variant == "paper" else self.alpha / self.size
+        alpha = self.alpha / self.size if self.variant == "code" else self.alpha
         if torch.is_autocast_enabled(x.device.type):
             x = x.to(torch.get_autocast_dtype(x.device.type))
         if self.fused and kernels.available(x.device):
@@ -128,14 +169,60 @@ class _ResponseNorm(torch.autograd.Function):
 
 
 def lrn_layer(
-    lrn: str | bool, size: int, alpha: float, beta: float, k: float, groups: int = 1
+    lrn: str | bool,
+    size: int,
+    alpha: float,
+    beta: float,
+    k: float,
+    groups: int = 1,
 ) -> nn.Module:
     if lrn is False:  # YAML 1.1 reads an unquoted `off` as false
         lrn = "off"
-    check_choice("lrn", lrn, ("paper", "code", "off"))
+    check_choice("lrn", lrn, (*LRN_VARIANTS, "off"))
     if lrn == "off":
         return nn.Identity()
     return LocalResponseNorm(size, alpha, beta, k, variant=lrn, groups=groups)
+
+
+class SpatialResponseNorm(nn.Module):
+    """Response normalization within each map over a `size` x `size` window, the 2012 source's
+    `rnorm` and `cnorm` layers (layers-145.cfg's cnorm2 is an rnorm, layers-120.cfg's a cnorm):
+
+        b = a * (1 + scale / size^2 * sum over the window of d^2) ** -power
+
+    with d = a for `contrast=False` (rnorm) and d = a less its mean over the window for `True`
+    (cnorm). layer.py's NormLayerParser divides `scale` by size^2; the window is centred and cut
+    at the map's edges (cuda-convnet's kCNorm kernels: zeros outside, the mean over the pixels
+    inside). The contrast norm's gradient treats the local mean as a constant, as
+    convContrastNormUndo does (it is the response norm's gradient with d in place of a).
+    """
+
+    def __init__(
+        self, size: int = 5, scale: float = 1e-3, power: float = 0.75, contrast: bool = False
+    ) -> None:
+        super().__init__()
+        self.size, self.scale, self.power, self.contrast = size, scale, power, contrast
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        pad = self.size // 2
+        d = a
+        if self.contrast:
+            mean = F.avg_pool2d(a.detach(), self.size, 1, pad, count_include_pad=False)
+            d = a - mean
+        squares = F.avg_pool2d(d * d, self.size, 1, pad, count_include_pad=True)
+        # avg_pool2d's mean over size^2 places (zeros outside) is the sum / size^2 already.
+        return a * (1 + self.scale * squares) ** -self.power
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}, scale={self.scale}, power={self.power}, contrast={self.contrast}"
+
+
+def overhang(size: int, kernel: int, stride: int, padding: int = 0) -> int:
+    """Zero rows and columns that cuda-convnet's convolution reads past the bottom and right edges:
+    its layer.py gives 1 + ceil((2 * padding + size - kernel) / stride) outputs a side, the last
+    window hanging over the edge (filter_acts.cu reads zeros there). 3 for conv1 on 224."""
+    outputs = 1 + math.ceil((2 * padding + size - kernel) / stride)
+    return (outputs - 1) * stride + kernel - size - 2 * padding
 
 
 class LocallyConnected2d(nn.Module):

@@ -17,7 +17,7 @@ ABLATIONS = {
 }
 
 # CIFAR-10, four-layer net: test error without and with LRN.
-LRN_CIFAR = {"off": "13%", "code": "11%", "paper": "11%"}
+LRN_CIFAR = {"off": "13%", "code": "11%", "printed": "11%"}
 
 # One CNN, top-1 / top-5 error: Table 1 (ILSVRC-2010 test) and Table 2 (ILSVRC-2012 val).
 TABLE1 = {"imagenet": "37.5% / 17.0% (2010 test); 40.7% / 18.2% (2012 val)"}
