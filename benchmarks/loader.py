@@ -139,7 +139,8 @@ def main() -> None:
         ffcv.teardown("fit")
         ffcv_raw.teardown("fit")
     print(
-        f"\n{args.images} real ImageNet JPEGs (20 samples repeated), output 227x227, batch "
+        f"\n{args.images} real ImageNet JPEGs (20 samples repeated), output {ffcv.crop_size}x"
+        f"{ffcv.crop_size}, batch "
         f"{args.batch_size}, {args.workers} workers, median of {args.epochs} epochs after a warm-up\n"
     )
     print("| pipeline | images/s (median) | min | max |\n|---|---:|---:|---:|")

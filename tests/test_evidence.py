@@ -15,11 +15,17 @@ MAIN_JOB_INPUTS = ["paper-image", "paper-normalize", "kaiming-image", "kaiming-n
 SWEEPS = "results/sweeps"
 
 
-def test_main_job_inputs_report_is_regenerated_from_its_runs(tmp_path: Path):
-    # The main job's departures (README, "What the main job does").
-    out = tmp_path / "main_job_inputs"
-    make_report("curves", [str(EVIDENCE / "main_job_inputs" / run) for run in MAIN_JOB_INPUTS], out)
-    assert out.with_suffix(".md").read_text() == (DOCS / "main_job_inputs.md").read_text()
+@pytest.mark.parametrize(
+    "name, runs",
+    [
+        ("main_job", ["seed0", "seed1", "seed2"]),  # README, "What the main job does"
+        ("main_job_inputs", MAIN_JOB_INPUTS),  # the four combinations of init and input
+    ],
+)
+def test_main_job_report_is_regenerated_from_its_runs(tmp_path: Path, name, runs):
+    out = tmp_path / name
+    make_report("curves", [str(EVIDENCE / name / run) for run in runs], out)
+    assert out.with_suffix(".md").read_text() == (DOCS / f"{name}.md").read_text()
     assert out.with_suffix(".png").stat().st_size > 10_000  # a figure, not an empty canvas
 
 

@@ -321,7 +321,7 @@ def test_eval_py_scores_an_ffcv_run_with_its_ten_patches_or_the_centre_crop(beto
     run = python(
         "src/train.py",
         "model=alexnet_small",
-        "model.init=kaiming",  # the paper's init leaves this small net blind to its input
+        "model.init=kaiming",  # He init: outputs that depend on the image after a few steps
         "data=imagenet_ffcv",
         "data.mean=normalize",
         f"data.train_beton={betons['train_jpg']}",
