@@ -81,6 +81,17 @@ def test_a_key_the_target_does_not_take_is_one_error_naming_it(override, message
     assert str(error.value) == message
 
 
+def test_a_schedule_naming_a_layer_the_net_lacks_is_one_error_naming_it():
+    # kriz2012 is layers-120's log: it also slows conv2_image, which other nets do not have.
+    cfg = composed("model=convnet4", "data=synthetic", "optim/scheduler=kriz2012")
+    with pytest.raises(UserError) as error:
+        build_module(cfg, instantiate(cfg.data))
+    assert str(error.value) == (
+        "optim.scheduler.layers.conv2_image={'weights': {66: 0.001, 73: 0.0}} is not valid: "
+        "the net has no such layer; its layers: classifier, conv1, conv2, conv3"
+    )
+
+
 def test_a_run_made_before_the_speed_switches_moved_rebuilds_its_net(tmp_path):
     # A committed run's config.yaml from before module.* existed: model.channels_last: true.
     old = OmegaConf.load(REPO / "results/sweeps/lrn_cifar-fashion_mnist/runs/001-off-0/config.yaml")

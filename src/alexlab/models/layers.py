@@ -1,5 +1,6 @@
-"""The building blocks whose choice the paper ablates: activation, pooling, response normalization;
-and cuda-convnet's locally-connected layer, which its CIFAR-10 LRN nets use."""
+"""The building blocks whose choice the paper ablates: activation, pooling, response normalization,
+dropout; the 2012 source's within-map normalizations and convolution geometry; and cuda-convnet's
+locally-connected layer, which its CIFAR-10 LRN nets use."""
 
 import math
 
