@@ -38,7 +38,7 @@ $(STAMP): pyproject.toml setup.py src/alexlab/kernels/lrn_cpu.cpp
 
 # Two pytest workers (pytest-xdist), each test file in one of them, so that a file's module
 # fixtures run once: most tests wait on a subprocess's imports, single-threaded.
-test: $(STAMP) ## run the test suite [~13 min]
+test: $(STAMP) ## run the test suite [~17 min]
 	$(PYTHON) -m pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP) ## ruff check and format check
@@ -49,7 +49,7 @@ format: $(STAMP) ## ruff fix and format
 	$(VENV)/bin/ruff check --fix src tests benchmarks
 	$(VENV)/bin/ruff format src tests benchmarks
 
-train: $(STAMP) ## the main job: alexnet_small, paper switches, real Fashion-MNIST; ARGS="key=value ..." [~2 min]
+train: $(STAMP) ## the main job: alexnet_small, the source's defaults, real Fashion-MNIST; ARGS="key=value ..." [~3 min]
 	$(PYTHON) src/train.py experiment=fashion_mnist $(ARGS)
 
 # ImageNet as experiment=imagenet reads it (data=imagenet_ffcv's default paths): ILSVRC's train/ and
