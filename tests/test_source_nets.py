@@ -18,6 +18,7 @@ from test_imagenet_folder import JPEGS, resized
 from torch import nn
 
 from alexlab.callbacks import LightingOff
+from alexlab.errors import ConfigError
 from alexlab.models import AlexNet, AlexNet2012
 from alexlab.models.alexnet2012 import BedOfNails, GaussianBlur
 from alexlab.models.layers import LocalResponseNorm, SpatialResponseNorm
@@ -58,6 +59,12 @@ def count(net: nn.Module) -> int:
 def test_parameter_counts_are_those_of_the_source_layer_files(build, layer_file, by_hand):
     _, parameters = layers(layer_file, 224)
     assert count(build()) == sum(parameters.values()) == by_hand
+
+
+def test_alexnet2012_takes_imagenet_crops_only():
+    with pytest.raises(ConfigError) as error:
+        AlexNet2012(input_size=32)
+    assert error.value.key == "input_size"
 
 
 def test_alexnet2012_maps_are_those_of_layers_120():

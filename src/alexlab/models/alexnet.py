@@ -18,6 +18,7 @@ from alexlab.models.layers import (
     Dropout,
     SpatialResponseNorm,
     activation_layer,
+    conv_outputs,
     lrn_layer,
     overhang,
     pool_layer,
@@ -107,7 +108,7 @@ class AlexNet(nn.Module):
         keep3, keep4 = "conv3" not in remove_layers, "conv4" not in remove_layers
         c3_out = c3 if keep3 else c2
         c4_out = c4 if keep4 else c3_out
-        side = (input_size + 2 * padding1 + extra1 - kernel1) // stride1 + 1  # conv2-5 keep it
+        side = conv_outputs(input_size, kernel1, stride1, padding1)  # conv2-conv5 keep it
         for _ in range(3):  # pool1, pool2, pool5
             side = pooled_size(side, pool)
 

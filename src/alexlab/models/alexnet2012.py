@@ -15,12 +15,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from alexlab.errors import check_choice
 from alexlab.models.alexnet import LAYERS_145_INIT_STD, conv1_geometry
 from alexlab.models.init import init_weights
 from alexlab.models.layers import (
     Dropout,
     LocalResponseNorm,
     SpatialResponseNorm,
+    conv_outputs,
     overhang,
     pool_layer,
     pooled_size,
@@ -95,10 +97,12 @@ class AlexNet2012(nn.Module):
         init_std: Mapping[str, float] | None = None,
     ) -> None:
         super().__init__()
+        # ImageNet crops only: conv2's two inputs meet at 27x27 maps.
+        check_choice("input_size", input_size, (224, 227))
         kernel1, stride1, padding1 = conv1_geometry(input_size)
         extra1 = overhang(input_size, kernel1, stride1, padding1)
-        side = pooled_size((input_size + extra1 - kernel1) // stride1 + 1, "overlapping")
-        nails = math.ceil(input_size / 4)
+        side = pooled_size(conv_outputs(input_size, kernel1, stride1, padding1), "overlapping")
+        nails = math.ceil(input_size / 4)  # BedOfNails(4)'s outputs a side
         extra2 = overhang(nails, 5, 2)  # the image input's windows reach past its edge too
 
         def lrn() -> nn.Module:

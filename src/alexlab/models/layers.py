@@ -218,11 +218,17 @@ class SpatialResponseNorm(nn.Module):
         return f"size={self.size}, scale={self.scale}, power={self.power}, contrast={self.contrast}"
 
 
+def conv_outputs(size: int, kernel: int, stride: int, padding: int = 0) -> int:
+    """Outputs a side of cuda-convnet's convolution: layer.py's ConvLayerParser gives 1 + ceil((2 *
+    padding + size - kernel) / stride), the last window hanging over the bottom and right edges
+    where the stride does not divide (filter_acts.cu reads zeros there). 55 for conv1 on 224."""
+    return 1 + math.ceil((2 * padding + size - kernel) / stride)
+
+
 def overhang(size: int, kernel: int, stride: int, padding: int = 0) -> int:
-    """Zero rows and columns that cuda-convnet's convolution reads past the bottom and right edges:
-    its layer.py gives 1 + ceil((2 * padding + size - kernel) / stride) outputs a side, the last
-    window hanging over the edge (filter_acts.cu reads zeros there). 3 for conv1 on 224."""
-    outputs = 1 + math.ceil((2 * padding + size - kernel) / stride)
+    """Zero rows and columns that cuda-convnet's convolution reads past the bottom and right edges
+    (`conv_outputs`): 3 for conv1 on 224."""
+    outputs = conv_outputs(size, kernel, stride, padding)
     return (outputs - 1) * stride + kernel - size - 2 * padding
 
 
