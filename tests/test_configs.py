@@ -12,7 +12,7 @@ from torch import nn
 from alexlab.errors import UserError
 from alexlab.models import ConvLocal
 from alexlab.module import Classifier
-from alexlab.training import build_module, net_and_module_configs, parameter_group_switches
+from alexlab.training import build_module, parameter_group_switches, run_config_of_any_age
 
 
 def options(group: str) -> list[str]:
@@ -44,9 +44,8 @@ def test_every_config_file_composes(group, option):
 def test_model_configs_instantiate_to_networks(option):
     # As lightning-hydra-template users build a net: instantiate(cfg.model), nothing split off.
     cfg = composed(f"model={option}", "data=synthetic")
-    net = instantiate(
-        cfg.model, num_classes=10, in_channels=3, input_size=32 if option != "alexnet" else 227
-    )
+    size = 224 if option in ("alexnet", "alexnet2012") else 32  # ImageNet nets, ImageNet crops
+    net = instantiate(cfg.model, num_classes=10, in_channels=3, input_size=size)
     assert isinstance(net, nn.Module)
 
 
@@ -96,11 +95,22 @@ def test_a_run_made_before_the_speed_switches_moved_rebuilds_its_net(tmp_path):
     # A committed run's config.yaml from before module.* existed: model.channels_last: true.
     old = OmegaConf.load(REPO / "results/sweeps/lrn_cifar-fashion_mnist/runs/001-off-0/config.yaml")
     assert "module" not in old and old.model.channels_last is True
-    net_config, module_config = net_and_module_configs(old)
-    assert "channels_last" not in net_config and "compile" not in net_config
-    assert module_config.channels_last is True and module_config.compile is False
-    net = instantiate(net_config, num_classes=10, in_channels=1, input_size=28)
+    config = run_config_of_any_age(old)
+    assert "channels_last" not in config.model and "compile" not in config.model
+    assert config.module.channels_last is True and config.module.compile is False
+    net = instantiate(config.model, num_classes=10, in_channels=1, input_size=28)
     assert isinstance(net, ConvLocal)
+    assert old.model.channels_last is True  # the loaded config is left as it was
+
+
+def test_an_old_runs_printed_lrn_is_rebuilt_and_its_alexnet_refused():
+    old = OmegaConf.load(REPO / "results/sweeps/lrn_cifar-fashion_mnist/runs/001-off-0/config.yaml")
+    old.model.lrn = "paper"  # the printed formula's name before 2026-12-02
+    assert run_config_of_any_age(old).model.lrn == "printed"
+    # An ablation run of the former defaults: alexnet_small without model.dropout_scaling.
+    ablation = REPO / "results/sweeps/ablations-fashion_mnist/runs/001-baseline-0/config.yaml"
+    with pytest.raises(UserError, match=r"^model: this run's AlexNet predates .* alexlab 23e6a42$"):
+        run_config_of_any_age(OmegaConf.load(ablation))
 
 
 def test_defaults_run_on_data_this_machine_has():
