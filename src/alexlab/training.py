@@ -1,6 +1,7 @@
 """Compose a run from its config: datamodule -> network -> LightningModule -> Trainer -> results."""
 
 import contextlib
+import copy
 import json
 import math
 import netrc
@@ -40,8 +41,9 @@ RENAMED_LRN = {"paper": "printed"}
 
 
 def run_config_of_any_age(config: DictConfig) -> DictConfig:
-    """A run directory's config.yaml in today's names, for src/eval.py to rebuild its net; a net
-    this version no longer builds is one error line."""
+    """A run directory's config.yaml in today's layout and names, for src/eval.py to rebuild its
+    net: the speed switches in module.*, the printed LRN called `printed`; a net this version no
+    longer builds is one error line."""
     model = config.model
     if model.get("_target_") == "alexlab.models.alexnet" and "dropout_scaling" not in model:
         # Its overlapping pools rounded down and its dropout scaled in training: another net.
@@ -49,21 +51,17 @@ def run_config_of_any_age(config: DictConfig) -> DictConfig:
             "model: this run's AlexNet predates the 2012 source's pooling and dropout "
             "(its config has no model.dropout_scaling); rebuild it with alexlab 23e6a42"
         )
+    config = copy.deepcopy(config)
     if model.get("lrn") in RENAMED_LRN:
-        config = config.copy()
         config.model.lrn = RENAMED_LRN[model.lrn]
+    if config.get("module") is None:
+        moved = [key for key in MOVED_TO_MODULE if key in model]
+        config.module = {"_target_": "alexlab.module.Classifier", "_partial_": True}
+        config.module.merge_with({key: config.model[key] for key in moved})
+        config.model = OmegaConf.masked_copy(
+            config.model, [key for key in config.model if key not in moved]
+        )
     return config
-
-
-def net_and_module_configs(cfg: DictConfig) -> tuple[DictConfig, DictConfig]:
-    """cfg.model (the net) and cfg.module (the LightningModule), from a run's config of any age."""
-    model, module = cfg.model, cfg.get("module")
-    if module is not None:
-        return model, module
-    moved = [key for key in MOVED_TO_MODULE if key in model]
-    module = OmegaConf.create({"_target_": "alexlab.module.Classifier", "_partial_": True})
-    module.merge_with({key: model[key] for key in moved})
-    return OmegaConf.masked_copy(model, [key for key in model if key not in moved]), module
 
 
 def parameter_group_switches(optim: DictConfig) -> dict[str, Any]:
@@ -229,7 +227,7 @@ def build_datamodule(data: DictConfig, stage: str) -> L.LightningDataModule:
 
 def build_module(cfg: DictConfig, datamodule: L.LightningDataModule) -> Classifier:
     """The run's network in its LightningModule, from cfg.model, cfg.module and cfg.optim."""
-    net_config, module_config = net_and_module_configs(cfg)
+    net_config, module_config = cfg.model, cfg.module
     net = build(
         net_config,
         "model",
