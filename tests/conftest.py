@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
@@ -64,6 +65,20 @@ def composed_with_choices(*overrides: str) -> tuple[DictConfig, dict[str, str]]:
 
 def composed(*overrides: str) -> DictConfig:
     return composed_with_choices(*overrides)[0]
+
+
+def find_window(full: torch.Tensor, window: torch.Tensor) -> tuple[int, int] | None:
+    """(top, left) of `window` among the windows of its size in the (C, H, W) image `full`, or
+    None: candidates by their first row, then the whole window."""
+    full, window = full.float(), window.float()
+    size = window.shape[-1]
+    for top in range(full.shape[-2] - size + 1):
+        rows = full[:, top, :].unfold(-1, size, 1)  # (C, lefts, size): first rows of all windows
+        lefts = (rows - window[:, None, 0, :]).abs().amax((0, 2)) < 1e-6
+        for left in lefts.nonzero().flatten().tolist():
+            if torch.allclose(full[:, top : top + size, left : left + size], window, atol=1e-4):
+                return top, left
+    return None
 
 
 def offline_env() -> dict[str, str]:

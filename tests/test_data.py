@@ -5,6 +5,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from conftest import find_window
 from PIL import Image
 
 from alexlab.data.augment import Augment, random_crop, random_flip
@@ -92,17 +93,6 @@ def test_random_flip_mirrors_about_half():
     assert 430 < mirrored.sum() < 570
 
 
-def window_of(crop: torch.Tensor, source: torch.Tensor) -> tuple[int, int]:
-    size = crop.shape[-1]
-    span = source.shape[-1] - size + 1
-    return next(
-        (t, l)
-        for t in range(span)
-        for l in range(span)  # noqa: E741
-        if torch.equal(source[:, t : t + size, l : l + size], crop)
-    )
-
-
 def test_a_chunk_of_images_shares_one_crop_and_one_flip():
     # The 2012 source's ImageNet loader (convdata.py, crop_chunk = 32): consecutive images in runs
     # of 32 get the same window and the same mirroring; the last run may be shorter.
@@ -110,7 +100,9 @@ def test_a_chunk_of_images_shares_one_crop_and_one_flip():
     windows, mirrored = [], []
     for _ in range(20):
         crops = random_crop(images, 8, chunk=32)
-        windows.append([window_of(crop, image) for crop, image in zip(crops, images, strict=True)])
+        windows.append(
+            [find_window(image, crop) for crop, image in zip(crops, images, strict=True)]
+        )
         flipped = random_flip(images, chunk=32)
         mirrored.append((flipped == images.flip(-1)).flatten(1).all(1).tolist())
     for draw in (*windows, *mirrored):
@@ -118,7 +110,7 @@ def test_a_chunk_of_images_shares_one_crop_and_one_flip():
     assert len({w for draw in windows for w in draw}) > 5  # the chunks' windows still move
     assert {m for draw in mirrored for m in draw} == {True, False}
     per_image = random_crop(images, 8, chunk=1)
-    assert len({window_of(c, i) for c, i in zip(per_image, images, strict=True)}) > 5
+    assert len({find_window(i, c) for c, i in zip(per_image, images, strict=True)}) > 5
 
 
 def test_batches_are_normalized_on_the_device_and_augmented_only_in_training():

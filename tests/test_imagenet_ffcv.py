@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, find_window
 from PIL import Image
 from test_imagenet_folder import JPEGS, add_copies, make_tree
 from torchvision.transforms import functional as TF
@@ -98,30 +98,19 @@ def test_random_crops_are_exact_windows_of_the_stored_image(betons, tmp_path):
     for _ in range(3):
         images, _ = epoch(loader)
         for crop in images:
-            found = [
-                (i, top, left)
-                for i in range(len(stored))
-                for top in range(30)
-                for left in range(30)
-                if stored[i, 0, top, left] == crop[0, 0, 0]
-                and torch.equal(stored[i, :, top : top + 227, left : left + 227], crop)
-            ]
-            assert found, "a crop that is no window of any stored image"
-            offsets.add(found[0][1:])
+            top, left, mirrored = window_of(crop, stored)
+            assert not mirrored  # flips are off
+            offsets.add((top, left))
     assert len(offsets) > 20  # the windows move
 
 
 def window_of(crop: torch.Tensor, stored: torch.Tensor) -> tuple[int, int, bool]:
     """(top, left, mirrored) of a crop among the stored images' windows of its size."""
-    size = crop.shape[-1]
-    span = stored.shape[-1] - size + 1
     for mirrored in (False, True):
-        target = crop.flip(-1) if mirrored else crop
-        corner = target[:, 0, 0, None, None]
-        for image in stored:  # candidates by their top-left pixel, then the whole window
-            for top, left in (image[:, :span, :span] == corner).all(0).nonzero().tolist():
-                if torch.equal(image[:, top : top + size, left : left + size], target):
-                    return top, left, mirrored
+        for image in stored:
+            found = find_window(image, crop.flip(-1) if mirrored else crop)
+            if found is not None:
+                return (*found, mirrored)
     raise AssertionError("a crop that is no window of any stored image")
 
 

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from conftest import find_window
 from PIL import Image
 from torch.utils.data import default_collate
 from torchvision.transforms import functional as TF
@@ -135,17 +136,6 @@ def test_train_crops_are_windows_of_the_resized_image(tree) -> None:
         assert found, "a training image is not a window of its resized source image"
         offsets.append(found[0])
     assert len(set(offsets)) > 1, "every crop was taken at the same place"
-
-
-def find_window(full: torch.Tensor, window: torch.Tensor) -> tuple[int, int] | None:
-    size = window.shape[-1]
-    for top in range(full.shape[-2] - size + 1):
-        rows = full[:, top, :].unfold(-1, size, 1)  # (C, lefts, size): first rows of all windows
-        lefts = (rows - window[:, None, 0, :]).abs().amax((0, 2)) < 1e-6
-        for left in lefts.nonzero().flatten().tolist():
-            if torch.allclose(full[:, top : top + size, left : left + size], window, atol=1e-4):
-                return top, left
-    return None
 
 
 @pytest.mark.parametrize("crop_size", [224, 227])
