@@ -29,8 +29,9 @@ class Classifier(L.LightningModule):
     `optimizer` and `scheduler` are partials (Hydra's `_partial_: true`): the paper's SGD with
     momentum and weight decay, and ReduceLROnPlateau on the validation top-1 error, which may
     divide the learning rate at most `lr_reductions` times, or a schedule stepped every epoch
-    (`alexlab.schedules.EpochSchedule`: the rates of Krizhevsky's logs). A test batch of shape (N, P, C, H, W)
-    holds P patches per image; their softmax outputs are averaged, as in the paper's 10-patch test.
+    (`alexlab.schedules.EpochSchedule`: the rates of Krizhevsky's logs). A test batch of shape
+    (N, P, C, H, W) holds P patches per image; their softmax outputs are averaged, as in the
+    paper's 10-patch test.
     `bias_decay`, `bias_lr_scale` and `layer_weight_decay` split the net's parameters into groups
     (`alexlab.optim.param_groups`) around the optimizer's own lr and weight decay.
     `channels_last` keeps the net's weights and inputs in NHWC order (faster convolutions on CPUs

@@ -76,7 +76,8 @@ def centre_crop(images: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def random_flip(images: torch.Tensor, chunk: int = 1) -> torch.Tensor:
-    """Each image (each run of `chunk` consecutive images) mirrored left-right with probability 1/2."""
+    """Each image (each run of `chunk` consecutive images) mirrored left-right with probability
+    1/2."""
     chunks = -(-images.shape[0] // chunk)
     flip = per_chunk(torch.rand(chunks, device=images.device) < 0.5, images.shape[0], chunk)
     return torch.where(flip[:, None, None, None], images.flip(-1), images)
