@@ -11,7 +11,8 @@ ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install test lint format train bench-loader bench-train bench-checkpoint data-beton sweep \
-	reproduce-relu-speedup reproduce-ablations reproduce-lrn-cifar reproduce-table1 evaluate-table1 claims
+	reproduce-relu-speedup reproduce-ablations reproduce-lrn-cifar reproduce-table1 evaluate-table1 claims \
+	more-seeds
 
 help: ## list the targets (cost on 2 CPU cores in brackets)
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
@@ -82,50 +83,82 @@ DATA ?= fashion_mnist
 PARALLEL ?= 1
 SCALE = $(if $(EPOCHS),--set trainer.max_epochs=$(EPOCHS)) $(if $(SUBSET),--set data.subset=$(SUBSET)) \
 	$(if $(SEEDS),--set seed=$(SEEDS))
-SWEEP = $(PYTHON) -m alexlab.sweep --parallel $(PARALLEL)
+# Each of the PARALLEL runs gets its share of the cores: more threads than cores slow every run
+# (two alexnet_small runs at once took about twice as long with two threads each as with one).
+RUN_THREADS = $(shell n=$$(( $$(nproc) / $(PARALLEL) )); echo $$(( n > 0 ? n : 1 )))
+SWEEP = OMP_NUM_THREADS=$(RUN_THREADS) $(PYTHON) -m alexlab.sweep --parallel $(PARALLEL)
 REPORT = $(PYTHON) -m alexlab.report
 SWEEPS_DIR = results/sweeps
-# Figure 1's runs stop at the hardest target of the report's curve, which runs from the paper's 25%
-# on CIFAR-10 (on Fashion-MNIST, an error as hard to reach: 18%, README "Figure 1 on Fashion-MNIST")
-# down to it in 2-point steps. One sweep per activation (hyperband ranks a sweep's runs together).
-# The original conditions run their grids in full, which the hyperband report replays hyperband
-# on; the modern ones use it. On Fashion-MNIST the learning-rate grids are narrowed to 3-4 rates
-# around each activation's fastest (LRS_..., what the committed runs used).
+# Figure 1 as a reviewer measures it: on seeds 0-2, a grid of learning rates per activation (one
+# sweep each: hyperband ranks a sweep's runs together), from which the report chooses one rate per
+# activation for the verdict's target (the paper's 25% on CIFAR-10; on Fashion-MNIST an error as
+# hard to reach, 18%: README "Figure 1 on Fashion-MNIST"); then that rate alone on seeds 3-7, the
+# runs measured, long enough for the curve's hardest target (MEASURE_TARGET). The original
+# conditions run their grids in full, which the hyperband report replays hyperband on; the modern
+# ones use it. On Fashion-MNIST the grids are narrowed to 3-4 rates around each activation's
+# fastest (LRS_..., what the committed runs used).
 TARGET_cifar10 := 0.17
 TARGET_fashion_mnist := 0.10
+MEASURE_TARGET_cifar10 := 0.17
+MEASURE_TARGET_fashion_mnist := 0.12
 EPOCHS_fashion_mnist := 6
+MEASURE_EPOCHS_fashion_mnist := 10
+MEASURED_SEEDS := [3,4,5,6,7]
 LRS_relu_vs_tanh_relu_fashion_mnist := [0.002,0.004,0.008,0.016]
 LRS_relu_vs_tanh_tanh_fashion_mnist := [0.032,0.064,0.128,0.256]
 LRS_relu_vs_tanh_modern_relu_fashion_mnist := [0.01,0.02,0.04,0.08]
 LRS_relu_vs_tanh_modern_tanh_fashion_mnist := [0.04,0.08,0.16]
 FULL_relu_vs_tanh := --no-early-terminate
 # The ablations use the main job's recipe (alexnet_small) on small images, the paper's on ImageNet.
-ABLATION_DATA_fashion_mnist := --set experiment=fashion_mnist --set train.target_error=0.25
-ABLATION_DATA_cifar10 := --set experiment=fashion_mnist --set data=cifar10 --set train.target_error=0.25
+# On small images: 5,000 training images for 30 epochs, long enough that a net without dropout or
+# without crops and flips overfits (the overfitting claims' mechanism check); dropout's cost in
+# iterations is counted to 20% training error, fixed before the runs. PCA lighting is not run on
+# grey images (not testable: one channel). LRN runs apart, with conv1 drawn from N(0, 0.2): at the
+# init's 0.01, conv1's 25 inputs (the paper's has 363) leave LRN's neighbour term a thousandth of
+# its normalizer, a constant factor (the LRN rows' mechanism check); at 0.2, a quarter at the start.
+SMALL_ABLATIONS := --set data.subset=5000 --set trainer.max_epochs=30 --set train.target_error=0.2
+ABLATION_DATA_fashion_mnist := --set experiment=fashion_mnist $(SMALL_ABLATIONS) \
+	--set ablation=[baseline,plain_pooling,one_column,no_conv3,no_conv4,no_dropout,no_crops_flips,no_weight_decay,zero_biases]
+ABLATION_DATA_cifar10 := --set experiment=fashion_mnist --set data=cifar10 $(SMALL_ABLATIONS)
 ABLATION_DATA_imagenet :=
+LRN_ABLATION_fashion_mnist := --set experiment=fashion_mnist $(SMALL_ABLATIONS) \
+	--set ablation=[baseline,no_lrn] --set model.init_std.conv1=0.2
+LRN_ABLATION_cifar10 := $(LRN_ABLATION_fashion_mnist) --set data=cifar10
 
 FIGURE1 = --set data=$(DATA) --set train.target_error=$(TARGET) \
 	$(if $(EPOCHS_$(DATA)),--set trainer.max_epochs=$(EPOCHS_$(DATA))) $(SCALE)
 LRS = $(LRS_$(1)_$(2)_$(DATA))
-FIGURE1_SWEEP = $(SWEEP) sweeps/$(1).yaml --dir $(SWEEPS_DIR)/$(1)-$(DATA)/$(2) \
+FIGURE1_GRID = $(SWEEP) sweeps/$(1).yaml --dir $(SWEEPS_DIR)/$(1)-$(DATA)/$(2) --set seed=[0,1,2] \
 	--set model.activation=$(2) $(if $(LRS),--set optim.lr=$(LRS)) $(FULL_$(1)) $(FIGURE1)
+FIGURE1_MEASURE = $(SWEEP) sweeps/$(1).yaml --dir $(SWEEPS_DIR)/$(1)-$(DATA)/measured-$(2) \
+	--set model.activation=$(2) --set optim.lr=$$($(REPORT) chosen-rate $(SWEEPS_DIR)/$(1)-$(DATA)/$(2)) \
+	--set seed=$(MEASURED_SEEDS) --no-early-terminate --set data=$(DATA) \
+	--set train.target_error=$(MEASURE_TARGET_$(DATA)) \
+	$(if $(MEASURE_EPOCHS_$(DATA)),--set trainer.max_epochs=$(MEASURE_EPOCHS_$(DATA)))
 reproduce-relu-speedup: TARGET ?= $(TARGET_$(DATA))
-reproduce-relu-speedup: $(STAMP) ## Figure 1 as a curve over targets, original and modern conditions, 3 seeds, hyperband; DATA=fashion_mnist|cifar10 [~85 min on fashion_mnist with the committed grids]
-	$(call FIGURE1_SWEEP,relu_vs_tanh,relu)
-	$(call FIGURE1_SWEEP,relu_vs_tanh,tanh)
-	$(call FIGURE1_SWEEP,relu_vs_tanh_modern,relu)
-	$(call FIGURE1_SWEEP,relu_vs_tanh_modern,tanh)
+reproduce-relu-speedup: $(STAMP) ## Figure 1: lr grids on seeds 0-2, the chosen lr on seeds 3-7, original and modern conditions; DATA=fashion_mnist|cifar10 [~2 h on fashion_mnist]
+	$(call FIGURE1_GRID,relu_vs_tanh,relu)
+	$(call FIGURE1_GRID,relu_vs_tanh,tanh)
+	$(call FIGURE1_GRID,relu_vs_tanh_modern,relu)
+	$(call FIGURE1_GRID,relu_vs_tanh_modern,tanh)
+	$(call FIGURE1_MEASURE,relu_vs_tanh,relu)
+	$(call FIGURE1_MEASURE,relu_vs_tanh,tanh)
+	$(call FIGURE1_MEASURE,relu_vs_tanh_modern,relu)
+	$(call FIGURE1_MEASURE,relu_vs_tanh_modern,tanh)
 	$(REPORT) relu-speedup original=$(SWEEPS_DIR)/relu_vs_tanh-$(DATA) \
 	  modern=$(SWEEPS_DIR)/relu_vs_tanh_modern-$(DATA) --out results/relu_vs_tanh-$(DATA)
-	$(REPORT) hyperband $(SWEEPS_DIR)/relu_vs_tanh-$(DATA) --sweep-file sweeps/relu_vs_tanh.yaml \
-	  --out results/hyperband-$(DATA)
+	$(REPORT) hyperband $(SWEEPS_DIR)/relu_vs_tanh-$(DATA)/relu $(SWEEPS_DIR)/relu_vs_tanh-$(DATA)/tanh \
+	  --sweep-file sweeps/relu_vs_tanh.yaml --out results/hyperband-$(DATA)
 
 # The baseline's seeds are also Table 2's ensemble: src/eval.py scores them and their average once
 # (eval/ keeps the probabilities; checkpoints are not kept in results/).
 ABLATIONS_DIR = $(SWEEPS_DIR)/ablations-$(DATA)
-reproduce-ablations: $(STAMP) $(if $(filter imagenet,$(DATA)),$(BETONS)) ## the in-text ablations, 8 variants x 3 seeds, and the baseline's ensemble; DATA=fashion_mnist|cifar10|imagenet IMAGENET=DIR [~50 min on fashion_mnist; SEEDS=[0] SUBSET=10000 ~10 min]
+reproduce-ablations: $(STAMP) $(if $(filter imagenet,$(DATA)),$(BETONS)) ## the paper's ablations (conf/ablation/), 3 seeds each, LRN's apart, and the baseline's ensemble; DATA=fashion_mnist|cifar10|imagenet IMAGENET=DIR [~75 min on fashion_mnist with PARALLEL=2; SEEDS=[0] ~25 min]
 	$(SWEEP) sweeps/ablations.yaml --dir $(ABLATIONS_DIR) $(ABLATION_DATA_$(DATA)) $(SCALE)
+	$(if $(LRN_ABLATION_$(DATA)),$(SWEEP) sweeps/ablations.yaml --dir $(ABLATIONS_DIR)-lrn \
+	  $(LRN_ABLATION_$(DATA)) $(SCALE))
 	$(REPORT) ablations $(ABLATIONS_DIR) --out results/ablations-$(DATA)
+	$(if $(LRN_ABLATION_$(DATA)),$(REPORT) ablations $(ABLATIONS_DIR)-lrn --out results/ablations_lrn-$(DATA))
 	test -f $(ABLATIONS_DIR)/eval/results.json || $(PYTHON) src/eval.py \
 	  "ckpt_paths=[$$(ls -d $(ABLATIONS_DIR)/runs/*-baseline-* | paste -sd, -)]" \
 	  hydra.run.dir=$(ABLATIONS_DIR)/eval
@@ -142,6 +175,12 @@ reproduce-table1: $(STAMP) $(BETONS) ## Table 1's CNN on ImageNet through FFCV, 
 evaluate-table1: $(STAMP) $(BETONS) ## the 5 seeds of reproduce-table1 as single nets and as an ensemble (Table 2's 5-CNN row), 10 test patches [~minutes on a GPU]
 	$(PYTHON) src/eval.py "ckpt_paths=[$$(ls -d $(SWEEPS_DIR)/table1/runs/* | paste -sd, -)]" hydra.run.dir=$(SWEEPS_DIR)/table1/eval $(ARGS)
 	$(REPORT) ensemble $(SWEEPS_DIR)/table1/eval --out results/table1_ensemble
+
+BUDGET ?= 60
+more-seeds: $(STAMP) ## more seeds for the inconclusive ablation rows that 12 seeds or fewer could decide, within BUDGET minutes of machine time [BUDGET=60] -> results/more_seeds.md, then make claims
+	set -f -o pipefail; $(REPORT) more-seeds $(SWEEPS_DIR) --budget $(BUDGET) --out results/more_seeds | \
+	  while read -r args; do $(SWEEP) $$args < /dev/null || exit 1; done
+	$(MAKE) claims
 
 claims: $(STAMP) ## every claim of the paper with its verdict, from the runs in results/sweeps -> results/claims.md and .json; every sweep's table -> results/all_sweeps.md [~15 s]
 	$(REPORT) claims $(SWEEPS_DIR) --out results/claims

@@ -3,21 +3,33 @@ table, which must be what the committed runs give."""
 
 import json
 import math
+from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import REPO
 
 from alexlab.claims import CLAIMS
-from alexlab.report.claims import claims_report
+from alexlab.report import figure1, seeds
+from alexlab.report.claims import HOW_TO_READ, claim_verdict, claims_report, mechanism
+from alexlab.report.runs import Run, epochs_to
 from alexlab.report.stats import (
+    DIRECTION_ONLY,
     INCONCLUSIVE,
     NOT_REPRODUCED,
+    NOT_TESTABLE,
     REPRODUCED,
     Interval,
+    family_verdict,
+    holm,
+    paired_images,
     ratio_interval,
+    seeds_for_power,
     t_interval,
     verdict,
 )
+
+CLAIM = {claim.key: claim for claim in CLAIMS}
 
 RESULTS = REPO / "results"
 
@@ -45,18 +57,99 @@ def test_ratio_interval_is_symmetric_in_log_space():
     assert (same.low, same.mean, same.high) == pytest.approx((3.0, 3.0, 3.0))
 
 
+def test_t_test_p_value_matches_the_closed_form_for_two_degrees_of_freedom():
+    # For 2 degrees of freedom the t CDF is 1/2 + t / (2 sqrt(2 + t^2)). 1, 2, 3 against 0:
+    # t = 2 / (1 / sqrt 3) = 3.4641, so p = 2 (1/2 - 3.4641 / (2 sqrt 14)) = 0.07418.
+    assert t_interval([1.0, 2.0, 3.0]).p == pytest.approx(0.07418, abs=1e-5)
+    assert t_interval([1.0, 2.0, 3.0], no_effect=2.0).p == pytest.approx(1.0)
+
+
 @pytest.mark.parametrize(
-    "low, high, no_effect, expected",
+    "low, high, no_effect, sizes, expected",
     [
-        (0.2, 1.5, 0.0, REPRODUCED),  # all of it on the paper's side
-        (-0.4, 1.5, 0.0, INCONCLUSIVE),  # spans no effect
-        (-2.0, -0.1, 0.0, NOT_REPRODUCED),  # all of it on the other side
-        (1.1, 9.0, 1.0, REPRODUCED),  # a ratio: no effect is 1x
-        (0.5, 0.9, 1.0, NOT_REPRODUCED),
+        (0.2, 1.5, 0.0, (1.4, 1.4), REPRODUCED),  # the paper's side, and the paper's 1.4 inside
+        (0.2, 1.0, 0.0, (1.4, 1.4), DIRECTION_ONLY),  # the paper's side, 1.4 excluded
+        (0.5, 1.2, 0.0, (1.5, 2.5), DIRECTION_ONLY),  # "about 2": 1.5-2.5, all above 1.2
+        (1.3, 3.0, 0.0, (1.5, 2.5), REPRODUCED),
+        (1.3, 3.0, 0.0, (1.0, math.inf), REPRODUCED),  # "over 1 point"
+        (0.2, 0.8, 0.0, (1.0, math.inf), DIRECTION_ONLY),
+        (0.2, 0.8, 0.0, None, REPRODUCED),  # the paper gives no size: the side decides
+        (-0.4, 1.5, 0.0, (1.4, 1.4), INCONCLUSIVE),  # spans no effect
+        (-2.0, -0.1, 0.0, (1.4, 1.4), NOT_REPRODUCED),  # all of it on the other side
+        (0.98, 2.07, 1.0, (4.0, 9.0), INCONCLUSIVE),  # a ratio: no effect is 1x
+        (1.15, 2.01, 1.0, (4.0, 9.0), DIRECTION_ONLY),  # faster, but nowhere near 6x
+        (4.5, 12.0, 1.0, (4.0, 9.0), REPRODUCED),
+        (0.5, 0.9, 1.0, (4.0, 9.0), NOT_REPRODUCED),
     ],
 )
-def test_verdict_follows_the_interval(low, high, no_effect, expected):
-    assert verdict(Interval((low + high) / 2, low, high, 3), no_effect) == expected
+def test_verdict_judges_direction_and_size(low, high, no_effect, sizes, expected):
+    assert verdict(Interval((low + high) / 2, low, high, 3), no_effect, sizes) == expected
+
+
+def test_the_ledger_declares_the_papers_sizes():
+    assert CLAIM["relu_speedup"].paper_sizes == pytest.approx((4.0, 9.0))  # ~6x, within 1.5x
+    assert CLAIM["pca_lighting"].paper_sizes == (1.0, math.inf)  # "over 1 point"
+    assert CLAIM["remove_conv3"].paper_sizes == (1.5, 2.5)  # "about 2 points"
+    assert CLAIM["lrn_top1"].paper_sizes == (1.4, 1.4)
+    assert CLAIM["dropout_overfitting"].paper_sizes is None  # no number
+
+
+@pytest.mark.parametrize(
+    "low, high, expected",
+    [
+        (85.0, 90.0, NOT_REPRODUCED),  # far worse than the paper's 40.7%
+        (38.0, 41.0, REPRODUCED),  # as good as 40.7%, within the declared point
+        (30.0, 36.0, REPRODUCED),  # better than the paper's
+        (39.0, 44.0, INCONCLUSIVE),  # could be either side of 41.7%
+    ],
+)
+def test_single_cnn_is_judged_against_the_papers_error(low, high, expected):
+    interval = Interval((low + high) / 2, low, high, 3)
+    assert claim_verdict(CLAIM["single_cnn"], interval) == expected
+
+
+def test_holm_adjusts_as_the_textbook():
+    # Sorted: 0.01 x 3 = 0.03; 0.03 x 2 = 0.06; 0.04 x 1 = 0.04, raised to the 0.06 before it.
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
+    assert family_verdict(REPRODUCED, 0.06) == INCONCLUSIVE  # its side does not survive
+    assert family_verdict(DIRECTION_ONLY, 0.01) == DIRECTION_ONLY
+    assert family_verdict(INCONCLUSIVE, 0.01) == INCONCLUSIVE
+
+
+def test_seeds_for_power_match_the_one_sample_t_test_tables():
+    # One-sample two-sided t-test at 5%, 80% power (Cohen's tables, G*Power): an effect of one
+    # standard deviation needs 10 units, half a standard deviation 34.
+    assert seeds_for_power(spread=2.0, effect=2.0) == 10
+    assert seeds_for_power(spread=2.0, effect=1.0) == 34
+    assert seeds_for_power(spread=0.0, effect=1.0) is None  # no spread to go on
+
+
+def test_paired_images_is_mcnemar_with_the_wald_interval():
+    # 1000 images: a alone wrong on 30, b alone wrong on 10, both wrong on 100.
+    a = np.zeros(1000, bool)
+    b = np.zeros(1000, bool)
+    a[:30] = True
+    b[30:40] = True
+    a[40:140] = b[40:140] = True
+    found = paired_images(a, b)
+    assert found.mean == pytest.approx(2.0)  # (30 - 10) / 1000, in points
+    # Exact McNemar: 10 or fewer of 40 discordant images on one side, two-sided, by hand.
+    p = 2 * sum(math.comb(40, k) for k in range(11)) / 2**40
+    assert found.p == pytest.approx(p)
+    # Wald: sqrt(30 + 10 - 20^2 / 1000) / 1000 = 0.006293, x 1.96 = 1.233 points.
+    assert (found.low, found.high) == pytest.approx((2 - 1.2334, 2 + 1.2334), abs=1e-3)
+    assert found.n == 1000
+
+
+def test_crossing_is_interpolated_between_window_middles():
+    # Windows of half an epoch: middles 0.25, 0.75, 1.25 with errors 60%, 40%, 20%. 30% lies
+    # halfway between the second and third: 1.0 epochs (the first check below it says 1.5).
+    curve = [(0.5, 0.6), (1.0, 0.4), (1.5, 0.2)]
+    assert epochs_to(curve, 0.3) == pytest.approx(1.0)
+    assert epochs_to(curve, 0.4) == pytest.approx(0.75)
+    assert epochs_to(curve, 0.7) == pytest.approx(0.25)  # the first window is already below
+    assert math.isnan(epochs_to(curve, 0.1))
 
 
 def test_the_ledger_holds_every_claim_the_paper_makes_that_alexlab_tests():
@@ -75,6 +168,13 @@ def test_the_ledger_holds_every_claim_the_paper_makes_that_alexlab_tests():
         "lrn_cifar",
         "single_cnn",
         "ensemble",
+        # Section 5, 4.1, 3.4, 3.2 and Table 1's footnote:
+        "weight_decay_training",
+        "ones_bias",
+        "ten_patches",
+        "crops_flips_overfitting",
+        "pooling_overfitting",
+        "two_columns_time",
     } <= keys
     assert len(keys) == len(CLAIMS)
 
@@ -87,8 +187,93 @@ def test_committed_claims_table_is_what_the_committed_runs_give(tmp_path):
         (RESULTS / "claims.json").read_text()
     )
     table = report[report.index("| claim |") : report.index("\n## ")]
-    assert table in (REPO / "README.md").read_text()  # the README shows this very table
+    readme = (REPO / "README.md").read_text()
+    assert table in readme and HOW_TO_READ in readme  # the README shows this very table
     rows = json.loads(out.with_suffix(".json").read_text())
     assert {row["data"] for row in rows} >= {"ImageNet", "Fashion-MNIST (proxy)"}
-    measured = [row for row in rows if row["verdict"] != "not run here"]
-    assert measured and all(row["seeds"] >= 3 for row in measured)
+    measured = [row for row in rows if row["n"]]
+    assert measured and all(row["n"] >= 3 for row in measured)
+    # No row reads reproduced unless its interval reaches the paper's size (or has no size).
+    for row in rows:
+        if row["verdict"] == REPRODUCED and row["paper_sizes"] and row["key"] != "single_cnn":
+            low, high = row["paper_sizes"]
+            assert row["low"] <= (math.inf if high is None else high) and row["high"] >= low
+    # Every proxy row of a claim with a mechanism check carries the measured check.
+    checked = {claim.key for claim in CLAIMS if claim.check}
+    for row in rows:
+        if row["key"] in checked and row["data"].endswith("(proxy)"):
+            assert row["check"].startswith(("holds: ", "fails: ")), row["key"]
+            assert (row["verdict"] == NOT_TESTABLE) == row["check"].startswith("fails: ")
+
+
+def fake_run(activation: str, lr: float, seed: int, epochs_to_half: float) -> Run:
+    """A run whose training error falls linearly from 90% at 0 epochs through 50%."""
+    slope = 0.4 / epochs_to_half
+    checks = [i / 10 for i in range(1, 101)]
+    curve = [(e, max(0.9 - slope * (e - 0.05), 0.05)) for e in checks]
+    params = {"model.activation": activation, "optim.lr": lr, "seed": seed}
+    config = {"train": {"target_error": 0.5}}
+    return Run(
+        f"{activation}-{lr}-{seed}",
+        params,
+        "finished",
+        {},
+        1.0,
+        Path("."),
+        config=config,
+        curve=curve,
+    )
+
+
+def test_figure1_chooses_each_rate_on_the_selection_seeds_and_measures_on_the_others():
+    runs = [fake_run("relu", 0.1, seed, 1.0) for seed in (0, 1, 2)]
+    runs += [fake_run("relu", 0.2, seed, 2.0) for seed in (0, 1, 2)]
+    runs += [fake_run("tanh", 0.5, seed, 3.0) for seed in (0, 1, 2)]
+    # Measured seeds: 0.2 would look far faster on them, which must not move the choice.
+    runs += [
+        fake_run("relu", 0.2, 3, 0.1),
+        fake_run("relu", 0.1, 3, 1.5),
+        fake_run("tanh", 0.5, 3, 6.0),
+    ]
+    assert figure1.chosen_rates(runs, 0.5) == {"relu": 0.1, "tanh": 0.5}
+    [found] = figure1.speedups(runs, [0.5])
+    assert [r.params["seed"] for r in found.runs["relu"]] == [3]
+    assert found.ratios == pytest.approx([6.0 / 1.5])  # the measured seed's own crossing times
+
+
+def test_more_seeds_plan_shares_the_baselines_runs_and_keeps_to_the_budget():
+    sweep = Path("results/sweeps/ablations-fashion_mnist")
+
+    def candidate(key, arm, needed, arm_seconds):
+        return seeds.Candidate(key, 3, needed, arm, sweep, arm_seconds, 100.0)
+
+    conv3 = candidate("remove_conv3", "no_conv3", 6, 80.0)
+    pooling = candidate("overlapping_pooling", "plain_pooling", 5, 120.0)
+    # Alone: 3 new seeds x (100 + 80) s = 540 s; 2 x (100 + 120) = 440 s.
+    assert seeds.cost([conv3]) == 540 and seeds.cost([pooling]) == 440
+    # Together, seeds 3-5 for all three arms: 3 x (100 + 80 + 120) = 900 s, not 540 + 440.
+    assert seeds.cost([conv3, pooling]) == 900
+    assert seeds.plan([pooling, conv3], budget_seconds=900) == [pooling, conv3]
+    assert seeds.plan([pooling, conv3], budget_seconds=899) == [pooling]
+    [line] = seeds.sweep_arguments([pooling, conv3])
+    assert line == (
+        f"{sweep}/sweep.yaml --dir {sweep}-more_seeds "
+        "--set ablation=[baseline,no_conv3,plain_pooling] --set seed=[3,4,5]"
+    )
+
+
+def test_mechanism_checks_measure_the_runs(tmp_path):
+    # LRN's share: each layer's mean over the logged steps, the most active layer's counts.
+    (tmp_path / "metrics.csv").write_text(
+        "step,lrn/share/norm1,lrn/share/norm2,train/loss\n0,0.30,0.01,\n5,,,2.3\n50,0.10,0.03,\n"
+    )
+    baseline = Run("b", {"ablation": "baseline", "seed": 0}, "finished", {}, 1.0, tmp_path)
+    text, holds = mechanism(CLAIM["lrn_top1"], "fashion_mnist", [baseline])
+    assert (text, holds) == ("holds: LRN's neighbour term: 20.0% of its normalizer", True)
+    # Overfitting: the arm without the choice must end 5 points above its training error.
+    results = {"val/err_top1": 0.14, "train/err_top1": 0.10}
+    undone = Run("d", {"ablation": "no_dropout", "seed": 0}, "finished", results, 1.0, tmp_path)
+    text, holds = mechanism(CLAIM["dropout_overfitting"], "fashion_mnist", [baseline, undone])
+    assert not holds and text == "fails: no_dropout overfits by 4.0 points (val - training error)"
+    assert mechanism(CLAIM["pca_lighting"], "fashion_mnist", [baseline])[1] is False
+    assert mechanism(CLAIM["pca_lighting"], "cifar10", [baseline])[1] is True

@@ -107,8 +107,9 @@ def test_an_old_runs_printed_lrn_is_rebuilt_and_its_alexnet_refused():
     old = OmegaConf.load(REPO / "results/sweeps/lrn_cifar-fashion_mnist/runs/001-off-0/config.yaml")
     old.model.lrn = "paper"  # the printed formula's name before 2026-12-02
     assert run_config_of_any_age(old).model.lrn == "printed"
-    # An ablation run of the former defaults: alexnet_small without model.dropout_scaling.
-    ablation = REPO / "results/sweeps/ablations-fashion_mnist/runs/001-baseline-0/config.yaml"
+    # An ablation run of the former defaults (its config.yaml, kept when its runs were redone):
+    # alexnet_small without model.dropout_scaling.
+    ablation = REPO / "tests/data/old_configs/ablation_baseline_before_23e6a42.yaml"
     with pytest.raises(UserError, match=r"^model: this run's AlexNet predates .* alexlab 23e6a42$"):
         run_config_of_any_age(OmegaConf.load(ablation))
 

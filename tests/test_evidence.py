@@ -44,15 +44,18 @@ def test_main_job_report_is_regenerated_from_its_runs(tmp_path: Path, name, runs
             "hyperband-fashion_mnist",
             [
                 "hyperband",
-                f"{SWEEPS}/relu_vs_tanh-fashion_mnist",
+                f"{SWEEPS}/relu_vs_tanh-fashion_mnist/relu",
+                f"{SWEEPS}/relu_vs_tanh-fashion_mnist/tanh",
                 "--sweep-file",
                 "sweeps/relu_vs_tanh.yaml",
             ],
         ),
         ("ablations-fashion_mnist", ["ablations", f"{SWEEPS}/ablations-fashion_mnist"]),
+        ("ablations_lrn-fashion_mnist", ["ablations", f"{SWEEPS}/ablations-fashion_mnist-lrn"]),
         ("ensemble-fashion_mnist", ["ensemble", f"{SWEEPS}/ablations-fashion_mnist/eval"]),
         ("lrn_cifar-fashion_mnist", ["lrn-cifar", f"{SWEEPS}/lrn_cifar-fashion_mnist"]),
         ("all_sweeps", ["sweeps", SWEEPS]),
+        ("more_seeds", ["more-seeds", SWEEPS, "--budget", "60"]),
     ],
 )
 def test_committed_result_is_regenerated_from_its_runs(

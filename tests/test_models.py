@@ -225,6 +225,18 @@ def test_the_paper_nets_lrn_is_the_2012_sources_by_default():
     assert printed(a.view(1, 6, 1, 1))[0, 0].item() == pytest.approx(12.5)
 
 
+def test_lrn_share_of_the_normalizer_by_hand():
+    # The same six maps: alpha / n x the window's sum of squares is 2.8, 2.8, 7.8, 14.8, 14, 12.2
+    # (windows 0-2, 0-3, 0-4, 1-5, 2-5, 3-5), each over itself plus k = 2: 0.5833, 0.5833,
+    # 0.7959, 0.8810, 0.8750, 0.8592; their mean is 0.76295. One map of value 1: 2e-5 x 1 over
+    # 2 + 2e-5, a share of 1e-5: the layer divides by a constant.
+    a = torch.tensor([100.0, -200.0, 300.0, 0.0, 500.0, 600.0], dtype=torch.float64)
+    norm1 = AlexNet(columns=1).features.norm1
+    assert norm1.summed_share(a.view(1, 6, 1, 1)).item() == pytest.approx(0.76295, abs=1e-5)
+    small = norm1.summed_share(a.view(1, 6, 1, 1)[:, :1] / 100).item()
+    assert small == pytest.approx(2e-5 / 2.00002, rel=1e-4)
+
+
 def test_lrn_normalizes_each_column_on_its_own():
     a = torch.randn(1, 8, 2, 2, dtype=torch.float64)
     lrn = LocalResponseNorm(size=5, alpha=0.5, variant="printed", groups=2)
@@ -375,6 +387,27 @@ def test_plain_and_overlapping_pools_give_equal_maps_and_parameters(in_channels,
             small = [model(in_channels=in_channels, input_size=size, pool=p) for p in nets]
             assert pooled_sides(small[0], x) == pooled_sides(small[1], x)
             assert count(small[0]) == count(small[1])
+
+
+def test_ones_bias_switch_picks_the_layers_whose_biases_start_at_one():
+    biases = {
+        name.removesuffix(".bias"): p
+        for name, p in AlexNet(width=0.1).named_parameters()
+        if name.endswith(".bias")
+    }
+    ones = {
+        "features.conv2",
+        "features.conv4",
+        "features.conv5",
+        "classifier.fc6",
+        "classifier.fc7",
+    }
+    assert {name for name, b in biases.items() if bool((b == 1).all())} == ones
+    assert all(bool((b == 0).all()) for name, b in biases.items() if name not in ones)
+    zeros = AlexNet(width=0.1, ones_bias=[])
+    assert all(bool((p == 0).all()) for n, p in zeros.named_parameters() if n.endswith(".bias"))
+    with pytest.raises(ConfigError, match="ones_bias"):
+        AlexNet(ones_bias=["conv9"])
 
 
 def test_lrn_and_dropout_switches():

@@ -6,6 +6,8 @@ import pytest
 import torch
 from conftest import train
 
+from alexlab.sweep.store import read_history
+
 SYNTHETIC = ("data=synthetic", "trainer.max_epochs=1")
 
 
@@ -46,6 +48,10 @@ def test_train_writes_a_complete_run_directory(tmp_path, switches):
     assert 0 <= results["test/err_top1"] <= 1 and 0 <= results["val/err_top5"] <= 1
     metrics = (tmp_path / "metrics.csv").read_text().splitlines()
     assert {"train/err_top1", "val/err_top1", "test/err_top1"} <= set(metrics[0].split(","))
+    # Every net here has LRN: callbacks.lrn_share logs its share of the normalizer from step 0.
+    history = read_history(tmp_path / "metrics.csv")
+    shares = [value for row in history for key, value in row.items() if "lrn/share/" in key]
+    assert shares and all(0 < share < 1 for share in shares)
     assert (tmp_path / "checkpoints" / "last.ckpt").exists()
     assert "val/err_top1" in run.stdout and str(tmp_path) in run.stdout
 

@@ -10,6 +10,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from alexlab.models.layers import LocalResponseNorm
+
 
 class TargetError(Callback):
     """Figure 1's measure of how fast a network learns: the epochs and seconds of training until
@@ -135,3 +137,49 @@ class StepTimes(Callback):
             "max_epochs": trainer.max_epochs,
         }
         Path(self.path).write_text(json.dumps(times))
+
+
+class LRNShare(Callback):
+    """Whether local response normalization normalizes: every `every_n_steps` training steps,
+    each LocalResponseNorm layer's share of its normalizer that comes from its neighbours'
+    activity (`lrn/share/NAME`, LocalResponseNorm.summed_share). With k = 2 and a small alpha, a
+    share near 0 means the layer only scales by 2^-beta: a run that claims to test LRN must show
+    a share that is not negligible (the claims ledger reads it from metrics.csv)."""
+
+    def __init__(self, every_n_steps: int = 50) -> None:
+        self.every_n_steps = every_n_steps
+        self._armed = False
+        self._shares: dict[str, float] = {}
+        self._hooks: list[torch.utils.hooks.RemovableHandle] = []
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for name, layer in pl_module.named_modules():
+            if isinstance(layer, LocalResponseNorm):
+                self._hooks.append(layer.register_forward_hook(self._measure(name)))
+
+    def _measure(self, name: str) -> Any:
+        def hook(layer: LocalResponseNorm, inputs: tuple[torch.Tensor], output: Any) -> None:
+            if self._armed:
+                self._shares[name] = float(layer.summed_share(inputs[0]))
+
+        return hook
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self._armed = trainer.global_step % self.every_n_steps == 0
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any
+    ) -> None:
+        if self._shares:
+            metrics = {f"lrn/share/{name}": share for name, share in self._shares.items()}
+            for logger in trainer.loggers:
+                logger.log_metrics(metrics, trainer.global_step)
+            self._shares = {}
+        self._armed = False
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []

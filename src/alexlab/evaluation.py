@@ -128,11 +128,16 @@ def ensemble(probs: list[np.ndarray]) -> np.ndarray:
     return np.mean([p.astype(np.float32) for p in probs], axis=0)
 
 
+def misses(probs: np.ndarray, labels: np.ndarray, k: int = 1) -> np.ndarray:
+    """Per image, whether its label is not among the k most probable classes."""
+    ranked = np.argsort(-probs.astype(np.float32), axis=1, kind="stable")
+    return ~(ranked[:, :k] == labels[:, None]).any(axis=1)
+
+
 def errors(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """Top-1 and top-5 error (top-k: the label is not among the k most probable classes)."""
-    ranked = np.argsort(-probs.astype(np.float32), axis=1, kind="stable")
-    found = {k: (ranked[:, :k] == labels[:, None]).any(axis=1) for k in (1, min(5, probs.shape[1]))}
-    return {f"err_top{k}": float(np.mean(~hit)) for k, hit in found.items()}
+    ks = (1, min(5, probs.shape[1]))
+    return {f"err_top{k}": float(np.mean(misses(probs, labels, k))) for k in ks}
 
 
 def save(out: Path, probs: dict[str, np.ndarray], labels: np.ndarray, results: dict) -> None:

@@ -26,6 +26,10 @@ from alexlab.models.layers import (
 )
 
 REMOVABLE = ("conv3", "conv4")
+# The layers whose biases start at 1 (Section 5, "accelerates the early stages of learning by
+# providing the ReLUs with positive inputs"; layers-145.cfg's initB=1): model.ones_bias=[] starts
+# every bias at 0.
+ONES_BIAS = ("conv2", "conv4", "conv5", "fc6", "fc7")
 # layers-145.cfg's initW: 0.03 for conv3-conv5, 0.01 elsewhere (Section 5 prints 0.01 for all).
 LAYERS_145_INIT_STD = {
     "conv1": 0.01,
@@ -91,9 +95,12 @@ class AlexNet(nn.Module):
         remove_layers: Sequence[str] = (),
         init: str = "paper",
         init_std: float | Mapping[str, float] | None = None,
+        ones_bias: Sequence[str] = ONES_BIAS,
     ) -> None:
         super().__init__()
         check_choice("columns", columns, (1, 2))
+        for name in ones_bias:
+            check_choice("ones_bias", name, ONES_BIAS)
         check_range("width", width, 0.0, 64.0)
         for name in remove_layers:
             check_choice("remove_layers", name, REMOVABLE)
@@ -159,7 +166,7 @@ class AlexNet(nn.Module):
         init_weights(
             self,
             init,
-            ones_bias=("conv2", "conv4", "conv5", "fc6", "fc7"),
+            ones_bias=ones_bias,
             std=LAYERS_145_INIT_STD if init_std is None else init_std,
         )
 

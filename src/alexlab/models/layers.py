@@ -119,20 +119,34 @@ class LocalResponseNorm(nn.Module):
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
         self.variant, self.groups = variant, groups
 
+    @property
+    def scaled_alpha(self) -> float:
+        return self.alpha / self.size if self.variant == "code" else self.alpha
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        alpha = self.alpha / self.size if self.variant == "code" else self.alpha
         if torch.is_autocast_enabled(x.device.type):
             x = x.to(torch.get_autocast_dtype(x.device.type))
         if self.fused and kernels.available(x.device):
             with torch.autocast(x.device.type, enabled=False):
-                return kernels.lrn(x, self.size, alpha, self.beta, self.k, self.groups)
+                return kernels.lrn(x, self.size, self.scaled_alpha, self.beta, self.k, self.groups)
+        k = torch.full((x.shape[1],), self.k, dtype=x.dtype, device=x.device)
+        with torch.autocast(x.device.type, enabled=False):
+            return _ResponseNorm.apply(x, self._window(x), k, self.beta, self.groups)
+
+    def summed_share(self, x: torch.Tensor) -> torch.Tensor:
+        """How much of the normalizer comes from the neighbours' activity: alpha' * sum(a^2) /
+        (k + alpha' * sum(a^2)), averaged over every unit of `x`. Near 0, the layer divides by
+        about k^beta everywhere, a constant factor that normalizes nothing."""
+        summed = F.conv2d(x.detach().float() ** 2, self._window(x.float()), groups=self.groups)
+        return (summed / (self.k + summed)).mean()
+
+    def _window(self, x: torch.Tensor) -> torch.Tensor:
+        """alpha' on each channel's band of `size` neighbours within its column: the window sum
+        as a 1x1 convolution's weight."""
         per_group = x.shape[1] // self.groups
         index = torch.arange(per_group, device=x.device)
         band = (index[:, None] - index[None, :]).abs() <= self.size // 2
-        window = (band.to(x.dtype) * alpha).repeat(self.groups, 1)[:, :, None, None]
-        k = torch.full((x.shape[1],), self.k, dtype=x.dtype, device=x.device)
-        with torch.autocast(x.device.type, enabled=False):
-            return _ResponseNorm.apply(x, window, k, self.beta, self.groups)
+        return (band.to(x.dtype) * self.scaled_alpha).repeat(self.groups, 1)[:, :, None, None]
 
     def extra_repr(self) -> str:
         return (

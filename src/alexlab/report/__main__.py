@@ -1,7 +1,10 @@
 """`python -m alexlab.report REPORT SWEEP_DIR... --out results/NAME`: write NAME.md and NAME.png
 from finished runs and print the table. `curves RUN_DIR...` compares single runs' training curves;
 `ensemble EVAL_DIR` scores single nets and their ensemble from the probabilities src/eval.py saved;
-`claims DIR...` gives every claim of the paper a verdict (NAME.md and NAME.json); `hyperband
+`claims DIR...` gives every claim of the paper a verdict (NAME.md and NAME.json); `chosen-rate
+GRID_DIR` prints Figure 1's one learning rate for the activation of a grid of rates; `more-seeds
+DIR... --budget MINUTES` plans more seeds for the inconclusive rows they could decide and prints
+the sweeps' arguments; `hyperband
 SWEEP_DIR... --sweep-file FILE` replays FILE's early_terminate on sweeps run in full; `sweeps
 DIR...` tables every sweep's runs by the parameters it varies. A DIR is any tree of runs, whichever
 launcher made them: a wandb agent's (logs/train/wandb_sweeps/ID), a Hydra multirun's, or
@@ -17,8 +20,9 @@ from alexlab.report.claims import claims_report
 from alexlab.report.compare import compare_report
 from alexlab.report.curves import curves_report
 from alexlab.report.ensembles import ensemble_report
-from alexlab.report.figure1 import figure1_report
+from alexlab.report.figure1 import chosen_rate, figure1_report
 from alexlab.report.hyperband import hyperband_report
+from alexlab.report.seeds import more_seeds_report
 from alexlab.report.sweeps import sweeps_report
 from alexlab.sweep.spec import load_sweep
 
@@ -29,6 +33,8 @@ def main(argv: list[str] | None = None) -> None:
         "report",
         choices=[
             "relu-speedup",
+            "chosen-rate",
+            "more-seeds",
             "ablations",
             "lrn-cifar",
             "table1",
@@ -46,11 +52,24 @@ def main(argv: list[str] | None = None) -> None:
         help="sweep directories; relu-speedup takes LABEL=DIR, one per set of conditions; "
         "curves takes run directories, ensemble an evaluation's directory (src/eval.py)",
     )
-    parser.add_argument("--out", type=Path, required=True, help="results/NAME (.md and .png)")
+    parser.add_argument(
+        "--out", type=Path, help="results/NAME (.md and .png); every report but chosen-rate"
+    )
     parser.add_argument("--sweep-file", type=Path, help="hyperband: the early_terminate to replay")
+    parser.add_argument(
+        "--budget", type=float, default=60.0, help="more-seeds: minutes of machine time [60]"
+    )
     args = parser.parse_args(argv)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     try:
+        if args.report == "chosen-rate":
+            print(f"{chosen_rate(Path(args.sweeps[0])):g}")
+            return
+        if args.out is None:
+            raise UserError(f"{args.report} needs --out results/NAME")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        if args.report == "more-seeds":
+            print(more_seeds_report([Path(d) for d in args.sweeps], args.budget, args.out))
+            return
         if args.report == "hyperband":
             if args.sweep_file is None:
                 raise UserError("hyperband needs --sweep-file FILE (its early_terminate section)")

@@ -1,29 +1,39 @@
 """The claims ledger's verdicts: `python -m alexlab.report claims DIR... --out results/claims`
 finds every claim's runs (src/alexlab/claims.py) in the run directories below DIR, computes ours
-with a 95% confidence interval over seeds and a verdict, and writes claims.md and claims.json."""
+with a 95% confidence interval, checks that a proxy exercises the paper's mechanism, gives a
+verdict on direction and size, corrects the family of verdicts with Holm's method, and writes
+claims.md and claims.json."""
 
 import json
 import math
+import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from alexlab import claims as ledger
-from alexlab.claims import Claim
-from alexlab.evaluation import ensemble, errors, load
+from alexlab.claims import Check, Claim
 from alexlab.report import figure1
+from alexlab.report.ensembles import ensemble_gains
 from alexlab.report.runs import Run, epochs_to, load_runs, measured
 from alexlab.report.stats import (
+    INCONCLUSIVE,
     NOT_RUN,
+    NOT_TESTABLE,
     Interval,
+    family_verdict,
+    holm,
     ratio_interval,
+    seeds_for_power,
     t_interval,
     verdict,
 )
 from alexlab.report.tables import interval_text, markdown_table
+from alexlab.sweep.store import read_history
 
 DATASETS = {"imagenet": "ImageNet", "cifar10": "CIFAR-10", "fashion_mnist": "Fashion-MNIST"}
+CHANNELS = {"imagenet": 3, "cifar10": 3, "fashion_mnist": 1}
 # A run's dataset, from the datamodule its config built.
 DATAMODULES = {
     "alexlab.data.fashion_mnist": "fashion_mnist",
@@ -43,6 +53,7 @@ class Finding:
     source: str
     paper: str
     paper_effect: float | None  # in `unit`, where the paper gives a number
+    paper_sizes: list[float | None] | None  # the effects that count as the paper's (None: no end)
     unit: str
     data: str  # the dataset ours was measured on, "(proxy)" when it is not the paper's
     conditions: str
@@ -50,8 +61,15 @@ class Finding:
     effect: float | None  # the mean effect, in the claim's unit
     low: float | None
     high: float | None
-    seeds: int
+    n: int  # seeds, or test images for a per-image comparison
+    censored: int  # of the n, values that are only bounds
+    p: float | None  # two-sided, against no effect
+    check: str  # the mechanism check, measured: "" where the claim needs none
+    over: str  # "seeds" | "images"
     verdict: str
+    holm_p: float | None = None
+    family_verdict: str = ""
+    seeds_for_power: int | None = None  # for 80% power at the paper's size, given our spread
 
 
 def dataset(run: Run) -> str:
@@ -68,74 +86,165 @@ def matches(run: Run, wanted: dict[str, Any]) -> bool:
     return all(fits(key, value) for key, value in wanted.items())
 
 
-def by_seed(runs: Sequence[Run], by: str, value: str) -> dict[Any, Run]:
-    return {run.params.get("seed"): run for run in runs if str(run.params.get(by)) == value}
+def arm(runs: Sequence[Run], by: str, value: Any) -> dict[Any, Run]:
+    """The runs of one arm, by seed."""
+    return {run.params.get("seed"): run for run in runs if str(run.params.get(by)) == str(value)}
 
 
 def paired(
     runs: Sequence[Run], options: dict[str, Any], quantity: Callable[[Run], float]
 ) -> list[tuple[float, float]]:
-    """(treatment, control) values of the seeds that both groups have finished."""
-    treated = by_seed(runs, options["by"], options["treatment"])
-    controls = by_seed(runs, options["by"], options["control"])
+    """(treatment, control) values of the seeds that both arms have finished."""
+    treated = arm(runs, options["by"], options["treatment"])
+    controls = arm(runs, options["by"], options["control"])
     seeds = sorted(set(treated) & set(controls), key=str)
-    pairs = [(quantity(treated[s]), quantity(controls[s])) for s in seeds]
-    return [(a, b) for a, b in pairs if math.isfinite(a) and math.isfinite(b)]
+    return [(quantity(treated[s]), quantity(controls[s])) for s in seeds]
 
 
-def difference(runs: Sequence[Run], options: dict[str, Any]) -> Interval | None:
-    pairs = paired(runs, options, lambda run: 100 * run.result(options["metric"]))
-    return t_interval([a - b for a, b in pairs]) if pairs else None
+def finite_differences(pairs: list[tuple[float, float]]) -> Interval | None:
+    differences = [a - b for a, b in pairs if math.isfinite(a) and math.isfinite(b)]
+    return t_interval(differences) if differences else None
 
 
-def epochs_ratio(runs: Sequence[Run], options: dict[str, Any]) -> Interval | None:
-    """Epochs to the training error that every run of both groups reaches: the highest of their
-    last checks' errors."""
-    compared = (options["treatment"], options["control"])
-    groups = [run for run in runs if str(run.params[options["by"]]) in compared]
-    if not all(run.curve for run in groups):
-        return None
-    target = max(run.curve[-1][1] for run in groups)
-    pairs = paired(runs, options, lambda run: epochs_to(run.curve, target))
-    return ratio_interval([a / b for a, b in pairs]) if pairs else None
+def difference(runs: Sequence[Run], claim: Claim) -> Interval | None:
+    metric = claim.options["metric"]
+    return finite_differences(paired(runs, claim.options, lambda run: 100 * run.result(metric)))
 
 
-def speedup(runs: Sequence[Run], options: dict[str, Any]) -> Interval | None:
-    """Figure 1's ratio at the paper-equivalent target (the curve's first)."""
+def gap(run: Run) -> float:
+    """How far the run overfits at its end: validation minus training error, in points."""
+    return 100 * (run.result("val/err_top1") - run.result("train/err_top1"))
+
+
+def gap_difference(runs: Sequence[Run], claim: Claim) -> Interval | None:
+    return finite_differences(paired(runs, claim.options, gap))
+
+
+def target_of(claim: Claim, run: Run) -> float:
+    """The training error an epochs measure counts to: the claim's, else the run's own."""
+    return claim.options.get("target", run.config["train"]["target_error"])
+
+
+def epochs_ratio(runs: Sequence[Run], claim: Claim) -> Interval | None:
+    """Epochs to a training error fixed before the runs (the claim's `target`, else the runs'
+    train.target_error), treatment over control. A treatment run that never got there counts its
+    last epoch (censored: the ratio is a lower bound); a seed whose control never got there has
+    no ratio."""
+    ratios, censored = [], 0
+    for treated, control in paired(runs, claim.options, lambda run: run):
+        slow = epochs_to(treated.curve, target_of(claim, treated))
+        fast = epochs_to(control.curve, target_of(claim, control))
+        if math.isnan(fast):
+            continue
+        if math.isnan(slow):
+            slow, censored = treated.curve[-1][0], censored + 1
+        ratios.append(slow / fast)
+    return replace(ratio_interval(ratios), censored=censored) if ratios else None
+
+
+def seconds_ratio(runs: Sequence[Run], claim: Claim) -> Interval | None:
+    ratios = [a / b for a, b in paired(runs, claim.options, lambda run: run.seconds) if a > 0 < b]
+    return ratio_interval(ratios) if ratios else None
+
+
+def speedup(runs: Sequence[Run], claim: Claim) -> Interval | None:
+    """Figure 1's ratio at the target fixed before the runs (the curve's first)."""
     runs = [r for r in runs if r.curve]
-    first = figure1.speedups(runs, figure1.targets_for(runs)[:1])[0]
-    return first.interval
+    try:
+        first = figure1.speedups(runs, figure1.targets_for(runs)[:1])[0]
+    except figure1.NotMeasured:  # the rates are chosen; the runs that measure are to come
+        return None
+    return replace(first.interval, censored=first.censored) if first.interval else None
 
 
-def error_value(runs: Sequence[Run], options: dict[str, Any]) -> Interval | None:
-    values = [100 * r.result(options["metric"]) for r in runs]
+def error_value(runs: Sequence[Run], claim: Claim) -> Interval | None:
+    """Our error, tested against the worst that still counts as the paper's."""
+    values = [100 * r.result(claim.options["metric"]) for r in runs]
     values = [v for v in values if math.isfinite(v)]
-    return t_interval(values) if values else None
+    worst = claim.paper_effect + claim.tolerance
+    return t_interval(values, no_effect=worst) if values else None
 
 
-MEASURES: dict[str, Callable[[Sequence[Run], dict[str, Any]], Interval | None]] = {
+MEASURES: dict[str, Callable[[Sequence[Run], Claim], Interval | None]] = {
     ledger.DIFFERENCE: difference,
+    ledger.GAP_DIFFERENCE: gap_difference,
     ledger.EPOCHS_RATIO: epochs_ratio,
+    ledger.SECONDS_RATIO: seconds_ratio,
     ledger.SPEEDUP: speedup,
     ledger.ERROR_VALUE: error_value,
 }
 
 
-def ensemble_gain(eval_dir: Path) -> Interval:
-    """One net's test error minus the ensemble's, over the nets (points): src/eval.py's saved
-    probabilities, no net run again."""
-    probs, labels = load(eval_dir)
-    combined = 100 * errors(ensemble(list(probs.values())), labels)["err_top1"]
-    return t_interval([100 * errors(p, labels)["err_top1"] - combined for p in probs.values()])
+def lrn_share(run: Run) -> float:
+    """The share of LRN's normalizer from its neighbours' activity at the run's most active LRN
+    layer, averaged over training (callbacks.LRNShare's log); NaN if the run logged none."""
+    rows = read_history(run.directory / "metrics.csv")
+    layers = {key for row in rows for key in row if key.startswith("lrn/share/")}
+    means = [statistics.fmean(row[key] for row in rows if key in row) for key in layers]
+    return max(means, default=math.nan)
+
+
+def mechanism(claim: Claim, data: str, runs: Sequence[Run]) -> tuple[str, bool | None]:
+    """The claim's mechanism check on these runs: what was measured, and whether it holds (None:
+    not measured, its runs are not there)."""
+    check: Check = claim.check
+    options = claim.options
+    if check.measure == ledger.CHANNELS:
+        value, text = CHANNELS.get(data, 0), f"{CHANNELS.get(data, 0)} channel(s)"
+    elif check.measure == ledger.GAP:
+        gaps = [gap(r) for r in arm(runs, options["by"], check.arm).values()]
+        value = statistics.fmean(gaps) if gaps else math.nan
+        text = f"{check.arm} overfits by {value:.1f} points (val - training error)"
+    elif check.measure == ledger.LRN_SHARE:
+        shares = [lrn_share(r) for r in arm(runs, options["by"], options["control"]).values()]
+        value = statistics.fmean(shares) if shares else math.nan
+        text = f"LRN's neighbour term: {value:.1%} of its normalizer"
+    elif check.measure == ledger.TOP5_ROOM:
+        controls = arm(runs, options["by"], options["control"]).values()
+        errors = [100 * r.result("test/err_top5") for r in controls]
+        value = statistics.fmean(errors) if errors else math.nan
+        text = f"top-5 error {value:.1f}% with the paper's choice"
+    elif check.measure == ledger.REACHES:
+        runs_of_arm = list(arm(runs, options["by"], check.arm).values())
+        reached = [not math.isnan(epochs_to(r.curve, target_of(claim, r))) for r in runs_of_arm]
+        value = statistics.fmean(reached) if reached else math.nan
+        text = f"{sum(reached)} of {len(reached)} {check.arm} runs reach their target"
+    else:  # EPOCHS_TRAINED
+        value = min(float(r.config["trainer"]["max_epochs"]) for r in runs)
+        text = f"{value:g} epochs trained"
+    if math.isnan(value):  # the runs it is measured on are not there
+        return "", None
+    passed = value >= check.threshold
+    return f"{'holds' if passed else 'fails'}: {text}", passed
+
+
+def power(claim: Claim, interval: Interval) -> int | None:
+    """Seeds for 80% power at the paper's size, from our spread over seeds."""
+    if claim.paper_effect is None or claim.measure in (ledger.ERROR_VALUE, ledger.ENSEMBLE_GAIN):
+        return None
+    effect = math.log(claim.paper_effect) if claim.unit == "x" else claim.paper_effect
+    return seeds_for_power(interval.spread, effect)
 
 
 def claim_verdict(claim: Claim, interval: Interval) -> str:
-    if claim.measure == ledger.ERROR_VALUE:  # as good as the paper's error, or better
-        return verdict(Interval(0, claim.paper_effect - interval.high, 0, interval.n), -math.inf)
-    return verdict(interval, 1.0 if claim.unit == "x" else 0.0)
+    if claim.measure == ledger.ERROR_VALUE:  # as good as the paper's error, or within tolerance
+        worst = claim.paper_effect + claim.tolerance
+        oriented = Interval(worst - interval.mean, worst - interval.high, worst - interval.low, 1)
+        return verdict(oriented, 0.0)
+    return verdict(interval, 1.0 if claim.unit == "x" else 0.0, claim.paper_sizes)
 
 
-def finding(claim: Claim, data: str, interval: Interval | None, text: str) -> Finding:
+def finding(
+    claim: Claim,
+    data: str,
+    interval: Interval | None,
+    text: str,
+    check: tuple[str, bool | None] = ("", True),
+    over: str = "seeds",
+) -> Finding:
+    """A row: `check` is the mechanism check's measured text and whether it holds; a row that
+    fails it is not testable on this proxy, whatever its interval says, and one whose check has
+    no runs to be measured on is not run."""
     label = DATASETS.get(data, data) + ("" if data == claim.paper_data else " (proxy)")
     paper = {
         "key": claim.key,
@@ -143,24 +252,46 @@ def finding(claim: Claim, data: str, interval: Interval | None, text: str) -> Fi
         "source": claim.source,
         "paper": claim.paper,
         "paper_effect": claim.paper_effect,
+        "paper_sizes": [x if math.isfinite(x) else None for x in claim.paper_sizes]
+        if claim.paper_sizes
+        else None,
         "unit": claim.unit,
         "data": label,
         "conditions": text,
+        "check": check[0],
+        "over": over,
     }
-    if interval is None:
+    if interval is None or check[1] is None:
+        none = dict(effect=None, low=None, high=None, n=0, censored=0, p=None)
         return Finding(
-            **paper, ours="-", effect=None, low=None, high=None, seeds=0, verdict=NOT_RUN
+            **paper, ours="-", verdict=NOT_TESTABLE if check[1] is False else NOT_RUN, **none
         )
+    row_verdict = claim_verdict(claim, interval) if check[1] else NOT_TESTABLE
     unit = {"points": " points", "x": "x", "%": "%"}[claim.unit]
+    ours = interval_text(interval, unit, digits=2 if claim.unit == "x" else 1)
+    if interval.censored:
+        ours = f"≥ {ours} ({interval.censored} censored)"
     return Finding(
         **paper,
-        ours=interval_text(interval, unit, digits=2 if claim.unit == "x" else 1),
+        ours=ours,
         effect=interval.mean,
         low=interval.low if math.isfinite(interval.low) else None,
         high=interval.high if math.isfinite(interval.high) else None,
-        seeds=interval.n,
-        verdict=claim_verdict(claim, interval),
+        n=interval.n,
+        censored=interval.censored,
+        p=interval.p if math.isfinite(interval.p) else None,
+        verdict=row_verdict,
+        seeds_for_power=power(claim, interval) if row_verdict == INCONCLUSIVE else None,
     )
+
+
+def correct_for_the_family(rows: list[Finding]) -> None:
+    """Holm's adjusted p and verdict for every row that tested its claim."""
+    tested = [r for r in rows if r.verdict not in (NOT_RUN, NOT_TESTABLE) and r.p is not None]
+    for row, adjusted in zip(tested, holm([r.p for r in tested]), strict=True):
+        row.holm_p, row.family_verdict = adjusted, family_verdict(row.verdict, adjusted)
+    for row in rows:
+        row.family_verdict = row.family_verdict or row.verdict
 
 
 def find_evidence(directories: Sequence[Path]) -> tuple[list[Run], list[tuple[str, Path]]]:
@@ -178,26 +309,67 @@ def find_evidence(directories: Sequence[Path]) -> tuple[list[Run], list[tuple[st
     return runs, evaluations
 
 
+def ensemble_finding(claim: Claim, data: str, eval_dir: Path) -> Finding:
+    """The ensemble against its best single net (the smallest gain); the others in the text."""
+    gains = ensemble_gains(eval_dir)
+    weakest = min(gains, key=lambda name: gains[name].mean)
+    others = "; ".join(
+        f"{name}: {interval_text(g, ' points', digits=1)}" for name, g in gains.items()
+    )
+    text = f"{claim.proxy}; against each net: {others}"
+    return finding(claim, data, gains[weakest], text, over="images")
+
+
 def judge(runs: Sequence[Run], evaluations: Sequence[tuple[str, Path]]) -> list[Finding]:
     complete = measured(runs)
     rows = []
     for claim in ledger.CLAIMS:
-        by_data: dict[str, tuple[Interval | None, str]] = {}
+        found: dict[str, Finding] = {}
         if claim.measure == ledger.ENSEMBLE_GAIN:
             for data, eval_dir in evaluations:
-                by_data[data] = (ensemble_gain(eval_dir), claim.proxy)
+                found[data] = ensemble_finding(claim, data, eval_dir)
         else:
             mine = [r for r in complete if matches(r, claim.runs)]
             for data in sorted({dataset(r) for r in mine}):
                 of_data = [r for r in mine if dataset(r) == data]
-                interval = MEASURES[claim.measure](of_data, claim.options)
                 text = "the paper's" if data == claim.paper_data else claim.proxy
-                by_data[data] = (interval, text)
-        if claim.paper_data not in by_data:
+                check = ("", True)
+                if claim.check is not None and data != claim.paper_data:
+                    check = mechanism(claim, data, of_data)
+                interval = MEASURES[claim.measure](of_data, claim)
+                found[data] = finding(claim, data, interval, text, check)
+        if claim.paper_data not in found:
             rows.append(finding(claim, claim.paper_data, None, "no runs on the paper's data here"))
-        for data, (interval, text) in by_data.items():
-            rows.append(finding(claim, data, interval, text))
+        rows += found.values()
+    correct_for_the_family(rows)
     return rows
+
+
+HOW_TO_READ = """\
+How to read it. Each effect is oriented so that the paper's direction is positive (points: the
+error with the paper's choice undone minus with it; x: a ratio of epochs or seconds). Ours is the
+mean over seeds with its 95% Student-t interval (ratios: geometric mean, interval on the
+logarithms), or, for fixed nets compared on the same test images, the paired difference with
+McNemar's exact test. The paper's size is the number it prints, with the tolerance a claim
+declares in src/alexlab/claims.py before its runs (ranges in claims.json).
+
+- **reproduced**: the interval lies on the paper's side of no effect and reaches the paper's size
+  (for a claim without a number: on the paper's side);
+- **direction only**: on the paper's side, but the paper's size is outside the interval;
+- **not reproduced**: the interval lies on the other side of no effect;
+- **inconclusive**: the interval spans no effect; *seeds for 80% power* is how many seeds a run
+  would need to detect the paper's size with 80% probability at the 5% level, given the spread
+  over our seeds (noncentral t);
+- **not testable on this proxy**: the proxy fails the row's mechanism check (the condition under
+  which it exercises the paper's mechanism, measured on its own runs), so its interval says
+  nothing about the paper's mechanism, whatever it shows;
+- **not run here**: no runs on that data (ImageNet needs a GPU and days).
+
+**Holm** is the verdict once the family is corrected: every row that tested its claim is one
+hypothesis, and a side of no effect stands only if its Holm-adjusted p is below 5%; otherwise it
+reads inconclusive. A ≥ marks a lower bound: some runs never reached the target (censored), and
+their last epoch counts.
+"""
 
 
 def claims_report(directories: Sequence[Path], out: Path) -> str:
@@ -206,22 +378,39 @@ def claims_report(directories: Sequence[Path], out: Path) -> str:
     rows = judge(runs, evaluations)
     seconds = sum(run.seconds for run in runs if math.isfinite(run.seconds))  # NaN: not ended
     hours, minutes = divmod(round(seconds / 60), 60)
-    headers = ["claim", "source", "paper", "data", "ours (95% CI over seeds)", "seeds", "verdict"]
+    headers = [
+        "claim",
+        "source",
+        "paper",
+        "data",
+        "ours (95% CI)",
+        "n",
+        "mechanism check",
+        "verdict",
+        "Holm",
+        "seeds for 80% power",
+    ]
     table = [
-        [r.claim, r.source, r.paper, r.data, r.ours, r.seeds or "-", f"**{r.verdict}**"]
+        [
+            r.claim,
+            r.source,
+            r.paper,
+            r.data,
+            r.ours,
+            f"{r.n} {r.over}" if r.n else "-",
+            r.check or "-",
+            f"**{r.verdict}**",
+            r.family_verdict if r.holm_p is None else f"{r.family_verdict} (p {r.holm_p:.3g})",
+            r.seeds_for_power or "-",
+        ]
         for r in rows
     ]
     notes = [f"- **{r.claim}** ({r.data}): {r.conditions}" for r in rows if r.verdict != NOT_RUN]
     report = (
         "# The paper's claims, checked\n\n"
-        "Each effect is oriented so that the paper's direction is positive (points: the error "
-        "with the paper's choice undone minus with it; x: a ratio of epochs). Ours is the mean "
-        "over seeds with its 95% Student-t interval (ratios: geometric mean, interval on the "
-        "logarithms); **reproduced**: the interval lies on the paper's side of no effect, **not "
-        "reproduced**: on the other side, **inconclusive**: it spans no effect. Proxy: measured "
-        "on other data than the paper's, as the notes below say. The "
-        f"{len(runs)} runs behind it took {hours} h {minutes:02d} min of machine time (the sum "
-        "of their records' seconds; runs made two at a time each count their own).\n\n"
+        + HOW_TO_READ
+        + f"\nThe {len(runs)} runs behind it took {hours} h {minutes:02d} min of machine time (the "
+        "sum of their records' seconds; runs made two at a time each count their own).\n\n"
         + markdown_table(headers, table)
         + "\n## Conditions of each measured row\n\n"
         + "\n".join(notes)

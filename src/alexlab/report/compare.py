@@ -51,14 +51,22 @@ def compare_report(
     headers = [by, *(f"test {METRICS[key]} error" for key in metrics)]
     if baseline:
         headers += [f"change vs {baseline} ({METRICS[key]}, points)" for key in metrics]
-    headers += ["epochs to target", "paper"]
+    headers += ["training error", "val - training (points)", "epochs to target", "paper"]
     rows = []
     for group in groups:
         row = [group, *(mean_and_spread(values(group, key)) for key in metrics)]
         if baseline:
             row += [change(values(group, key), values(baseline, key)) for key in metrics]
+        # The last epoch's, as the net trains (dropout and augmentation on where the run has them).
+        training = values(group, "train/err_top1")
+        gaps = [v - t for v, t in zip(values(group, "val/err_top1"), training, strict=True)]
         epochs = values(group, "train/epochs_to_target")
-        row += [mean_and_spread(epochs, scale=1.0, unit=""), paper.get(group, "")]
+        row += [
+            mean_and_spread(training),
+            mean_and_spread(gaps, unit=""),
+            mean_and_spread(epochs, scale=1.0, unit=""),
+            paper.get(group, ""),
+        ]
         rows.append(row)
     plot(groups, metrics[0], title, out.with_suffix(".png"))
     header = f"# {title}\n\nRuns: {arithmetic(runs)}. Figure: {out.with_suffix('.png').name}\n\n"

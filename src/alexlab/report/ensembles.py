@@ -9,9 +9,18 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from alexlab.evaluation import ensemble, errors, load
+from alexlab.evaluation import ensemble, errors, load, misses
 from alexlab.report import paper
-from alexlab.report.tables import markdown_table, mean_and_spread, percent
+from alexlab.report.stats import Interval, paired_images
+from alexlab.report.tables import interval_text, markdown_table, mean_and_spread, percent
+
+
+def ensemble_gains(eval_dir: Path) -> dict[str, Interval]:
+    """Each net's top-1 test error minus the ensemble's, image by image (points, with McNemar's
+    exact p and the Wald interval): the nets are fixed, so the test images are the units."""
+    probs, labels = load(eval_dir)
+    combined = misses(ensemble(list(probs.values())), labels)
+    return {name: paired_images(misses(p, labels), combined) for name, p in probs.items()}
 
 
 def ensemble_report(eval_dir: Path, out: Path) -> str:
@@ -19,13 +28,23 @@ def ensemble_report(eval_dir: Path, out: Path) -> str:
     probs, labels = load(eval_dir)
     singles = {name: errors(p, labels) for name, p in probs.items()}
     combined = errors(ensemble(list(probs.values())), labels)
+    gains = ensemble_gains(eval_dir)
     keys = list(combined)
     n = len(singles)
-    rows = [[name, *(percent(scores[key]) for key in keys), ""] for name, scores in singles.items()]
+    rows = [
+        [
+            name,
+            *(percent(scores[key]) for key in keys),
+            f"{interval_text(gains[name], ' points', digits=2)}, p {gains[name].p:.2g}",
+            "",
+        ]
+        for name, scores in singles.items()
+    ]
     rows.append(
         [
             f"**one net**, mean over {n}",
             *(mean_and_spread([s[key] for s in singles.values()]) for key in keys),
+            "",
             f"1 CNN: {paper.TABLE1['imagenet']}",
         ]
     )
@@ -33,10 +52,16 @@ def ensemble_report(eval_dir: Path, out: Path) -> str:
         [
             f"**ensemble of {n}**",
             *(percent(combined[key]) for key in keys),
+            "",
             f"5 CNNs: {paper.ENSEMBLES['5 CNNs']}; 7 CNNs*: {paper.ENSEMBLES['7 CNNs*']}",
         ]
     )
-    headers = ["net", *(f"{key.replace('err_', '')} error" for key in keys), "paper (Tables 1, 2)"]
+    headers = [
+        "net",
+        *(f"{key.replace('err_', '')} error" for key in keys),
+        "top-1 gain of the ensemble, per image (95% CI, McNemar)",
+        "paper (Tables 1, 2)",
+    ]
     plot(singles, combined, out.with_suffix(".png"))
     title = f"# Single nets and their ensemble ({len(labels)} images of {eval_dir})\n\n"
     report = title + f"Figure: {out.with_suffix('.png').name}\n\n" + markdown_table(headers, rows)

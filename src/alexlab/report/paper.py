@@ -14,6 +14,9 @@ ABLATIONS = {
     "no_conv3": "about +2 (top-1)",
     "no_conv4": "about +2 (top-1)",
     "no_dropout": "overfits badly; dropout about doubles the iterations to converge",
+    "no_crops_flips": "overfits substantially (no number)",
+    "no_weight_decay": "a higher training error (no number)",
+    "zero_biases": "slower early learning (no number)",
 }
 
 # CIFAR-10, four-layer net: test error without and with LRN.

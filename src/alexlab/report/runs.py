@@ -181,9 +181,20 @@ def training_curve(metrics_csv: Path) -> list[tuple[float, float]]:
 
 
 def epochs_to(curve: list[tuple[float, float]], target: float) -> float:
-    """The epochs of the first check at or below `target` (TargetError's measure, for any target
-    after the run); NaN if the curve never gets there."""
-    return next((epochs for epochs, error in curve if error <= target), math.nan)
+    """The epochs at which the training error crosses `target`, interpolated: each check's error
+    is the mean over its window (the images since the previous check), an estimate of the error
+    at the window's middle; the crossing is on the line between the middles of the last window
+    above the target and the first at or below it. NaN if the curve never gets there."""
+    start, before = 0.0, None  # the previous window's (middle, error)
+    for end, error in curve:
+        middle = (start + end) / 2
+        if error <= target:
+            if before is None:  # the first window already below: no earlier point to draw from
+                return middle
+            (x0, e0), (x1, e1) = before, (middle, error)
+            return x0 + (e0 - target) / (e0 - e1) * (x1 - x0)
+        start, before = end, (middle, error)
+    return math.nan
 
 
 def arithmetic(runs: list[Run]) -> str:

@@ -1,0 +1,141 @@
+"""More seeds where they can decide a claim, within a budget of machine time:
+`python -m alexlab.report more-seeds DIR... --budget MINUTES --out results/more_seeds`.
+
+A candidate is an inconclusive ablation row whose power figure (the seeds for 80% power at the
+paper's size, given our spread) is at most MAX_SEEDS: more seeds could decide it. The plan is one
+sweep per sweep directory: the chosen arms and the baseline on the new seeds, with the settings of
+the sweep their runs came from (its own sweep.yaml), into a directory of its own beside it. Its
+cost is every new run at the mean seconds of its arm's runs so far; rows are added cheapest first
+while the plan's cost stays within the budget. The report writes the plan and prints the sweep's arguments, which
+`make more-seeds` runs; nothing here trains."""
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from alexlab import claims as ledger
+from alexlab.report.claims import Finding, find_evidence, judge, matches
+from alexlab.report.runs import Run, measured
+from alexlab.report.stats import INCONCLUSIVE
+from alexlab.report.tables import markdown_table
+
+MAX_SEEDS = 12  # beyond this, a proxy's row is not worth deciding by seeds alone
+
+
+@dataclass
+class Candidate:
+    key: str
+    seeds: int  # now
+    needed: int  # for 80% power at the paper's size
+    arm: str  # the ablation undone
+    sweep: Path  # the sweep directory its runs came from
+    arm_seconds: float  # a run of the arm, on average
+    baseline_seconds: float  # a run of the baseline, on average
+
+
+def arm_seconds(runs: Sequence[Run], arm: str) -> float:
+    seconds = [r.seconds for r in runs if r.params.get("ablation") == arm and r.seconds > 0]
+    return statistics.fmean(seconds) if seconds else math.inf
+
+
+def candidates(rows: Sequence[Finding], runs: Sequence[Run]) -> list[Candidate]:
+    claims = {claim.key: claim for claim in ledger.CLAIMS}
+    found = []
+    for row in rows:
+        claim = claims[row.key]
+        if (
+            row.verdict != INCONCLUSIVE
+            or row.seeds_for_power is None
+            or row.seeds_for_power > MAX_SEEDS
+            or claim.options.get("by") != "ablation"
+        ):
+            continue
+        mine = [r for r in measured(list(runs)) if matches(r, claim.runs)]
+        arms = (claim.options["treatment"], claim.options["control"])
+        sweeps = {Path(r.sweep) for r in mine if r.params.get("ablation") in arms}
+        if len(sweeps) != 1:  # the arms' runs must come from one sweep to be widened together
+            continue
+        undone = (
+            claim.options["treatment"]
+            if claim.options["treatment"] != "baseline"
+            else (claim.options["control"])
+        )
+        found.append(
+            Candidate(
+                row.key,
+                row.n,
+                row.seeds_for_power,
+                undone,
+                sweeps.pop(),
+                arm_seconds(mine, undone),
+                arm_seconds(mine, "baseline"),
+            )
+        )
+    return sorted(found, key=lambda c: cost([c]))
+
+
+def cost(chosen: Sequence[Candidate]) -> float:
+    """Seconds of the plan's runs: per sweep, every chosen arm and the baseline (shared) on the
+    seeds from the fewest any of them has to the most any needs."""
+    total = 0.0
+    for sweep in {c.sweep for c in chosen}:
+        mine = [c for c in chosen if c.sweep == sweep]
+        seeds = max(c.needed for c in mine) - min(c.seeds for c in mine)
+        arms = {c.arm: c.arm_seconds for c in mine}
+        total += seeds * (mine[0].baseline_seconds + sum(arms.values()))
+    return total
+
+
+def plan(found: Sequence[Candidate], budget_seconds: float) -> list[Candidate]:
+    """The candidates, cheapest first, as long as the plan's cost stays within the budget."""
+    chosen: list[Candidate] = []
+    for candidate in found:
+        if cost([*chosen, candidate]) <= budget_seconds:
+            chosen.append(candidate)
+    return chosen
+
+
+def sweep_arguments(chosen: Sequence[Candidate]) -> list[str]:
+    """One `python -m alexlab.sweep` argument line per sweep directory: its own sweep.yaml, the
+    chosen arms and the baseline, the new seeds."""
+    lines = []
+    for sweep in sorted({c.sweep for c in chosen}):
+        mine = [c for c in chosen if c.sweep == sweep]
+        arms = ",".join(["baseline", *sorted({c.arm for c in mine})])
+        first, last = min(c.seeds for c in mine), max(c.needed for c in mine)
+        seeds = ",".join(str(s) for s in range(first, last))
+        lines.append(
+            f"{sweep / 'sweep.yaml'} --dir {sweep}-more_seeds --set ablation=[{arms}] "
+            f"--set seed=[{seeds}]"
+        )
+    return lines
+
+
+def more_seeds_report(directories: Sequence[Path], budget_minutes: float, out: Path) -> str:
+    """Writes the plan to `out`.md and returns the sweeps' argument lines, one per line."""
+    runs, evaluations = find_evidence(directories)
+    found = candidates(judge(runs, evaluations), runs)
+    chosen = plan(found, 60 * budget_minutes)
+    rows = [
+        [
+            c.key,
+            c.seeds,
+            c.needed,
+            f"{cost([c]) / 60:.0f}",
+            "yes" if c in chosen else "no (over the budget)",
+        ]
+        for c in found
+    ]
+    lines = sweep_arguments(chosen)
+    report = (
+        f"# More seeds, within {budget_minutes:g} minutes of machine time\n\n"
+        f"Inconclusive ablation rows that {MAX_SEEDS} seeds or fewer could decide (80% power at "
+        "the paper's size, from our spread), cheapest first.\n\n"
+        + markdown_table(["claim", "seeds", "needed", "minutes alone", "planned"], rows)
+        + f"\nThe plan: {cost(chosen) / 60:.0f} minutes.\n\n"
+        + "".join(f"    python -m alexlab.sweep {line}\n" for line in lines)
+    )
+    out.with_suffix(".md").write_text(report)
+    return "\n".join(lines)
