@@ -244,8 +244,8 @@ def test_figure1_chooses_each_rate_on_the_selection_seeds_and_measures_on_the_ot
 def test_more_seeds_plan_shares_the_baselines_runs_and_keeps_to_the_budget():
     sweep = Path("results/sweeps/ablations-fashion_mnist")
 
-    def candidate(key, arm, needed, arm_seconds):
-        return seeds.Candidate(key, 3, needed, arm, sweep, arm_seconds, 100.0)
+    def candidate(key, arm, needed, arm_seconds):  # seeds 0-2 run: the next is 3
+        return seeds.Candidate(key, 3, 3, needed, arm, sweep, arm_seconds, 100.0)
 
     conv3 = candidate("remove_conv3", "no_conv3", 6, 80.0)
     pooling = candidate("overlapping_pooling", "plain_pooling", 5, 120.0)
@@ -257,7 +257,7 @@ def test_more_seeds_plan_shares_the_baselines_runs_and_keeps_to_the_budget():
     assert seeds.plan([pooling, conv3], budget_seconds=899) == [pooling]
     [line] = seeds.sweep_arguments([pooling, conv3])
     assert line == (
-        f"{sweep}/sweep.yaml --dir {sweep}-more_seeds "
+        f"{sweep}/sweep.yaml --dir {sweep}-more_seeds-no_conv3-plain_pooling "
         "--set ablation=[baseline,no_conv3,plain_pooling] --set seed=[3,4,5]"
     )
 

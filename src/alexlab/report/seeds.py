@@ -2,7 +2,8 @@
 `python -m alexlab.report more-seeds DIR... --budget MINUTES --out results/more_seeds`.
 
 A candidate is an inconclusive ablation row whose power figure (the seeds for 80% power at the
-paper's size, given our spread) is at most MAX_SEEDS: more seeds could decide it. The plan is one
+paper's size, given our spread) is above its seeds and at most MAX_SEEDS: more seeds could decide
+it. The plan is one
 sweep per sweep directory: the chosen arms and the baseline on the new seeds, with the settings of
 the sweep their runs came from (its own sweep.yaml), into a directory of its own beside it. Its
 cost is every new run at the mean seconds of its arm's runs so far; rows are added cheapest first
@@ -11,6 +12,7 @@ while the plan's cost stays within the budget. The report writes the plan and pr
 
 import math
 import statistics
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,7 @@ MAX_SEEDS = 12  # beyond this, a proxy's row is not worth deciding by seeds alon
 @dataclass
 class Candidate:
     key: str
+    first_seed: int  # the first new seed: one past the arm's last
     seeds: int  # now
     needed: int  # for 80% power at the paper's size
     arm: str  # the ablation undone
@@ -48,27 +51,27 @@ def candidates(rows: Sequence[Finding], runs: Sequence[Run]) -> list[Candidate]:
         if (
             row.verdict != INCONCLUSIVE
             or row.seeds_for_power is None
-            or row.seeds_for_power > MAX_SEEDS
+            or not row.n < row.seeds_for_power <= MAX_SEEDS
             or claim.options.get("by") != "ablation"
         ):
             continue
         mine = [r for r in measured(list(runs)) if matches(r, claim.runs)]
-        arms = (claim.options["treatment"], claim.options["control"])
-        sweeps = {Path(r.sweep) for r in mine if r.params.get("ablation") in arms}
-        if len(sweeps) != 1:  # the arms' runs must come from one sweep to be widened together
-            continue
         undone = (
             claim.options["treatment"]
             if claim.options["treatment"] != "baseline"
             else (claim.options["control"])
         )
+        # Its seeds go on from those it has, with the settings of the sweep that ran it first.
+        of_arm = [r for r in mine if r.params.get("ablation") == undone]
+        origin = Counter(Path(r.sweep) for r in of_arm).most_common(1)[0][0]
         found.append(
             Candidate(
                 row.key,
+                1 + max(int(r.params.get("seed", 0)) for r in of_arm),
                 row.n,
                 row.seeds_for_power,
                 undone,
-                sweeps.pop(),
+                origin,
                 arm_seconds(mine, undone),
                 arm_seconds(mine, "baseline"),
             )
@@ -82,7 +85,9 @@ def cost(chosen: Sequence[Candidate]) -> float:
     total = 0.0
     for sweep in {c.sweep for c in chosen}:
         mine = [c for c in chosen if c.sweep == sweep]
-        seeds = max(c.needed for c in mine) - min(c.seeds for c in mine)
+        seeds = max(c.needed - c.seeds + c.first_seed for c in mine) - min(
+            c.first_seed for c in mine
+        )
         arms = {c.arm: c.arm_seconds for c in mine}
         total += seeds * (mine[0].baseline_seconds + sum(arms.values()))
     return total
@@ -99,16 +104,18 @@ def plan(found: Sequence[Candidate], budget_seconds: float) -> list[Candidate]:
 
 def sweep_arguments(chosen: Sequence[Candidate]) -> list[str]:
     """One `python -m alexlab.sweep` argument line per sweep directory: its own sweep.yaml, the
-    chosen arms and the baseline, the new seeds."""
+    chosen arms and the baseline, the new seeds, into a directory named for the arms (a sweep
+    directory takes no other arms later)."""
     lines = []
     for sweep in sorted({c.sweep for c in chosen}):
         mine = [c for c in chosen if c.sweep == sweep]
-        arms = ",".join(["baseline", *sorted({c.arm for c in mine})])
-        first, last = min(c.seeds for c in mine), max(c.needed for c in mine)
+        undone = sorted({c.arm for c in mine})
+        first = min(c.first_seed for c in mine)
+        last = max(c.needed - c.seeds + c.first_seed for c in mine)
         seeds = ",".join(str(s) for s in range(first, last))
         lines.append(
-            f"{sweep / 'sweep.yaml'} --dir {sweep}-more_seeds --set ablation=[{arms}] "
-            f"--set seed=[{seeds}]"
+            f"{sweep / 'sweep.yaml'} --dir {sweep}-more_seeds-{'-'.join(undone)} "
+            f"--set ablation=[{','.join(['baseline', *undone])}] --set seed=[{seeds}]"
         )
     return lines
 
