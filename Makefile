@@ -83,10 +83,7 @@ DATA ?= fashion_mnist
 PARALLEL ?= 1
 SCALE = $(if $(EPOCHS),--set trainer.max_epochs=$(EPOCHS)) $(if $(SUBSET),--set data.subset=$(SUBSET)) \
 	$(if $(SEEDS),--set seed=$(SEEDS))
-# Each of the PARALLEL runs gets its share of the cores: more threads than cores slow every run
-# (two alexnet_small runs at once took about twice as long with two threads each as with one).
-RUN_THREADS = $(shell n=$$(( $$(nproc) / $(PARALLEL) )); echo $$(( n > 0 ? n : 1 )))
-SWEEP = OMP_NUM_THREADS=$(RUN_THREADS) $(PYTHON) -m alexlab.sweep --parallel $(PARALLEL)
+SWEEP = $(PYTHON) -m alexlab.sweep --parallel $(PARALLEL)
 REPORT = $(PYTHON) -m alexlab.report
 SWEEPS_DIR = results/sweeps
 # Figure 1 as a reviewer measures it: on seeds 0-2, a grid of learning rates per activation (one

@@ -351,6 +351,38 @@ def test_hyperband_stops_the_slow_runs_as_wandbs_sweep_engine_decides(tmp_path, 
     assert by_slowness == {1: 30, 2: 30, 4: 5, 8: 5}
 
 
+# A stand-in for src/train.py that records the threads it was given.
+THREADS_PROGRAM = """
+import json, os, sys
+from pathlib import Path
+if "--cfg" in sys.argv:
+    sys.exit(0)
+threads = float(os.environ.get("OMP_NUM_THREADS", "nan"))
+(Path(os.environ["ALEXLAB_RUN_DIR"]) / "results.json").write_text(json.dumps({"threads": threads}))
+"""
+
+
+@pytest.mark.parametrize("preset, expected", [(None, 2.0), ("3", 3.0)])
+def test_parallel_runs_share_the_cores_unless_the_user_sets_the_threads(
+    tmp_path, monkeypatch, preset, expected
+):
+    program = tmp_path / "threads.py"
+    program.write_text(THREADS_PROGRAM)
+    config = {
+        "program": str(program),
+        "method": "grid",
+        "parameters": {"x": {"values": [1, 2]}},
+        "command": ["${env}", "${interpreter}", "${program}", "${args_no_hyphens}"],
+    }
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: 4)
+    if preset is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", preset)
+    records = run_sweep(config, tmp_path / "threads", parallel=2)
+    assert [r.results["threads"] for r in records] == [expected, expected]
+
+
 def test_dry_run_prints_the_runs_left_an_estimate_and_their_commands(tmp_path):
     fixed = {"model": "convnet4", "trainer.max_epochs": 3}
     path = synthetic_sweep(tmp_path, fixed, {"optim.lr": [0.01, 0.02], "seed": [0, 1]})

@@ -71,6 +71,7 @@ def run_sweep(
     if count is None and "run_cap" in config:  # wandb's cap counts the sweep's runs so far
         count = max(0, config["run_cap"] - len(history))
     running: list[Launched] = []
+    threads = threads_per_run(parallel)
     started = 0
     last_stop_check = time.perf_counter()
     with Progress(console=console, transient=True) as progress:
@@ -80,13 +81,13 @@ def run_sweep(
             while True:
                 while len(running) < parallel and (count is None or started < count):
                     if unfinished:
-                        running.append(resume(config, store, unfinished.pop(0)))
+                        running.append(resume(config, store, unfinished.pop(0), threads))
                         started += 1
                         continue
                     proposal = sweeps.next_run(config, history + [as_sweep_run(r) for r in running])
                     if proposal is None:
                         break
-                    running.append(launch(config, store, proposal.config, check=started == 0))
+                    running.append(launch(config, store, proposal.config, started == 0, threads))
                     started += 1
                 if not running:
                     break
@@ -115,18 +116,29 @@ def run_sweep(
     return store.records()
 
 
+def threads_per_run(parallel: int) -> int:
+    """Each of `parallel` runs' share of the machine's cores: more threads than cores slow every
+    run (two alexnet_small runs at once took about twice as long with two threads each as with
+    one). A user's own OMP_NUM_THREADS wins (`start`)."""
+    return max(1, (os.cpu_count() or 1) // parallel)
+
+
 def launch(
-    config: dict[str, Any], store: SweepStore, args: dict[str, Any], check: bool = False
+    config: dict[str, Any],
+    store: SweepStore,
+    args: dict[str, Any],
+    check: bool,
+    threads: int,
 ) -> Launched:
     params = {key: spec["value"] for key, spec in args.items()}
     run_dir = store.new_run_dir(params)
     command = agent_command(config, args, run_dir / "args.json")
     if check:
         check_composes(command, run_dir)
-    return start(store, run_dir, params, command, [])
+    return start(store, run_dir, params, command, [], threads)
 
 
-def resume(config: dict[str, Any], store: SweepStore, run: Unfinished) -> Launched:
+def resume(config: dict[str, Any], store: SweepStore, run: Unfinished, threads: int) -> Launched:
     """Continue a run in its own directory from its last checkpoint (`ckpt_path=last`), or start
     it again there when it has none or an unreadable one; its record will say which."""
     last = run.run_dir / "checkpoints" / LAST
@@ -148,7 +160,7 @@ def resume(config: dict[str, Any], store: SweepStore, run: Unfinished) -> Launch
     args = {key: {"value": value} for key, value in run.params.items()}
     args["ckpt_path"] = {"value": "last"}
     command = agent_command(config, args, run.run_dir / "args.json")
-    return start(store, run.run_dir, run.params, command, [*run.resumes, note])
+    return start(store, run.run_dir, run.params, command, [*run.resumes, note], threads)
 
 
 def start(
@@ -157,6 +169,7 @@ def start(
     params: dict[str, Any],
     command: list[str],
     resumes: list[str],
+    threads: int,
 ) -> Launched:
     store.save_launch(run_dir, params, resumes)
     with open(run_dir / "train.log", "a") as log:
@@ -165,7 +178,8 @@ def start(
             stdout=log,
             stderr=subprocess.STDOUT,
             # conf/train.yaml puts the run's Hydra directory there; run.json names the sweep
-            env=os.environ
+            env={"OMP_NUM_THREADS": str(threads)}
+            | os.environ
             | {RUN_DIR_ENV: str(run_dir.resolve()), SWEEP_DIR_ENV: str(store.directory)},
             preexec_fn=die_with_runner if sys.platform == "linux" else None,
         )
