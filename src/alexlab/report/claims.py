@@ -157,12 +157,16 @@ def speedup(runs: Sequence[Run], claim: Claim) -> Interval | None:
     return replace(first.interval, censored=first.censored) if first.interval else None
 
 
+def worst_error(claim: Claim) -> float:
+    """The highest error that still counts as the paper's, in %."""
+    return claim.paper_effect + claim.tolerance
+
+
 def error_value(runs: Sequence[Run], claim: Claim) -> Interval | None:
     """Our error, tested against the worst that still counts as the paper's."""
     values = [100 * r.result(claim.options["metric"]) for r in runs]
     values = [v for v in values if math.isfinite(v)]
-    worst = claim.paper_effect + claim.tolerance
-    return t_interval(values, no_effect=worst) if values else None
+    return t_interval(values, no_effect=worst_error(claim)) if values else None
 
 
 MEASURES: dict[str, Callable[[Sequence[Run], Claim], Interval | None]] = {
@@ -189,23 +193,24 @@ def mechanism(claim: Claim, data: str, runs: Sequence[Run]) -> tuple[str, bool |
     not measured, its runs are not there)."""
     check: Check = claim.check
     options = claim.options
+
+    def mean_over(arm_name: str, quantity: Callable[[Run], float]) -> float:
+        values = [quantity(r) for r in arm(runs, options["by"], arm_name).values()]
+        return statistics.fmean(values) if values else math.nan  # NaN: the arm has no runs
+
     if check.measure == ledger.CHANNELS:
         value, text = CHANNELS.get(data, 0), f"{CHANNELS.get(data, 0)} channel(s)"
     elif check.measure == ledger.GAP:
-        gaps = [gap(r) for r in arm(runs, options["by"], check.arm).values()]
-        value = statistics.fmean(gaps) if gaps else math.nan
+        value = mean_over(check.arm, gap)
         text = f"{check.arm} overfits by {value:.1f} points (val - training error)"
     elif check.measure == ledger.LRN_SHARE:
-        shares = [lrn_share(r) for r in arm(runs, options["by"], options["control"]).values()]
-        value = statistics.fmean(shares) if shares else math.nan
+        value = mean_over(options["control"], lrn_share)
         text = f"LRN's neighbour term: {value:.1%} of its normalizer"
     elif check.measure == ledger.TOP5_ROOM:
-        controls = arm(runs, options["by"], options["control"]).values()
-        errors = [100 * r.result("test/err_top5") for r in controls]
-        value = statistics.fmean(errors) if errors else math.nan
+        value = mean_over(options["control"], lambda r: 100 * r.result("test/err_top5"))
         text = f"top-5 error {value:.1f}% with the paper's choice"
     elif check.measure == ledger.REACHES:
-        runs_of_arm = list(arm(runs, options["by"], check.arm).values())
+        runs_of_arm = arm(runs, options["by"], check.arm).values()
         reached = [not math.isnan(epochs_to(r.curve, target_of(claim, r))) for r in runs_of_arm]
         value = statistics.fmean(reached) if reached else math.nan
         text = f"{sum(reached)} of {len(reached)} {check.arm} runs reach their target"
@@ -228,7 +233,7 @@ def power(claim: Claim, interval: Interval) -> int | None:
 
 def claim_verdict(claim: Claim, interval: Interval) -> str:
     if claim.measure == ledger.ERROR_VALUE:  # as good as the paper's error, or within tolerance
-        worst = claim.paper_effect + claim.tolerance
+        worst = worst_error(claim)
         oriented = Interval(worst - interval.mean, worst - interval.high, worst - interval.low, 1)
         return verdict(oriented, 0.0)
     return verdict(interval, 1.0 if claim.unit == "x" else 0.0, claim.paper_sizes)

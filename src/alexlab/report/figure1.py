@@ -7,6 +7,7 @@ CIFAR-10, an equally hard one elsewhere); the curve over harder targets shows ho
 A run that never reaches a target is censored there: its ratio is a lower bound (its last epoch
 counts), every table marks it, and its interval is a bound, not an estimate."""
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,8 +17,6 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import itertools
-
 import matplotlib.pyplot as plt
 
 from alexlab.errors import UserError
@@ -113,10 +112,13 @@ def measured_runs(runs: Sequence[Run], rates: dict[str, float]) -> dict[str, dic
     }
 
 
-def speedups(runs: Sequence[Run], targets: Sequence[float]) -> list[Speedup]:
+def speedups(
+    runs: Sequence[Run], targets: Sequence[float], rates: dict[str, float] | None = None
+) -> list[Speedup]:
     """For each target, tanh / ReLU epochs seed by seed, each activation at the rate chosen for
-    the first target (the verdict's) on the selection seeds."""
-    rates = chosen_rates(runs, targets[0])
+    the first target (the verdict's) on the selection seeds (`rates`, where the caller has
+    them)."""
+    rates = rates or chosen_rates(runs, targets[0])
     by_seed = measured_runs(runs, rates)
     seeds = sorted(set(by_seed["relu"]) & set(by_seed["tanh"]), key=str)
     if not seeds:
@@ -174,9 +176,11 @@ def window(run: Run) -> float:
     return max(b - a for a, b in itertools.pairwise(ends))
 
 
-def selection_rows(label: str, runs: Sequence[Run], target: float) -> list[list[str]]:
-    """The selection seeds' grid: each rate's epochs to the verdict's target, seed by seed."""
-    rates = chosen_rates(runs, target)
+def selection_rows(
+    label: str, runs: Sequence[Run], target: float, rates: dict[str, float]
+) -> list[list[str]]:
+    """The selection seeds' grid: each rate's epochs to the verdict's target, seed by seed, and
+    the `rates` chosen from it."""
     rows = []
     for act in STYLES:
         grid = selection_grid(runs, act)
@@ -215,11 +219,11 @@ def figure1_report(conditions: Sequence[tuple[str, Path]], out: Path) -> str:
     rows, every_run, panels, choices, steps, pending = [], [], [], [], [], []
     for label, runs in loaded:
         targets = targets_for(runs)
-        choices += selection_rows(label, runs, targets[0])
+        rates = chosen_rates(runs, targets[0])
+        choices += selection_rows(label, runs, targets[0], rates)
         try:
-            found = speedups(runs, targets)
+            found = speedups(runs, targets, rates)
         except NotMeasured:
-            rates = chosen_rates(runs, targets[0])
             chosen = ", ".join(f"{act} {rate:g}" for act, rate in rates.items())
             pending.append(f"{label} (chosen: {chosen})")
             continue

@@ -3,12 +3,11 @@
 
 A candidate is an inconclusive ablation row whose power figure (the seeds for 80% power at the
 paper's size, given our spread) is above its seeds and at most MAX_SEEDS: more seeds could decide
-it. The plan is one
-sweep per sweep directory: the chosen arms and the baseline on the new seeds, with the settings of
-the sweep their runs came from (its own sweep.yaml), into a directory of its own beside it. Its
-cost is every new run at the mean seconds of its arm's runs so far; rows are added cheapest first
-while the plan's cost stays within the budget. The report writes the plan and prints the sweep's arguments, which
-`make more-seeds` runs; nothing here trains."""
+it. The plan is one sweep per sweep directory: the chosen arms and the baseline on the new seeds,
+with the settings of the sweep their runs came from (its own sweep.yaml), into a directory of its
+own beside it. Its cost is every new run at the mean seconds of its arm's runs so far; rows are
+added cheapest first while the plan's cost stays within the budget. The report writes the plan
+and prints the sweeps' arguments, which `make more-seeds` runs; nothing here trains."""
 
 import math
 import statistics
@@ -37,6 +36,11 @@ class Candidate:
     arm_seconds: float  # a run of the arm, on average
     baseline_seconds: float  # a run of the baseline, on average
 
+    @property
+    def end_seed(self) -> int:
+        """One past the last new seed: enough for `needed` in all."""
+        return self.first_seed + self.needed - self.seeds
+
 
 def arm_seconds(runs: Sequence[Run], arm: str) -> float:
     seconds = [r.seconds for r in runs if r.params.get("ablation") == arm and r.seconds > 0]
@@ -45,6 +49,7 @@ def arm_seconds(runs: Sequence[Run], arm: str) -> float:
 
 def candidates(rows: Sequence[Finding], runs: Sequence[Run]) -> list[Candidate]:
     claims = {claim.key: claim for claim in ledger.CLAIMS}
+    complete = measured(list(runs))
     found = []
     for row in rows:
         claim = claims[row.key]
@@ -55,12 +60,9 @@ def candidates(rows: Sequence[Finding], runs: Sequence[Run]) -> list[Candidate]:
             or claim.options.get("by") != "ablation"
         ):
             continue
-        mine = [r for r in measured(list(runs)) if matches(r, claim.runs)]
-        undone = (
-            claim.options["treatment"]
-            if claim.options["treatment"] != "baseline"
-            else (claim.options["control"])
-        )
+        mine = [r for r in complete if matches(r, claim.runs)]
+        arms = (claim.options["treatment"], claim.options["control"])
+        undone = next(a for a in arms if a != "baseline")
         # Its seeds go on from those it has, with the settings of the sweep that ran it first.
         of_arm = [r for r in mine if r.params.get("ablation") == undone]
         origin = Counter(Path(r.sweep) for r in of_arm).most_common(1)[0][0]
@@ -79,17 +81,25 @@ def candidates(rows: Sequence[Finding], runs: Sequence[Run]) -> list[Candidate]:
     return sorted(found, key=lambda c: cost([c]))
 
 
+def by_sweep(chosen: Sequence[Candidate]) -> dict[Path, list[Candidate]]:
+    return {
+        sweep: [c for c in chosen if c.sweep == sweep]
+        for sweep in sorted({c.sweep for c in chosen})
+    }
+
+
+def new_seeds(mine: Sequence[Candidate]) -> range:
+    """The seeds one sweep adds: from the first any of its arms lacks to the last any needs."""
+    return range(min(c.first_seed for c in mine), max(c.end_seed for c in mine))
+
+
 def cost(chosen: Sequence[Candidate]) -> float:
-    """Seconds of the plan's runs: per sweep, every chosen arm and the baseline (shared) on the
-    seeds from the fewest any of them has to the most any needs."""
+    """Seconds of the plan's runs: per sweep, every chosen arm and the baseline (shared) on its
+    new seeds."""
     total = 0.0
-    for sweep in {c.sweep for c in chosen}:
-        mine = [c for c in chosen if c.sweep == sweep]
-        seeds = max(c.needed - c.seeds + c.first_seed for c in mine) - min(
-            c.first_seed for c in mine
-        )
+    for mine in by_sweep(chosen).values():
         arms = {c.arm: c.arm_seconds for c in mine}
-        total += seeds * (mine[0].baseline_seconds + sum(arms.values()))
+        total += len(new_seeds(mine)) * (mine[0].baseline_seconds + sum(arms.values()))
     return total
 
 
@@ -107,12 +117,9 @@ def sweep_arguments(chosen: Sequence[Candidate]) -> list[str]:
     chosen arms and the baseline, the new seeds, into a directory named for the arms (a sweep
     directory takes no other arms later)."""
     lines = []
-    for sweep in sorted({c.sweep for c in chosen}):
-        mine = [c for c in chosen if c.sweep == sweep]
+    for sweep, mine in by_sweep(chosen).items():
         undone = sorted({c.arm for c in mine})
-        first = min(c.first_seed for c in mine)
-        last = max(c.needed - c.seeds + c.first_seed for c in mine)
-        seeds = ",".join(str(s) for s in range(first, last))
+        seeds = ",".join(str(s) for s in new_seeds(mine))
         lines.append(
             f"{sweep / 'sweep.yaml'} --dir {sweep}-more_seeds-{'-'.join(undone)} "
             f"--set ablation=[{','.join(['baseline', *undone])}] --set seed=[{seeds}]"
