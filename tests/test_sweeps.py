@@ -65,6 +65,16 @@ def test_sweep_file_passes_wandbs_checks_and_its_runs_compose(path, tmp_path):
     assert check_runs_compose(config, tmp_path) >= 2
 
 
+def test_a_null_value_reaches_hydra_as_null(tmp_path):
+    config = load_sweep(REPO / "sweeps" / "ablations.yaml", ["optim.scheduler=null", "seed=[0,1]"])
+    assert check_runs_compose(config, tmp_path) == 2 * len(
+        config["parameters"]["ablation"]["values"]
+    )
+    command = agent_command(config, generated_runs(config)[0], tmp_path / "args.json")
+    cfg, _ = composed_with_choices(*command[command.index(config["program"]) + 1 :])
+    assert cfg.optim.scheduler is None  # wandb's agent would write None, the string "None"
+
+
 def test_every_paper_experiment_has_a_sweep_file():
     names = {p.stem for p in SWEEP_FILES}
     assert {"relu_vs_tanh", "relu_vs_tanh_modern", "ablations", "lrn_cifar", "table1"} <= names

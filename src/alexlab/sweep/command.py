@@ -13,8 +13,10 @@ def agent_command(
     """The command wandb's agent runs for a run whose parameters are `args` ({key: {"value": v}}).
 
     The macro expansion is wandb_agent.Agent._command_run's, on wandb's own helpers; it differs
-    only in ${interpreter}, this Python rather than the first `python` on the PATH.
+    in ${interpreter}, this Python rather than the first `python` on the PATH, and in a null value
+    (`--set optim.scheduler=null`), which wandb writes as Python's `None`, a string to Hydra.
     """
+    args = {key: {**arg, "value": _hydra_null(arg["value"])} for key, arg in args.items()}
     sweep_vars = create_sweep_command_args({"args": args})
     sweep_vars |= {
         "env": ["/usr/bin/env"],
@@ -32,3 +34,7 @@ def agent_command(
         else:
             command.append(chunk)
     return command
+
+
+def _hydra_null(value: Any) -> Any:
+    return "null" if value is None else value
