@@ -107,20 +107,29 @@ LRS_relu_vs_tanh_modern_relu_fashion_mnist := [0.01,0.02,0.04,0.08]
 LRS_relu_vs_tanh_modern_tanh_fashion_mnist := [0.04,0.08,0.16]
 FULL_relu_vs_tanh := --no-early-terminate
 # The ablations use the main job's recipe (alexnet_small) on small images, the paper's on ImageNet.
-# On small images: 5,000 training images for 30 epochs, long enough that a net without dropout or
-# without crops and flips overfits (the overfitting claims' mechanism check); dropout's cost in
-# iterations is counted to 20% training error, fixed before the runs. PCA lighting is not run on
-# grey images (not testable: one channel). LRN runs apart, with conv1 drawn from N(0, 0.2): at the
+# On small images: 5,000 training images for 30 epochs. PCA lighting is not run on grey images
+# (not testable: one channel). Two sets run apart. LRN's, with conv1 drawn from N(0, 0.2): at the
 # init's 0.01, conv1's 25 inputs (the paper's has 363) leave LRN's neighbour term a thousandth of
 # its normalizer, a constant factor (the LRN rows' mechanism check); at 0.2, a quarter at the start.
+# The overfitting and early-learning claims', on 1,000 images for 200 epochs at a constant rate:
+# in the 5,000-image runs the nets without dropout or with zero biases were still at chance when
+# the plateau schedule cut their rate (the 5,000-image table keeps them), and none overfit (the
+# overfitting claims' mechanism check: at least 5 points of validation over training error).
+# The regime was chosen on seed 99, not on the seeds measured; dropout's cost in iterations is
+# counted to 20% training error, and the biases' to 50%, both fixed before the runs.
 SMALL_ABLATIONS := --set data.subset=5000 --set trainer.max_epochs=30 --set train.target_error=0.2
+OVERFIT_ABLATIONS := --set data.subset=1000 --set trainer.max_epochs=200 --set optim.scheduler=null \
+	--set trainer.check_val_every_n_epoch=10 --set train.target_error=0.2
 ABLATION_DATA_fashion_mnist := --set experiment=fashion_mnist $(SMALL_ABLATIONS) \
 	--set ablation=[baseline,plain_pooling,one_column,no_conv3,no_conv4,no_dropout,no_crops_flips,no_weight_decay,zero_biases]
 ABLATION_DATA_cifar10 := --set experiment=fashion_mnist --set data=cifar10 $(SMALL_ABLATIONS)
 ABLATION_DATA_imagenet :=
-LRN_ABLATION_fashion_mnist := --set experiment=fashion_mnist $(SMALL_ABLATIONS) \
+ABLATION_lrn_fashion_mnist := --set experiment=fashion_mnist $(SMALL_ABLATIONS) \
 	--set ablation=[baseline,no_lrn] --set model.init_std.conv1=0.2
-LRN_ABLATION_cifar10 := $(LRN_ABLATION_fashion_mnist) --set data=cifar10
+ABLATION_lrn_cifar10 := $(ABLATION_lrn_fashion_mnist) --set data=cifar10
+ABLATION_overfitting_fashion_mnist := --set experiment=fashion_mnist $(OVERFIT_ABLATIONS) \
+	--set ablation=[baseline,no_dropout,no_crops_flips,plain_pooling,zero_biases]
+ABLATION_overfitting_cifar10 := $(ABLATION_overfitting_fashion_mnist) --set data=cifar10
 
 FIGURE1 = --set data=$(DATA) --set train.target_error=$(TARGET) \
 	$(if $(EPOCHS_$(DATA)),--set trainer.max_epochs=$(EPOCHS_$(DATA))) $(SCALE)
@@ -150,12 +159,13 @@ reproduce-relu-speedup: $(STAMP) ## Figure 1: lr grids on seeds 0-2, the chosen 
 # The baseline's seeds are also Table 2's ensemble: src/eval.py scores them and their average once
 # (eval/ keeps the probabilities; checkpoints are not kept in results/).
 ABLATIONS_DIR = $(SWEEPS_DIR)/ablations-$(DATA)
-reproduce-ablations: $(STAMP) $(if $(filter imagenet,$(DATA)),$(BETONS)) ## the paper's ablations (conf/ablation/), 3 seeds each, LRN's apart, and the baseline's ensemble; DATA=fashion_mnist|cifar10|imagenet IMAGENET=DIR [~75 min on fashion_mnist with PARALLEL=2; SEEDS=[0] ~25 min]
+reproduce-ablations: $(STAMP) $(if $(filter imagenet,$(DATA)),$(BETONS)) ## the paper's ablations (conf/ablation/), 3 seeds each, LRN's and the overfitting claims' apart, and the baseline's ensemble; DATA=fashion_mnist|cifar10|imagenet IMAGENET=DIR [~100 min on fashion_mnist with PARALLEL=2; SEEDS=[0] ~35 min]
 	$(SWEEP) sweeps/ablations.yaml --dir $(ABLATIONS_DIR) $(ABLATION_DATA_$(DATA)) $(SCALE)
-	$(if $(LRN_ABLATION_$(DATA)),$(SWEEP) sweeps/ablations.yaml --dir $(ABLATIONS_DIR)-lrn \
-	  $(LRN_ABLATION_$(DATA)) $(SCALE))
+	$(foreach set,lrn overfitting,$(if $(ABLATION_$(set)_$(DATA)),$(SWEEP) sweeps/ablations.yaml \
+	  --dir $(ABLATIONS_DIR)-$(set) $(ABLATION_$(set)_$(DATA)) $(SCALE) &&)) true
 	$(REPORT) ablations $(ABLATIONS_DIR) --out results/ablations-$(DATA)
-	$(if $(LRN_ABLATION_$(DATA)),$(REPORT) ablations $(ABLATIONS_DIR)-lrn --out results/ablations_lrn-$(DATA))
+	$(foreach set,lrn overfitting,$(if $(ABLATION_$(set)_$(DATA)),$(REPORT) ablations $(ABLATIONS_DIR)-$(set) \
+	  --out results/ablations_$(set)-$(DATA) &&)) true
 	test -f $(ABLATIONS_DIR)/eval/results.json || $(PYTHON) src/eval.py \
 	  "ckpt_paths=[$$(ls -d $(ABLATIONS_DIR)/runs/*-baseline-* | paste -sd, -)]" \
 	  hydra.run.dir=$(ABLATIONS_DIR)/eval

@@ -260,6 +260,13 @@ def test_more_seeds_plan_shares_the_baselines_runs_and_keeps_to_the_budget():
         f"{sweep}/sweep.yaml --dir {sweep}-more_seeds-no_conv3-plain_pooling "
         "--set ablation=[baseline,no_conv3,plain_pooling] --set seed=[3,4,5]"
     )
+    # An arm that already has seeds 3-6 goes on from 7 in a sweep of its own: it re-runs none.
+    columns = seeds.Candidate("two_columns", 7, 7, 9, "one_column", sweep, 60.0, 100.0)
+    assert seeds.cost([conv3, columns]) == 540 + 2 * (100 + 60)
+    assert seeds.sweep_arguments([conv3, columns])[1] == (
+        f"{sweep}/sweep.yaml --dir {sweep}-more_seeds-one_column "
+        "--set ablation=[baseline,one_column] --set seed=[7,8]"
+    )
 
 
 def test_mechanism_checks_measure_the_runs(tmp_path):

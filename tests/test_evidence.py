@@ -52,6 +52,10 @@ def test_main_job_report_is_regenerated_from_its_runs(tmp_path: Path, name, runs
         ),
         ("ablations-fashion_mnist", ["ablations", f"{SWEEPS}/ablations-fashion_mnist"]),
         ("ablations_lrn-fashion_mnist", ["ablations", f"{SWEEPS}/ablations-fashion_mnist-lrn"]),
+        (
+            "ablations_overfitting-fashion_mnist",
+            ["ablations", f"{SWEEPS}/ablations-fashion_mnist-overfitting"],
+        ),
         ("ensemble-fashion_mnist", ["ensemble", f"{SWEEPS}/ablations-fashion_mnist/eval"]),
         ("lrn_cifar-fashion_mnist", ["lrn-cifar", f"{SWEEPS}/lrn_cifar-fashion_mnist"]),
         ("all_sweeps", ["sweeps", SWEEPS]),

@@ -3,15 +3,14 @@
 
 A candidate is an inconclusive ablation row whose power figure (the seeds for 80% power at the
 paper's size, given our spread) is above its seeds and at most MAX_SEEDS: more seeds could decide
-it. The plan is one sweep per sweep directory: the chosen arms and the baseline on the new seeds,
-with the settings of the sweep their runs came from (its own sweep.yaml), into a directory of its
-own beside it. Its cost is every new run at the mean seconds of its arm's runs so far; rows are
+it. The plan is one sweep per sweep directory and first new seed: the chosen arms and the
+baseline on the new seeds, with the settings of the sweep that ran their first seeds (its own
+sweep.yaml), into a directory of its own beside it. Its cost is every new run at the mean seconds of its arm's runs so far; rows are
 added cheapest first while the plan's cost stays within the budget. The report writes the plan
 and prints the sweeps' arguments, which `make more-seeds` runs; nothing here trains."""
 
 import math
 import statistics
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,9 +62,10 @@ def candidates(rows: Sequence[Finding], runs: Sequence[Run]) -> list[Candidate]:
         mine = [r for r in complete if matches(r, claim.runs)]
         arms = (claim.options["treatment"], claim.options["control"])
         undone = next(a for a in arms if a != "baseline")
-        # Its seeds go on from those it has, with the settings of the sweep that ran it first.
+        # Its seeds go on from those it has, with the settings of the sweep that ran its first
+        # seed (not a more-seeds sweep, whose directory would name the next one after itself).
         of_arm = [r for r in mine if r.params.get("ablation") == undone]
-        origin = Counter(Path(r.sweep) for r in of_arm).most_common(1)[0][0]
+        origin = Path(min(of_arm, key=lambda r: int(r.params.get("seed", 0))).sweep)
         found.append(
             Candidate(
                 row.key,
@@ -81,23 +81,25 @@ def candidates(rows: Sequence[Finding], runs: Sequence[Run]) -> list[Candidate]:
     return sorted(found, key=lambda c: cost([c]))
 
 
-def by_sweep(chosen: Sequence[Candidate]) -> dict[Path, list[Candidate]]:
-    return {
-        sweep: [c for c in chosen if c.sweep == sweep]
-        for sweep in sorted({c.sweep for c in chosen})
-    }
+def sweep_lines(chosen: Sequence[Candidate]) -> list[list[Candidate]]:
+    """The candidates one sweep runs together: those of one sweep directory whose new seeds start
+    at the same seed, so that they share the baseline's runs and none re-runs a seed it has."""
+    groups: dict[tuple[Path, int], list[Candidate]] = {}
+    for candidate in chosen:
+        groups.setdefault((candidate.sweep, candidate.first_seed), []).append(candidate)
+    return [groups[key] for key in sorted(groups)]
 
 
 def new_seeds(mine: Sequence[Candidate]) -> range:
-    """The seeds one sweep adds: from the first any of its arms lacks to the last any needs."""
-    return range(min(c.first_seed for c in mine), max(c.end_seed for c in mine))
+    """The seeds one sweep adds: from the first its arms lack to the last any needs."""
+    return range(mine[0].first_seed, max(c.end_seed for c in mine))
 
 
 def cost(chosen: Sequence[Candidate]) -> float:
     """Seconds of the plan's runs: per sweep, every chosen arm and the baseline (shared) on its
     new seeds."""
     total = 0.0
-    for mine in by_sweep(chosen).values():
+    for mine in sweep_lines(chosen):
         arms = {c.arm: c.arm_seconds for c in mine}
         total += len(new_seeds(mine)) * (mine[0].baseline_seconds + sum(arms.values()))
     return total
@@ -113,11 +115,12 @@ def plan(found: Sequence[Candidate], budget_seconds: float) -> list[Candidate]:
 
 
 def sweep_arguments(chosen: Sequence[Candidate]) -> list[str]:
-    """One `python -m alexlab.sweep` argument line per sweep directory: its own sweep.yaml, the
-    chosen arms and the baseline, the new seeds, into a directory named for the arms (a sweep
-    directory takes no other arms later)."""
+    """One `python -m alexlab.sweep` argument line per sweep: the sweep.yaml of the directory its
+    arms came from, the chosen arms and the baseline, the new seeds, into a directory named for
+    the arms beside it (a sweep directory takes no other arms later)."""
     lines = []
-    for sweep, mine in by_sweep(chosen).items():
+    for mine in sweep_lines(chosen):
+        sweep = mine[0].sweep
         undone = sorted({c.arm for c in mine})
         seeds = ",".join(str(s) for s in new_seeds(mine))
         lines.append(
