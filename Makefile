@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format train bench-loader bench-train bench-checkpoint data-beton sweep \
+.PHONY: help install test test-fast lint format train bench-loader bench-train bench-checkpoint data-beton sweep \
 	reproduce-relu-speedup reproduce-ablations reproduce-lrn-cifar reproduce-table1 evaluate-table1 claims \
 	more-seeds
 
@@ -38,9 +38,14 @@ $(STAMP): pyproject.toml setup.py src/alexlab/kernels/lrn_cpu.cpp
 	touch $@
 
 # Two pytest workers (pytest-xdist), each test file in one of them, so that a file's module
-# fixtures run once: most tests wait on a subprocess's imports, single-threaded.
-test: $(STAMP) ## run the test suite [~17 min]
-	$(PYTHON) -m pytest -q -n 2 --dist loadfile
+# fixtures run once. One thread each (and each run they start): two workers of two threads on two
+# cores took 12 min 31 s against 8 min 59 s, the time lost to threads waiting on each other.
+TEST = OMP_NUM_THREADS=1 $(PYTHON) -m pytest -q -n 2 --dist loadfile
+test: $(STAMP) ## run the test suite, every tier [~9 min]
+	$(TEST)
+
+test-fast: $(STAMP) ## the inner loop: the tests that neither train nor start a process (not marked slow) [~1 min]
+	$(TEST) -m "not slow"
 
 lint: $(STAMP) ## ruff check and format check
 	$(VENV)/bin/ruff check src tests benchmarks
@@ -62,13 +67,15 @@ data/imagenet_%.beton: | $(STAMP)
 
 data-beton: $(BETONS) ## ImageNet as FFCV .betons for experiment=imagenet: IMAGENET=ROOT (train/, val/) -> data/imagenet_{train,val}.beton [~140 images/s on 2 cores]
 
-bench-train: $(STAMP) ## images/s of a training step: our AlexNet vs torchvision's (a/b), convnet4; fp32/bf16, channels-last, compile; profile rows; fused vs pure-torch LRN; epoch overheads; time to target [~5 min]
+# The benchmarks take ARGS; ARGS=--smoke runs every part at toy sizes in seconds (the tests do),
+# a check that it runs: its numbers mean nothing.
+bench-train: $(STAMP) ## images/s of a training step: our AlexNet vs torchvision's (a/b), convnet4; fp32/bf16, channels-last, compile; profile rows; fused vs pure-torch LRN; epoch overheads; time to target [~5 min; ARGS=--smoke ~25 s]
 	$(PYTHON) benchmarks/train_step.py $(ARGS)
 
-bench-loader: $(STAMP) ## images/s: FFCV vs torchvision vs the raw JPEG decode limit, with ratios [~4 min]
+bench-loader: $(STAMP) ## images/s: FFCV vs torchvision vs the raw JPEG decode limit, with ratios [~4 min; ARGS=--smoke ~15 s]
 	$(PYTHON) benchmarks/loader.py $(ARGS)
 
-bench-checkpoint: $(STAMP) ## the main job with and without last.ckpt (each epoch, every N steps): time ratios, ms a checkpoint [~2 min]
+bench-checkpoint: $(STAMP) ## the main job with and without last.ckpt (each epoch, every N steps): time ratios, ms a checkpoint [~2 min; ARGS=--smoke ~10 s]
 	$(PYTHON) benchmarks/checkpoint.py $(ARGS)
 
 sweep: $(STAMP) ## any sweep file, no wandb server: FILE=sweeps/X.yaml ARGS="--set KEY=VALUE --parallel 2"
@@ -89,7 +96,7 @@ SWEEPS_DIR = results/sweeps
 # Figure 1 as a reviewer measures it: on seeds 0-2, a grid of learning rates per activation (one
 # sweep each: hyperband ranks a sweep's runs together), from which the report chooses one rate per
 # activation for the verdict's target (the paper's 25% on CIFAR-10; on Fashion-MNIST an error as
-# hard to reach, 18%: README "Figure 1 on Fashion-MNIST"); then that rate alone on seeds 3-7, the
+# hard to reach, 18%: docs/reproducing.md "Figure 1 on Fashion-MNIST"); then that rate alone on seeds 3-7, the
 # runs measured, long enough for the curve's hardest target (MEASURE_TARGET). The original
 # conditions run their grids in full, which the hyperband report replays hyperband on; the modern
 # ones use it. On Fashion-MNIST the grids are narrowed to 3-4 rates around each activation's

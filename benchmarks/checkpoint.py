@@ -9,6 +9,7 @@ and, inside (a) and (c), the time spent taking and writing each checkpoint. Medi
 with a/b and c/b.
 
     python benchmarks/checkpoint.py [--subset 10000] [--epochs 1] [--every-n-steps 10] [--repeats 3]
+    python benchmarks/checkpoint.py --smoke  # the same code paths in seconds: 256 images, 1 repeat
 """
 
 import argparse
@@ -20,12 +21,14 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-from alexlab import resume
+from alexlab import resume, rundir
+from alexlab.config import register_resolvers
 from alexlab.training import train
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 spent: list[float] = []  # seconds in LastCheckpoint._take and _write, this run
 taken: list[int] = []  # one entry per checkpoint taken, this run
+register_resolvers()  # the configs use them, as src/train.py does
 
 
 def timed(method: Callable, count: bool = False) -> Callable:
@@ -58,7 +61,17 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--every-n-steps", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--val-size", type=int, help="validation images [the config's, 5000]")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a check that it runs, in seconds: --subset 256 --val-size 256 --every-n-steps 1 "
+        "--repeats 1 (the times mean nothing)",
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.subset, args.epochs, args.every_n_steps, args.repeats = 256, 1, 1, 1
+        args.val_size = 256
     resume.LastCheckpoint._take = timed(resume.LastCheckpoint._take, count=True)
     resume.LastCheckpoint._write = timed(resume.LastCheckpoint._write)
     base = [
@@ -67,6 +80,7 @@ def main() -> None:
         f"trainer.max_epochs={args.epochs}",
         "callbacks.progress_bar=null",
         "test=false",
+        *([f"data.val_size={args.val_size}"] if args.val_size else []),
     ]
     variants = {
         "a": ["callbacks.checkpoint.every_n_steps=null"],
@@ -85,7 +99,7 @@ def main() -> None:
                 inside[name].append(on_checkpoints)
                 writes[name] = count
                 if name == "a":
-                    size = (out / "checkpoints" / resume.LAST).stat().st_size
+                    size = rundir.last_checkpoint(out).stat().st_size
     median = {name: statistics.median(values) for name, values in walls.items()}
     print(f"\nmain job, {args.epochs} epoch(s) of {args.subset} images, medians of {args.repeats}:")
     print(f"last.ckpt: {size / 1e6:.1f} MB")

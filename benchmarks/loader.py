@@ -6,22 +6,26 @@
       process per core, nothing else
 
 Each is timed over repeated epochs after a warm-up epoch; medians are printed, with a/b and a/c.
+The batches are finished (normalized, lit) by the datamodule's `on_after_batch_transfer` under a
+real Lightning Trainer in its training stage, as in a run.
 
     python benchmarks/loader.py [--images 2000] [--epochs 5] [--batch-size 128] [--workers 2]
+    python benchmarks/loader.py --smoke  # the same code paths in seconds: 40 images, 1 epoch
 """
 
 import argparse
 import importlib.util
 import io
+import logging
 import statistics
 import tempfile
 import time
 from multiprocessing import Pool
 from pathlib import Path
-from types import SimpleNamespace
 
+import lightning as L
 import simplejpeg
-import torch
+from lightning.pytorch.trainer.states import TrainerFn
 from PIL import Image
 
 from alexlab.data.augment import Augment
@@ -60,14 +64,26 @@ def images_per_second(batches, epochs: int) -> list[float]:
     return rates
 
 
+def training_trainer() -> L.Trainer:
+    """A Lightning Trainer on this CPU in the state `fit` puts it in for the training batches:
+    what a datamodule reads of its trainer (stage, world size, device) is the real thing."""
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)  # tips
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.state.fn = TrainerFn.FITTING
+    trainer.training = True
+    return trainer
+
+
 def as_training(data) -> callable:
     """The datamodule's training batches, finished as Lightning would on this CPU."""
-    data.trainer = SimpleNamespace(
-        training=True,
-        testing=False,
-        world_size=1,
-        strategy=SimpleNamespace(root_device=torch.device("cpu")),
-    )
+    data.trainer = training_trainer()
     loader = data.train_dataloader()
 
     def batches():
@@ -110,7 +126,19 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--workers", type=int, default=len(__import__("os").sched_getaffinity(0)))
     parser.add_argument("--quality", type=int, default=90)
+    parser.add_argument(
+        "--val-per-class", type=int, default=10, help="training images held out a class [10]"
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a check that it runs, in seconds: --images 40 --epochs 1 --batch-size 16 "
+        "--workers 1 --val-per-class 1 (the rates mean nothing)",
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.images, args.epochs, args.batch_size, args.workers = 40, 1, 16, 1
+        args.val_per_class = 1
     paper = Augment()  # random crops, flips, PCA lighting
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -119,7 +147,12 @@ def main() -> None:
             for raw in (False, True):
                 out = root / f"{split}{'_raw' if raw else ''}.beton"
                 write_beton(root / split, out, args.quality, raw=raw, workers=args.workers)
-        common = {"batch_size": args.batch_size, "num_workers": args.workers, "augment": paper}
+        common = {
+            "batch_size": args.batch_size,
+            "num_workers": args.workers,
+            "augment": paper,
+            "val_per_class": args.val_per_class,
+        }
         ffcv = ImageNetFFCVDataModule(root / "train.beton", root / "val.beton", **common)
         ffcv_raw = ImageNetFFCVDataModule(root / "train_raw.beton", root / "val.beton", **common)
         folder = ImageNetFolderDataModule(root, **common)

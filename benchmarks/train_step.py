@@ -21,6 +21,8 @@ Lightning; and Figure 1's measure on the real thing: convnet4 with ReLU trained 
 
     python benchmarks/train_step.py [--rounds 5] [--steps 2] [--alexnet-batch 64] [--epochs 3]
                                     [--device cpu|cuda]
+    python benchmarks/train_step.py --smoke  # every part in seconds: tiny batches and data, one
+                                             # step a turn, compile's graph capture run eagerly
 """
 
 import argparse
@@ -46,6 +48,7 @@ from alexlab.models.layers import LocalResponseNorm
 REPO = Path(__file__).resolve().parents[1]
 PRECISIONS = ("fp32", "bf16")
 DEVICE = torch.device("cpu")  # main() sets it from --device
+COMPILE_BACKEND = "inductor"  # main() sets it from --compile-backend
 
 
 def synchronize() -> None:
@@ -101,20 +104,21 @@ class Subject:
         return f"{self.name}, {self.precision}" + (", channels-last" if self.channels_last else "")
 
 
-def subjects(alexnet_batch: int, convnet_batch: int) -> list[Subject]:
+def subjects(alexnet_batch: int, convnet_batch: int, width: float = 1.0) -> list[Subject]:
     def batch(size: int, side: int, classes: int) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.randn(size, 3, side, side), torch.randint(classes, (size,))
 
     nets: list[tuple[str, Callable[[], nn.Module], int, int, int]] = [
-        ("(a) alexlab AlexNet 224", lambda: AlexNet(), alexnet_batch, 224, 1000),
+        ("(a) alexlab AlexNet 224", lambda: AlexNet(width=width), alexnet_batch, 224, 1000),
         ("(b) torchvision alexnet 224", torchvision.models.alexnet, alexnet_batch, 224, 1000),
         ("(c) alexlab convnet4 32", lambda: ConvNet4(input_size=32), convnet_batch, 32, 10),
     ]
     # Where (a)'s time goes: the same net with the reference LRN, without LRN, with one column.
+    alexnet = (alexnet_batch, 224, 1000)
     parts: list[tuple[str, Callable[[], nn.Module], int, int, int]] = [
-        ("(a) pure-torch LRN", lambda: pure_torch_lrn(AlexNet()), alexnet_batch, 224, 1000),
-        ("(a) without LRN", lambda: AlexNet(lrn="off"), alexnet_batch, 224, 1000),
-        ("(a) one column", lambda: AlexNet(columns=1), alexnet_batch, 224, 1000),
+        ("(a) pure-torch LRN", lambda: pure_torch_lrn(AlexNet(width=width)), *alexnet),
+        ("(a) without LRN", lambda: AlexNet(lrn="off", width=width), *alexnet),
+        ("(a) one column", lambda: AlexNet(columns=1, width=width), *alexnet),
     ]
     # Whether torch.compile pays (model.compile): each net compiled in place, as Classifier does.
     compiled = [(f"{name}, compiled", compiling(make), *rest) for name, make, *rest in nets]
@@ -132,14 +136,16 @@ def subjects(alexnet_batch: int, convnet_batch: int) -> list[Subject]:
 def compiling(make: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
     def make_compiled() -> nn.Module:
         net = make()
-        net.compile()
+        net.compile(backend=COMPILE_BACKEND)
         return net
 
     return make_compiled
 
 
-def measure_steps(all_subjects: list[Subject], rounds: int, steps: int) -> None:
-    for subject in all_subjects:  # warm-up: allocator, oneDNN primitives
+def measure_steps(
+    all_subjects: list[Subject], rounds: int, steps: int, warm_up: bool = True
+) -> None:
+    for subject in all_subjects if warm_up else []:  # allocator, oneDNN primitives
         subject.step()
     for _ in range(rounds):
         for subject in all_subjects:
@@ -170,14 +176,18 @@ class EpochCost:
     data: float  # the data path alone: fetch uint8 batches, normalize on the device
 
 
-def epoch_cost() -> EpochCost:
+def epoch_cost(subset: int | None = None, val_size: int = 5000) -> EpochCost:
     import lightning as L
 
     from alexlab.data.augment import Augment
     from alexlab.data.fashion_mnist import FashionMNISTDataModule
     from alexlab.module import Classifier
 
-    data = FashionMNISTDataModule(augment=Augment(crops=False, flips=False, pca_lighting=False))
+    data = FashionMNISTDataModule(
+        augment=Augment(crops=False, flips=False, pca_lighting=False),
+        subset=subset,
+        val_size=val_size,
+    )
     data.setup()  # reading the files happens once a run, not once an epoch
     net = ConvNet4(in_channels=1, input_size=28)
     sgd = lambda params: torch.optim.SGD(params, lr=0.004, momentum=0.9)  # noqa: E731
@@ -217,7 +227,7 @@ def allocator() -> str:
     return next((name for name in ("tcmalloc", "jemalloc") if name in maps), "glibc malloc")
 
 
-def time_to_target() -> dict[str, float]:
+def time_to_target(target: float = 0.18, overrides: tuple[str, ...] = ()) -> dict[str, float]:
     """Figure 1's run (convnet4, ReLU, original conditions, its fastest lr) on Fashion-MNIST."""
     with tempfile.TemporaryDirectory() as run_dir:
         command = [
@@ -226,9 +236,10 @@ def time_to_target() -> dict[str, float]:
             "experiment=relu_vs_tanh",
             "data=fashion_mnist",
             "optim.lr=0.004",
-            "train.target_error=0.18",
+            f"train.target_error={target}",
             "callbacks.progress_bar=null",
             f"hydra.run.dir={run_dir}",
+            *overrides,
         ]
         env = {**os.environ, "WANDB_MODE": "disabled"}
         subprocess.run(command, check=True, capture_output=True, env=env, cwd=REPO)
@@ -287,14 +298,35 @@ def main() -> None:
     parser.add_argument(
         "--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu"
     )
+    parser.add_argument(
+        "--subset", type=int, help="Fashion-MNIST training images of the epoch and target [all]"
+    )
+    parser.add_argument("--compile-backend", default="inductor", help="torch.compile's [inductor]")
+    parser.add_argument(
+        "--width", type=float, default=1.0, help="our AlexNet's width (torchvision's keeps its) [1]"
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a check that every part runs, in seconds (the numbers mean nothing): --rounds 1 "
+        "--steps 1 --alexnet-batch 2 --convnet-batch 4 --epochs 1 --subset 256 "
+        "--width 0.25 --compile-backend eager, no warm-up step, the target run one epoch long",
+    )
     args = parser.parse_args()
-    global DEVICE
-    DEVICE = torch.device(args.device)
+    if args.smoke:
+        args.rounds, args.steps, args.alexnet_batch, args.convnet_batch = 1, 1, 2, 4
+        args.epochs, args.subset, args.compile_backend, args.width = 1, 256, "eager", 0.25
+    global DEVICE, COMPILE_BACKEND
+    DEVICE, COMPILE_BACKEND = torch.device(args.device), args.compile_backend
     where = torch.cuda.get_device_name() if DEVICE.type == "cuda" else "CPU"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {where}, {allocator()}")
+    if args.smoke:
+        print("--smoke: every part once, at toy sizes; the numbers mean nothing")
+    if args.width != 1:
+        print(f"our AlexNet at width {args.width} (the paper's is 1)")
 
-    all_subjects = subjects(args.alexnet_batch, args.convnet_batch)
-    measure_steps(all_subjects, args.rounds, args.steps)
+    all_subjects = subjects(args.alexnet_batch, args.convnet_batch, args.width)
+    measure_steps(all_subjects, args.rounds, args.steps, warm_up=not args.smoke)
     print("\n| net | precision | channels-last | images/s (median) | min | max |")
     print("|---|---|---|---:|---:|---:|")
     for s in all_subjects:
@@ -332,7 +364,8 @@ def main() -> None:
     if DEVICE.type == "cuda":
         return  # the rest times the CPU training path of small datasets
 
-    costs = [epoch_cost() for _ in range(args.epochs)]
+    val_size = 256 if args.subset else 5000  # a subset's epoch: its validation set shrinks too
+    costs = [epoch_cost(args.subset, val_size) for _ in range(args.epochs)]
     compute = statistics.median(c.compute for c in costs)
     data = statistics.median(c.data / c.compute for c in costs)
     lightning = statistics.median(c.lightning / c.compute - 1 for c in costs)
@@ -342,12 +375,21 @@ def main() -> None:
         f"fetched, normalized) +{100 * data:.0f}% of that; the whole epoch through Lightning "
         f"(data, steps, metrics, logging, hooks) +{100 * lightning:.0f}%"
     )
-    results = time_to_target()
-    print(
-        "time to 18% training error, convnet4 ReLU lr 0.004 (pinned fp32, channels-last): "
-        f"{results['train/seconds_to_target']:.1f} s, "
-        f"{results['train/epochs_to_target']:.1f} epochs"
+    scaled = [f"data.subset={args.subset}", f"data.val_size={val_size}"] if args.subset else []
+    if args.smoke:
+        scaled.append("trainer.max_epochs=1")
+    results = time_to_target(0.18, tuple(scaled))
+    run = "convnet4 ReLU lr 0.004 (pinned fp32, channels-last)" + (
+        f", {args.subset} images" if args.subset else ""
     )
+    if "train/seconds_to_target" in results:
+        print(
+            f"time to 18% training error, {run}: {results['train/seconds_to_target']:.1f} s, "
+            f"{results['train/epochs_to_target']:.1f} epochs"
+        )
+    else:
+        error = results["train/err_top1"]
+        print(f"time to 18% training error, {run}: not reached (training error {error:.3f})")
 
 
 if __name__ == "__main__":

@@ -3,11 +3,15 @@
 import hydra
 from omegaconf import DictConfig
 
+from alexlab.config import register_resolvers
 from alexlab.evaluation import evaluate
+
+register_resolvers()  # before Hydra composes the config: hydra.run.dir uses them
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
+    register_resolvers()  # again in a launcher's worker (joblib, submitit): it runs main alone
     evaluate(cfg)
 
 

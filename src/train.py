@@ -3,11 +3,15 @@
 import hydra
 from omegaconf import DictConfig
 
+from alexlab.config import register_resolvers
 from alexlab.training import train
+
+register_resolvers()  # before Hydra composes the config: hydra.run.dir uses them
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    register_resolvers()  # again in a launcher's worker (joblib, submitit): it runs main alone
     # The returned value is what Hydra sweepers (e.g. Optuna) minimize.
     return train(cfg).get("val/err_top1")
 

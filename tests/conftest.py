@@ -11,8 +11,11 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-import alexlab.training  # noqa: F401 (registers the resolvers the configs use, as src/train.py does)
+from alexlab import training
+from alexlab.config import register_resolvers
 from alexlab.sweep.engine import sweeps
+
+register_resolvers()  # as src/train.py does: the configs use them
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
@@ -49,13 +52,15 @@ def fashion_mnist() -> Path:
     return FASHION_MNIST
 
 
-def composed_with_choices(*overrides: str) -> tuple[DictConfig, dict[str, str]]:
+def composed_with_choices(
+    *overrides: str, output_dir: Path = Path("/tmp/alexlab-run")
+) -> tuple[DictConfig, dict[str, str]]:
     """The config as `src/train.py` sees it, every interpolation resolved, and the option chosen
     in each config group."""
     with initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
     with read_write(cfg), open_dict(cfg):
-        cfg.hydra.runtime.output_dir = "/tmp/alexlab-run"
+        cfg.hydra.runtime.output_dir = str(output_dir)
     HydraConfig.instance().set_config(cfg)
     choices = OmegaConf.to_container(cfg.hydra.runtime.choices)
     with read_write(cfg), open_dict(cfg):
@@ -63,8 +68,16 @@ def composed_with_choices(*overrides: str) -> tuple[DictConfig, dict[str, str]]:
     return OmegaConf.create(OmegaConf.to_container(cfg, resolve=True)), choices
 
 
-def composed(*overrides: str) -> DictConfig:
-    return composed_with_choices(*overrides)[0]
+def composed(*overrides: str, output_dir: Path = Path("/tmp/alexlab-run")) -> DictConfig:
+    return composed_with_choices(*overrides, output_dir=output_dir)[0]
+
+
+def train_error(tmp_path: Path, *overrides: str) -> str:
+    """The line `python src/train.py` exits with on bad input, from `training.train` run in this
+    process with its run directory at `tmp_path` (a subprocess costs seconds of imports)."""
+    with pytest.raises(SystemExit) as stopped:
+        training.train(composed(*overrides, output_dir=tmp_path))
+    return str(stopped.value.code)
 
 
 def find_window(full: torch.Tensor, window: torch.Tensor) -> tuple[int, int] | None:

@@ -3,6 +3,8 @@ table, which must be what the committed runs give."""
 
 import json
 import math
+import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,7 @@ from alexlab.report.stats import (
     DIRECTION_ONLY,
     INCONCLUSIVE,
     NOT_REPRODUCED,
+    NOT_RUN,
     NOT_TESTABLE,
     REPRODUCED,
     Interval,
@@ -179,6 +182,34 @@ def test_the_ledger_holds_every_claim_the_paper_makes_that_alexlab_tests():
     assert len(keys) == len(CLAIMS)
 
 
+VERDICTS = (NOT_REPRODUCED, REPRODUCED, DIRECTION_ONLY, INCONCLUSIVE, NOT_TESTABLE, NOT_RUN)
+VERDICT_COUNT = re.compile(r"(\d+) (" + "|".join(VERDICTS) + ")")
+
+
+def assert_readme_summarises(rows: list[dict]) -> None:
+    """The README links the ledger and sums it up; every count in its summary is the regenerated
+    ledger's, so a stale summary fails here."""
+    readme = (REPO / "README.md").read_text()
+    assert "](results/claims.md)" in readme and "](docs/verdicts.md)" in readme
+    start = readme.index("## The claims ledger")
+    summary = " ".join(readme[start : readme.index("\n## ", start + 1)].split())  # unwrapped
+    counted = {verdict: int(n) for n, verdict in VERDICT_COUNT.findall(summary)}
+    assert counted == Counter(row["verdict"] for row in rows), summary
+    claims = len({row["key"] for row in rows})
+    assert f"Its {len(rows)} rows are {claims} claims" in summary
+    proxy = [row for row in rows if row["data"].endswith("(proxy)")]
+    assert f"{len(proxy)} rows on {proxy[0]['data']}" in summary
+    # Holm: the rows whose side survives the family's correction, each named with its p.
+    kept = [
+        row for row in rows if row["family_verdict"] in (REPRODUCED, NOT_REPRODUCED, DIRECTION_ONLY)
+    ]
+    assert f"{len(kept)} row{'s' if len(kept) != 1 else ''} keep" in summary
+    for row in kept:
+        assert row["claim"] in summary and f"adjusted p {row['holm_p']:.3g}" in summary
+    figure1 = next(r for r in proxy if r["key"] == "relu_speedup")
+    assert f"{figure1['ours']}, *{figure1['verdict']}*" in summary
+
+
 def test_committed_claims_table_is_what_the_committed_runs_give(tmp_path):
     out = tmp_path / "claims"
     report = claims_report([RESULTS / "sweeps"], out)
@@ -186,10 +217,9 @@ def test_committed_claims_table_is_what_the_committed_runs_give(tmp_path):
     assert json.loads(out.with_suffix(".json").read_text()) == json.loads(
         (RESULTS / "claims.json").read_text()
     )
-    table = report[report.index("| claim |") : report.index("\n## ")]
-    readme = (REPO / "README.md").read_text()
-    assert table in readme and HOW_TO_READ in readme  # the README shows this very table
+    assert HOW_TO_READ in report
     rows = json.loads(out.with_suffix(".json").read_text())
+    assert_readme_summarises(rows)
     assert {row["data"] for row in rows} >= {"ImageNet", "Fashion-MNIST (proxy)"}
     measured = [row for row in rows if row["n"]]
     assert measured and all(row["n"] >= 3 for row in measured)

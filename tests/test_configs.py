@@ -9,10 +9,11 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
+from alexlab.config import run_config_of_any_age
 from alexlab.errors import UserError
 from alexlab.models import ConvLocal
 from alexlab.module import Classifier
-from alexlab.training import build_module, parameter_group_switches, run_config_of_any_age
+from alexlab.training import build_module, parameter_group_switches
 
 
 def options(group: str) -> list[str]:

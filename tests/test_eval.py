@@ -12,8 +12,10 @@ import torch
 from conftest import REPO, SHORT_RUN, train
 from torch import nn
 
-from alexlab.evaluation import ensemble
 from alexlab.module import Classifier
+from alexlab.predictions import ensemble
+
+pytestmark = pytest.mark.slow  # the nets it scores are trained first
 
 
 def evaluate(out: Path, *overrides: str) -> subprocess.CompletedProcess:

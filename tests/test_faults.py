@@ -19,6 +19,8 @@ from conftest import REPO, SHORT_RUN, sweep_command, sweep_file, train
 
 from alexlab.sweep.store import SweepStore
 
+pytestmark = pytest.mark.slow  # each test kills and resumes training processes
+
 STEPS_PER_EPOCH = 16  # SHORT_RUN: 1,024 images in batches of 64
 
 
@@ -89,7 +91,6 @@ def processes_in(run_dir: Path) -> list[int]:
     return found
 
 
-@pytest.mark.slow
 def test_a_sweep_whose_runner_is_killed_resumes_its_stopped_run(tmp_path, fashion_mnist):
     switches = (*SHORT_RUN, "callbacks.checkpoint.every_n_steps=4")
     path = sweep_file(tmp_path, parameters(switches), {"seed": [0, 1, 2]})

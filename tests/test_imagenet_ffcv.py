@@ -31,7 +31,10 @@ from alexlab.data.stats import resize_centre
 from alexlab.data.write_beton import write_beton
 from alexlab.errors import ConfigError, DataNotFoundError, UserError
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(180),
+]  # slow: FFCV compiles its pipelines, and runs train
 PLAIN = Augment(crops=False, flips=False, pca_lighting=False)
 
 

@@ -263,6 +263,7 @@ def test_a_failed_stats_write_leaves_no_file(tree, tmp_path: Path, monkeypatch) 
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow  # python -m alexlab.data.write_stats in a process
 def test_stats_command_writes_the_cache(tmp_path: Path) -> None:
     make_tree(tmp_path, ("train", "val"))
     command = [sys.executable, "-m", "alexlab.data.write_stats", "--root", str(tmp_path)]

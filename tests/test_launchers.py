@@ -12,12 +12,12 @@ import yaml
 from conftest import REPO, generated_runs, offline_env, sweep_command, sweep_file
 from wandb import wandb_agent
 
-from alexlab import provenance
+from alexlab import provenance, rundir
 from alexlab.report.compare import compare_report
 from alexlab.report.runs import by_sweep, load_runs, varying
 from alexlab.report.sweeps import grouped, sweeps_report
 from alexlab.sweep.store import SweepStore
-from alexlab.training import wandb_run_id
+from alexlab.wandb_settings import wandb_run_id
 
 # Real Fashion-MNIST, a few hundred images, one epoch: the runs' numbers differ by activation.
 FIXED = {
@@ -76,6 +76,7 @@ def run_as_wandb_agent(
     return commands
 
 
+@pytest.mark.slow
 def test_reports_over_agent_multirun_and_runner_runs_are_equal(
     tmp_path, fashion_mnist, monkeypatch
 ):
@@ -184,7 +185,7 @@ def test_a_run_counts_as_its_run_json_says_it_ended(tmp_path, launcher, state, r
     record |= {"started": "2026-11-30T00:00:00+00:00", "state": state}
     if state != "running":
         record["ended"] = "2026-11-30T00:01:30+00:00"
-    provenance.write(run_dir, record)
+    rundir.write_run(run_dir, record)
     (run_dir / "metrics.csv").write_text("train/epochs,train/err_recent\n0.2,0.9\n0.4,0.8\n")
     if results:
         (run_dir / "results.json").write_text(json.dumps(results))
@@ -205,7 +206,7 @@ def test_a_multiruns_runs_come_in_job_order_past_job_9(tmp_path):
         run_dir.mkdir(parents=True)
         sweep = {"dir": str(run_dir.parent), "subdir": str(job)}
         record = {"launcher": "hydra multirun", "sweep": sweep, "run": job}
-        provenance.write(
+        rundir.write_run(
             run_dir, record | {"params": {"x": value, "seed": job % 4}, "state": "ended"}
         )
     runs = load_runs(tmp_path)

@@ -1,7 +1,9 @@
 """The fused LRN kernels (alexlab.kernels) against the pure-torch reference (_ResponseNorm), by
-value, gradient and layout: the C++ one for the CPU directly, Triton's through its interpreter."""
+value, gradient and layout: the C++ one for the CPU directly (each of its ISA paths, and a build
+for the baseline ISA alone), Triton's through its interpreter."""
 
 import os
+import platform
 import subprocess
 import sys
 import textwrap
@@ -103,6 +105,121 @@ def test_without_a_fused_kernel_the_reference_serves(monkeypatch):
     b = lrn(a)
     lrn.fused = False
     torch.testing.assert_close(b, lrn(a), rtol=0, atol=0)
+
+
+def test_build_info_names_repeatable_flags_and_the_path_chosen():
+    info = kernels.build_info()
+    assert info["loaded"], info
+    flags = info["flags"].split()
+    assert "-ffp-contract=off" in flags
+    assert not {"-ffast-math", "-ffinite-math-only"} & set(flags)
+    assert info["isa"] in kernels._lrn_cpu.isas()
+
+
+@pytest.fixture
+def every_isa():
+    """The ISA paths the installed kernel has on this CPU, the one it chose put back after."""
+    chosen = kernels._lrn_cpu.isa()
+    yield kernels._lrn_cpu.isas()
+    kernels._lrn_cpu.set_isa(chosen)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
+def test_every_isa_path_gives_the_same_bits(every_isa, dtype):
+    # A run repeats on any CPU: the AVX2 and AVX-512 paths round as the baseline one does.
+    torch.manual_seed(0)
+    for layout in LAYOUTS:
+        for size, beta in SHAPES:
+            a = maps((3, 40, 7, 9), layout, dtype).detach()
+            grad = torch.randn(a.shape, dtype=torch.float64).to(dtype)
+            results = {}
+            for isa in every_isa:
+                kernels._lrn_cpu.set_isa(isa)
+                b = kernels._lrn_cpu.forward(a, size, 0.3 / size, beta, 2.0, 2)
+                grad_a = kernels._lrn_cpu.backward(a, grad, size, 0.3 / size, beta, 2.0, 2)
+                results[isa] = (b, grad_a)
+            for isa, (b, grad_a) in results.items():
+                assert torch.equal(b, results["baseline"][0]), (isa, layout, size, beta)
+                assert torch.equal(grad_a, results["baseline"][1]), (isa, layout, size, beta)
+
+
+# The loader refusing the extension (e.g. one built against another torch) as OSError: an
+# ImportError's message would do as well.
+FALLBACK_CHECK = textwrap.dedent(
+    """
+    import importlib.abc, sys, warnings
+
+    class Refuse(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name == "alexlab.kernels._lrn_cpu":
+                raise OSError("undefined symbol: _ZN3c10")
+
+    sys.meta_path.insert(0, Refuse())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        import torch
+        from alexlab.kernels import lrn
+        from alexlab.models.layers import LocalResponseNorm
+    print(lrn.build_info())
+    assert not lrn.available(torch.device("cpu"))
+    mine = [str(w.message) for w in caught if "LRN" in str(w.message)]
+    assert len(mine) == 1 and "\\n" not in mine[0], mine
+    print(mine[0])
+    LocalResponseNorm()(torch.randn(2, 8, 3, 3))
+    """
+)
+
+
+def test_an_extension_that_fails_to_load_leaves_the_reference_with_one_warning():
+    done = subprocess.run(
+        [sys.executable, "-c", FALLBACK_CHECK], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "'loaded': False" in done.stdout
+    assert "OSError: undefined symbol" in done.stdout
+
+
+@pytest.fixture(scope="module")
+def baseline_build(tmp_path_factory):
+    """lrn_cpu.cpp built for the baseline ISA alone (x86-64-v2 on x86-64; elsewhere the
+    compiler's default), without the wider paths, with setup.py's other flags."""
+    march = ["-march=x86-64-v2"] if platform.machine() == "x86_64" else []
+    flags = [
+        "-O3",
+        *march,
+        "-fno-math-errno",
+        "-ffp-contract=off",
+        "-fopenmp",
+        "-DALEXLAB_ONE_PATH",
+    ]
+    directory = tmp_path_factory.mktemp("lrn_baseline")
+    return kernels.compile_cpu_kernel("lrn_cpu_baseline", flags, directory)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)  # the compile: a minute alone, more beside other tests
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_baseline_isa_build_matches_the_reference_and_the_installed_build(
+    baseline_build, monkeypatch, layout
+):
+    assert baseline_build.isas() == ["baseline"]
+    assert "-DALEXLAB_ONE_PATH" in baseline_build.build_flags()
+    installed = kernels._lrn_cpu
+    for size, beta in SHAPES:
+        for variant, groups in (("printed", 1), ("code", 2)):
+            a = maps((3, 20 * groups, 5, 5), layout)
+            grad = torch.randn(a.shape)
+            lrn = LocalResponseNorm(size, 0.3, beta, 2.0, variant, groups)
+            b, grad_a = output_and_gradient(lrn, a, grad, fused=False)
+            fused_b, fused_grad = output_and_gradient(lrn, a, grad, fused=True)
+            monkeypatch.setattr(kernels, "_lrn_cpu", baseline_build)
+            baseline_b, baseline_grad = output_and_gradient(lrn, a, grad, fused=True)
+            monkeypatch.setattr(kernels, "_lrn_cpu", installed)
+            torch.testing.assert_close(baseline_b, b, rtol=2e-6, atol=2e-6)
+            torch.testing.assert_close(baseline_grad, grad_a, rtol=2e-5, atol=2e-5)
+            assert baseline_b.is_contiguous(memory_format=LAYOUTS[layout])
+            # The installed build, on its widest path here, gives the same bits.
+            assert torch.equal(baseline_b, fused_b) and torch.equal(baseline_grad, fused_grad)
 
 
 TRITON_CHECK = textwrap.dedent(

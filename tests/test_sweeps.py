@@ -29,9 +29,15 @@ from alexlab.report import figure1
 from alexlab.report.compare import compare_report
 from alexlab.report.hyperband import replay
 from alexlab.report.runs import load_runs
-from alexlab.sweep import agent_command, load_sweep, run_sweep, runner
+from alexlab.rundir import read_history
+from alexlab.sweep import runner
+from alexlab.sweep.command import agent_command
 from alexlab.sweep.engine import sweeps
-from alexlab.sweep.store import RunRecord, SweepStore, read_history
+from alexlab.sweep.runner import run_sweep
+from alexlab.sweep.spec import load_sweep
+from alexlab.sweep.store import RunRecord, SweepStore
+
+pytestmark = pytest.mark.slow  # sweeps run real training processes
 
 SWEEP_FILES = sorted((REPO / "sweeps").glob("*.yaml"))
 
@@ -347,8 +353,7 @@ def test_hyperband_stops_the_slow_runs_as_wandbs_sweep_engine_decides(tmp_path, 
     }
     assert "Band: 5" in states[4].stopped_by and "STOP" not in states[4].error
     logged = {
-        s: len(read_history(tmp_path / "hyperband" / "runs" / r.name / "metrics.csv"))
-        for s, r in states.items()
+        s: len(read_history(tmp_path / "hyperband" / "runs" / r.name)) for s, r in states.items()
     }
     assert logged[1] == logged[2] == 30 and 5 <= logged[4] < 30 and 5 <= logged[8] < 30
     assert len(run_sweep(config, tmp_path / "hyperband")) == 4  # stopped runs are done

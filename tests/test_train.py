@@ -4,9 +4,11 @@ import json
 
 import pytest
 import torch
-from conftest import train
+from conftest import train, train_error
 
-from alexlab.sweep.store import read_history
+from alexlab.rundir import read_history
+
+pytestmark = pytest.mark.slow  # each test runs src/train.py
 
 SYNTHETIC = ("data=synthetic", "trainer.max_epochs=1")
 
@@ -49,7 +51,7 @@ def test_train_writes_a_complete_run_directory(tmp_path, switches):
     metrics = (tmp_path / "metrics.csv").read_text().splitlines()
     assert {"train/err_top1", "val/err_top1", "test/err_top1"} <= set(metrics[0].split(","))
     # Every net here has LRN: callbacks.lrn_share logs its share of the normalizer from step 0.
-    history = read_history(tmp_path / "metrics.csv")
+    history = read_history(tmp_path)
     shares = [value for row in history for key, value in row.items() if "lrn/share/" in key]
     assert shares and all(0 < share < 1 for share in shares)
     assert (tmp_path / "checkpoints" / "last.ckpt").exists()
@@ -105,7 +107,22 @@ def test_ddp_runs_two_cpu_processes_on_half_the_data_each(tmp_path):
         ("ckpt_path=/missing.ckpt", "ckpt_path=/missing.ckpt: no such file; give a checkpoint"),
     ],
 )
-def test_bad_value_is_one_line_naming_the_key(tmp_path, override, message):
+def test_bad_value_is_one_error_naming_the_key(tmp_path, override, message):
+    error = train_error(tmp_path, "data=synthetic", override)
+    assert error.startswith("error: ") and message in error and "\n" not in error
+    assert not (tmp_path / "results.json").exists()
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.activation=foo", "model.activation='foo' is not valid: choose one of relu, tanh"),
+        ("trainer.precision=bf17", "trainer: Precision 'bf17' is invalid. Allowed precision"),
+    ],
+)
+def test_bad_value_ends_the_command_with_one_line_and_no_traceback(tmp_path, override, message):
+    """The contract as a user meets it: `python src/train.py` exits non-zero, its last line the
+    error; a value the net checks and one Lightning checks (in-process above: the rest)."""
     run = train(tmp_path, "data=synthetic", override)
     last = run.stderr.strip().splitlines()[-1]
     assert run.returncode != 0

@@ -15,6 +15,8 @@ from alexlab.data.stats import resize_centre
 from alexlab.data.write_beton import main, write_beton
 from alexlab.errors import DataNotFoundError, UserError
 
+pytestmark = pytest.mark.slow  # each test writes .betons with FFCV
+
 COMMAND = [sys.executable, "-m", "alexlab.data.write_beton"]
 
 

@@ -1,14 +1,12 @@
 """Score trained nets on a split and average their predictions (src/eval.py).
 
-Each net is rebuilt from its run directory's config.yaml (net and data) and its weights from a
+Each net is rebuilt from its run directory's config (net and data) and its weights from a
 checkpoint; Lightning's `trainer.predict` gives each image's class probabilities (softmax,
-averaged over the test patches first). They are saved as float16 (`probs/NAME.npy`, images x
-classes, beside `labels.npy`), and the ensemble is their mean over nets, so the ensemble of any
-subset of the nets is computed later from the files alone (`ensemble`, `errors`, and the
-`ensemble` report) without running a net again.
+averaged over the test patches first). They are saved as float16 in the evaluation's directory
+(rundir.save_predictions), so the ensemble of any subset of the nets is computed later from the
+files alone (predictions.py and the `ensemble` report) without running a net again.
 """
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +15,13 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from alexlab.atomic import write_atomically
+from alexlab import rundir
+from alexlab.config import run_config_of_any_age
 from alexlab.errors import UserError, check_choice
-from alexlab.report.tables import markdown_table, percent
-from alexlab.resume import LAST, read_checkpoint
-from alexlab.training import build, build_datamodule, build_module, run_config_of_any_age
+from alexlab.instantiate import build
+from alexlab.predictions import ensemble, errors, results_table
+from alexlab.resume import read_checkpoint
+from alexlab.training import build_datamodule, build_module
 
 SPLITS = ("test", "val")
 ENSEMBLE = "ensemble"
@@ -76,7 +76,7 @@ def _evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
         probs[net.name] = net_probs
     results = {name: errors(p, labels) for name, p in probs.items()}
     results[ENSEMBLE] = errors(ensemble(list(probs.values())), labels)
-    save(Path(cfg.paths.output_dir), probs, labels, results)
+    rundir.save_predictions(Path(cfg.paths.output_dir), probs, labels, results)
     print(results_table(results))
     return results
 
@@ -89,21 +89,22 @@ def locate(path: Path) -> Net:
         run_dir, checkpoint = path.parent.parent, path
     else:
         raise UserError(f"ckpt_paths: {path}: no such run directory or checkpoint file")
-    config = run_dir / "config.yaml"
-    if not config.is_file():
+    if not rundir.has_config(run_dir):
         raise UserError(
-            f"ckpt_paths: {path}: no config.yaml in {run_dir} to rebuild the net and its data from"
+            f"ckpt_paths: {path}: no {rundir.CONFIG} in {run_dir} to rebuild the net and its "
+            "data from"
         )
     name = run_dir.name if path.is_dir() else f"{run_dir.name}-{path.stem}"
-    return Net(name, checkpoint, run_config_of_any_age(OmegaConf.load(config)))
+    config = OmegaConf.load(run_dir / rundir.CONFIG)  # OmegaConf's YAML: 1e-4 is a float
+    return Net(name, checkpoint, run_config_of_any_age(config))
 
 
 def best_checkpoint(run_dir: Path) -> Path:
     """The checkpoint that a run's own test used: the one with the lowest validation error."""
-    best = sorted((run_dir / "checkpoints").glob("epoch*.ckpt"))
+    best = rundir.best_checkpoints(run_dir)
     if len(best) == 1:
         return best[0]
-    last = run_dir / "checkpoints" / LAST
+    last = rundir.last_checkpoint(run_dir)
     if last.is_file():
         for key, state in read_checkpoint(last)["callbacks"].items():
             if key.startswith("ModelCheckpoint") and state.get("best_model_path"):
@@ -121,42 +122,3 @@ def named(nets: list[Net]) -> list[Net]:
     if ENSEMBLE in seen:
         raise UserError(f"ckpt_paths: a net may not be called {ENSEMBLE!r}; rename its directory")
     return nets
-
-
-def ensemble(probs: list[np.ndarray]) -> np.ndarray:
-    """The paper's ensemble: the nets' probabilities (each already averaged over patches), averaged."""
-    return np.mean([p.astype(np.float32) for p in probs], axis=0)
-
-
-def misses(probs: np.ndarray, labels: np.ndarray, k: int = 1) -> np.ndarray:
-    """Per image, whether its label is not among the k most probable classes."""
-    ranked = np.argsort(-probs.astype(np.float32), axis=1, kind="stable")
-    return ~(ranked[:, :k] == labels[:, None]).any(axis=1)
-
-
-def errors(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Top-1 and top-5 error (top-k: the label is not among the k most probable classes)."""
-    ks = (1, min(5, probs.shape[1]))
-    return {f"err_top{k}": float(np.mean(misses(probs, labels, k))) for k in ks}
-
-
-def save(out: Path, probs: dict[str, np.ndarray], labels: np.ndarray, results: dict) -> None:
-    (out / "probs").mkdir(parents=True, exist_ok=True)
-    np.save(out / "labels.npy", labels)
-    for name, p in probs.items():
-        np.save(out / "probs" / f"{name}.npy", p)
-    write_atomically(out / "results.json", json.dumps(results, indent=2) + "\n")
-
-
-def load(eval_dir: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """The probabilities and labels an evaluation saved, by net name."""
-    files = sorted((eval_dir / "probs").glob("*.npy"))
-    if not files or not (eval_dir / "labels.npy").is_file():
-        raise UserError(f"{eval_dir}: no probs/*.npy and labels.npy; run src/eval.py first")
-    return {f.stem: np.load(f) for f in files}, np.load(eval_dir / "labels.npy")
-
-
-def results_table(results: dict[str, dict[str, float]]) -> str:
-    keys = list(next(iter(results.values())))
-    rows = [[name, *(percent(scores[key]) for key in keys)] for name, scores in results.items()]
-    return markdown_table(["net", *(key.replace("err_", "") + " error" for key in keys)], rows)

@@ -7,7 +7,7 @@ def fast_precision(accelerator: str) -> str:
     """Lightning precision for `trainer.precision: ${fast_precision:${trainer.accelerator}}`.
 
     bf16-mixed where the hardware has bf16 matrix units: CPUs with AMX or AVX512-BF16 (a training
-    step 2.3x fp32's for AlexNet and convnet4 on 2 cores, README: Training speed) and GPUs that
+    step 2.3x fp32's for AlexNet and convnet4 on 2 cores, docs/speed.md) and GPUs that
     report bf16 support (Ampere and later). On other CPUs bf16 is emulated and slower than fp32,
     so 32; older GPUs get 16-mixed.
     """

@@ -2,8 +2,8 @@
 started it: a wandb agent, a Hydra multirun, `python -m alexlab.sweep`, or a plain command. The
 reports read it to find a run's sweep and parameters in any tree of run directories.
 
-run.json: {"launcher", "sweep", "run", "params", "overrides", "host", "pid", "started", "state",
-           "ended", "error"}
+run.json: {"launcher", "sweep", "run", "params", "overrides", "host", "pid", "cpu", "lrn_kernel",
+           "started", "state", "ended", "error"}
   launcher  WANDB_AGENT | HYDRA_MULTIRUN | ALEXLAB_SWEEP | SINGLE
   sweep     wandb: ENTITY/PROJECT/SWEEP_ID (what `wandb agent` was given) | Hydra: hydra.sweep.dir
             and hydra.sweep.subdir (where the job's directory sits below it) | alexlab.sweep: the
@@ -11,17 +11,21 @@ run.json: {"launcher", "sweep", "run", "params", "overrides", "host", "pid", "st
   run       the wandb run id | the Hydra job number | the sweep's run name | null
   params    the run's parameters: the values the wandb sweep sent (the agent's
             WANDB_SWEEP_PARAM_PATH file), else the command line's overrides, typed by Hydra's parser
+  cpu       the CPU's model name, which a CPU run's speed depends on
+  lrn_kernel  the fused CPU LRN kernel's build flags and the ISA path it ran, or why it did not
+            load (alexlab.kernels.lrn.build_info())
   state     RUNNING, then ENDED when train() returns, TERMINATED on SIGTERM (a wandb agent stops
             a run so, as does `python -m alexlab.sweep`), INTERRUPTED on Ctrl-C or FAILED (with
             the error's line). A run killed outright (SIGKILL, out of memory) stays RUNNING.
 """
 
+import contextlib
 import datetime
-import json
-import math
 import os
+import platform
 import secrets
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +33,23 @@ import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from alexlab.atomic import write_atomically
+from alexlab import rundir
+from alexlab.errors import UserError
+from alexlab.kernels import lrn as lrn_kernels
+from alexlab.rundir import (
+    ALEXLAB_SWEEP,
+    ENDED,
+    FAILED,
+    HYDRA_MULTIRUN,
+    INTERRUPTED,
+    RUNNING,
+    SINGLE,
+    TERMINATED,
+    WANDB_AGENT,
+)
 
-RUN_FILE = "run.json"
-WANDB_AGENT, HYDRA_MULTIRUN = "wandb agent", "hydra multirun"
-ALEXLAB_SWEEP, SINGLE = "alexlab.sweep", "single run"
-RUNNING, ENDED, FAILED = "running", "ended", "failed"
-TERMINATED, INTERRUPTED = "terminated", "interrupted"  # SIGTERM; Ctrl-C
 # `python -m alexlab.sweep` gives each run its directory and its sweep's through these.
 RUN_DIR_ENV, SWEEP_DIR_ENV = "ALEXLAB_RUN_DIR", "ALEXLAB_SWEEP_DIR"
 # Overrides that say how a run is carried out, not what it is: a resumed run is the same run.
@@ -100,36 +113,53 @@ def sweep_parameters(path: Path) -> dict[str, Any]:
 
 def record_start(run_dir: Path) -> None:
     """Write run.json as the run starts (again, when it resumes)."""
-    host = {"host": socket.gethostname(), "pid": os.getpid(), "started": now()}
-    write(run_dir, origin() | host | {"state": RUNNING})
+    host = {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "cpu": cpu_model(),
+        "lrn_kernel": lrn_kernels.build_info(),
+        "started": now(),
+    }
+    rundir.write_run(run_dir, origin() | host | {"state": RUNNING})
+
+
+def cpu_model() -> str:
+    """/proc/cpuinfo's "model name" (Linux on x86), else what the platform module says."""
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return names[0] if names else platform.processor() or platform.machine()
 
 
 def record_end(run_dir: Path, state: str, error: str = "") -> None:
     """How the run ended, in the run.json this process's start wrote: none, or another's (a run
     that ended before it started, e.g. refused a directory holding a finished run), is left."""
-    record = read(run_dir)
+    record = rundir.read_run(run_dir)
     if record.get("pid") == os.getpid() and record.get("host") == socket.gethostname():
         ended = {"state": state, "ended": now()} | ({"error": error} if error else {})
-        write(run_dir, record | ended)
+        rundir.write_run(run_dir, record | ended)
+
+
+@contextlib.contextmanager
+def recording_end(run_dir: Path) -> Iterator[None]:
+    """Record in run.json how the block ends: ended, terminated (SIGTERM), interrupted (Ctrl-C,
+    which Lightning turns into sys.exit), or failed with its error's line."""
+    try:
+        yield
+    except SIGTERMException:
+        record_end(run_dir, TERMINATED)
+        raise
+    except (KeyboardInterrupt, SystemExit):
+        record_end(run_dir, INTERRUPTED)
+        raise
+    except UserError as error:
+        record_end(run_dir, FAILED, f"error: {error}")
+        raise
+    except BaseException as error:
+        record_end(run_dir, FAILED, f"{type(error).__name__}: {error}")
+        raise
+    record_end(run_dir, ENDED)
 
 
 def now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-
-
-def seconds(record: dict[str, Any]) -> float:
-    """How long the run took, from its start to its end (NaN: it has not ended)."""
-    if "ended" not in record:
-        return math.nan
-    ended, started = (datetime.datetime.fromisoformat(record[k]) for k in ("ended", "started"))
-    return (ended - started).total_seconds()
-
-
-def read(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / RUN_FILE
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def write(run_dir: Path, record: dict[str, Any]) -> None:
-    text = json.dumps(record, indent=2, default=str, ensure_ascii=False)
-    write_atomically(run_dir / RUN_FILE, text + "\n")

@@ -24,8 +24,8 @@ from lightning.pytorch.callbacks import Callback, Checkpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from alexlab.errors import UserError, check_range
+from alexlab.rundir import LAST, metrics_csv
 
-LAST = "last.ckpt"
 METRICS_CSV = "alexlab/metrics.csv"  # the checkpoint's copy of the run's metrics.csv
 
 
@@ -90,8 +90,9 @@ class LastCheckpoint(Checkpoint):
             logger.save()  # what was logged until now, on disk
         if trainer.is_global_zero:  # single device and DDP: every process has the whole state
             for logger in trainer.loggers:
-                if isinstance(logger, CSVLogger) and Path(logger.log_dir, "metrics.csv").exists():
-                    checkpoint[METRICS_CSV] = Path(logger.log_dir, "metrics.csv").read_text()
+                rows = isinstance(logger, CSVLogger) and metrics_csv(Path(logger.log_dir))
+                if rows and rows.exists():
+                    checkpoint[METRICS_CSV] = rows.read_text()
             self.path.parent.mkdir(parents=True, exist_ok=True)
             partial = self.path.with_name(LAST + ".partial")
             torch.save(checkpoint, partial)

@@ -1,7 +1,8 @@
 """Augmentations of Section 4.1, on whole batches of float images (N, C, H, W) on any device.
 
-Every loader augments its training batches here (`augment_batch`), except FFCV's crops and flips,
-which its compiled pass cuts (ffcv_ops.Crop) with the same `Augment` switches.
+Every loader augments its training batches with `augment_batch`, the one place each switch of
+`Augment` takes effect. FFCV's loader cuts its crops and flips per image in its compiled pass
+(ffcv_ops.Crop, from the same switches) and hands the batch here for the rest (`cropped=True`).
 """
 
 from dataclasses import dataclass
@@ -138,16 +139,19 @@ def augment_batch(
     eigvec: torch.Tensor,
     pixel_std: torch.Tensor | None = None,
     padding: int = 0,
+    cropped: bool = False,
 ) -> torch.Tensor:
     """A training batch of mean-subtracted float images cropped to `size` (of the images
     zero-padded by `padding`), mirrored and lit, as `aug` says; in the 2012 source's order
-    (convdata.py: crops and flips, then colour noise)."""
-    if aug.crops:
-        images = random_crop(images, size, padding, aug.crop_chunk)
-    elif images.shape[-1] != size:
-        images = centre_crop(images, size)
-    if aug.flips:
-        images = random_flip(images, aug.crop_chunk)
+    (convdata.py: crops and flips, then colour noise). `cropped`: the loader has cut the crops and
+    flips itself; the lighting is added in place."""
+    if not cropped:
+        if aug.crops:
+            images = random_crop(images, size, padding, aug.crop_chunk)
+        elif images.shape[-1] != size:
+            images = centre_crop(images, size)
+        if aug.flips:
+            images = random_flip(images, aug.crop_chunk)
     if aug.pca_lighting:
         images = pca_lighting_(images, eigval, eigvec, aug, pixel_std)
     return images

@@ -8,12 +8,13 @@ of the training beton (`val_per_class` per class); the test beton is ILSVRC's va
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from alexlab.data import stats as stats_module
-from alexlab.data.augment import Augment, normalize, pca_lighting_, ten_crop
+from alexlab.data.augment import augment_batch, normalize, ten_crop
 from alexlab.data.ffcv_ops import (
     Crop,
     IntDecoder,
@@ -29,8 +30,7 @@ from alexlab.data.ffcv_ops import (
     ToTorchImage,
 )
 from alexlab.data.holdout import hold_out
-from alexlab.data.imagenet_folder import CROP_SIZES, TEST_PATCHES
-from alexlab.data.in_memory import MEANS
+from alexlab.data.imagenet_options import ImageNetOptions
 from alexlab.data.splits import SplitsDataModule
 from alexlab.data.stats import RESIZE
 from alexlab.errors import DataNotFoundError, check_choice, check_range
@@ -45,7 +45,7 @@ class ImageNetFFCVDataModule(SplitsDataModule):
     pass subtracts the mean, yielding float32 batches. For a GPU it yields uint8 and ends with
     `ToDevice`, and `on_after_batch_transfer` subtracts the mean on the GPU (`batch_dtype`
     overrides the choice). PCA lighting is added in `on_after_batch_transfer` either way, by the
-    one implementation every loader uses (`augment.pca_lighting_`); crops and flips follow
+    function every loader augments with (`augment.augment_batch`); crops and flips follow
     `augment.crop_chunk` as the other loaders' do.
 
     `val_per_class` training images per class (drawn with `seed`) are the validation set, which
@@ -61,30 +61,17 @@ class ImageNetFFCVDataModule(SplitsDataModule):
 
     def __init__(
         self,
-        train_beton: str,
-        test_beton: str,
-        batch_size: int = 128,
-        num_workers: int = 2,
-        crop_size: int = 224,
+        train_beton: str | Path,
+        test_beton: str | Path,
         crop: str = "paper",
-        augment: Augment | None = None,
-        mean: str = "image",
-        test_patches: int = 10,
-        stats_file: str | None = None,
-        stats_images: int = 10_000,
         batch_dtype: str = "auto",
-        val_per_class: int = 10,
-        seed: int = 0,
+        **options: Any,
     ) -> None:
         super().__init__()
-        check_choice("crop_size", crop_size, CROP_SIZES)
-        check_choice("test_patches", test_patches, TEST_PATCHES)
+        self.options = opts = ImageNetOptions(**options)
         check_choice("crop", crop, CROPS)
         check_choice("batch_dtype", batch_dtype, BATCH_DTYPES)
-        check_choice("mean", mean, MEANS)
-        check_range("batch_size", batch_size, 1, float("inf"))
-        check_range("num_workers", num_workers, 1, float("inf"))
-        check_range("val_per_class", val_per_class, 1, float("inf"))
+        check_range("num_workers", opts.num_workers, 1, float("inf"))
         self.betons = {"train": Path(train_beton), "test": Path(test_beton)}
         for split, path in self.betons.items():
             if not path.is_file():
@@ -93,20 +80,17 @@ class ImageNetFFCVDataModule(SplitsDataModule):
                     f"python -m alexlab.data.write_beton --src IMAGENET/{FOLDERS[split]} "
                     f"--out {path} (make data-beton IMAGENET=... writes both)"
                 )
-        self.batch_size, self.crop_size, self.crop = batch_size, crop_size, crop
+        self.batch_size, self.crop_size, self.crop = opts.batch_size, opts.crop_size, crop
         # FFCV fails with more threads than cores.
-        self.num_workers = min(num_workers, len(os.sched_getaffinity(0)))
-        self.augment = augment or Augment()
-        self.mean_mode, self.test_patches, self.seed = mean, test_patches, seed
-        self.batch_dtype = batch_dtype
-        self.stats_file = Path(stats_file or f"{self.betons['train']}.stats.pt")
-        self.stats_images = stats_images
+        self.num_workers = min(opts.num_workers, len(os.sched_getaffinity(0)))
+        self.augment, self.seed, self.batch_dtype = opts.augment, opts.seed, batch_dtype
+        self.stats_file = Path(opts.stats_file or f"{self.betons['train']}.stats.pt")
         self.loaders: list[SafeLoader] = []
         reader = Reader(str(self.betons["train"]))
         labels = reader.metadata[f"f{list(reader.handlers).index('label')}"]  # the IntField
         self.num_classes = int(labels.max()) + 1
-        self.image_size = crop_size
-        train, val = hold_out(labels, val_per_class, seed)
+        self.image_size = opts.crop_size
+        train, val = hold_out(labels, opts.val_per_class, opts.seed)
         self.indices = {"train": train, "val": val}
 
     def _stats(self) -> dict:
@@ -114,7 +98,7 @@ class ImageNetFFCVDataModule(SplitsDataModule):
 
     def _compute_stats(self) -> dict:
         count = Reader(str(self.betons["train"])).num_samples
-        chosen = np.random.default_rng(0).permutation(count)[: self.stats_images]
+        chosen = np.random.default_rng(0).permutation(count)[: self.options.stats_images]
         loader = SafeLoader(
             str(self.betons["train"]),
             batch_size=64,
@@ -134,7 +118,7 @@ class ImageNetFFCVDataModule(SplitsDataModule):
     def setup(self, stage: str | None = None) -> None:
         stats = self._stats()
         self.mean = stats["mean"][:, None, None]
-        self.std = stats["std"][:, None, None] if self.mean_mode == "normalize" else None
+        self.std = stats["std"][:, None, None] if self.options.mean == "normalize" else None
         self.eigval, self.eigvec = stats["eigval"], stats["eigvec"]
 
     def _loader(self, split: str, shuffle: bool = False) -> SafeLoader:
@@ -143,7 +127,7 @@ class ImageNetFFCVDataModule(SplitsDataModule):
         aug, device = self.augment, self._device()
         train = split == "train"
         # Test batches keep the whole stored image; the 10 patches are cut on the device.
-        size = RESIZE if split == "test" and self.test_patches == 10 else self.crop_size
+        size = RESIZE if split == "test" and self.options.test_patches == 10 else self.crop_size
         normalization = None
         if self._float_batches(device):
             std = self.std if self.std is not None else torch.ones(3)
@@ -203,13 +187,17 @@ class ImageNetFFCVDataModule(SplitsDataModule):
         images, labels = batch
         if images.dtype == torch.uint8:
             images = normalize(images, self.mean, self.std)
-        if self.trainer is not None and self.trainer.training and self.augment.pca_lighting:
-            # Float batches from FFCV's own pass are its buffer: lit in place, as the others.
-            images = pca_lighting_(images, self.eigval, self.eigvec, self.augment, self.std)
+        if self.trainer is not None and self.trainer.training:
+            # Cropped and mirrored in FFCV's pass; float batches from it are its buffer, lit in
+            # place.
+            aug, size = self.augment, self.crop_size
+            images = augment_batch(
+                images, aug, size, self.eigval, self.eigvec, self.std, cropped=True
+            )
         trainer = self.trainer
         tests = trainer is not None and (
             trainer.testing or (trainer.predicting and self.predict_split == "test")
         )
-        if tests and self.test_patches == 10:
+        if tests and self.options.test_patches == 10:
             images = ten_crop(images, self.crop_size)
         return [images, labels]

@@ -10,6 +10,7 @@ centre, and their mirror images) of each val/ image, since ImageNet's test label
 import copy
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,15 +19,12 @@ from torchvision import transforms
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from alexlab.data import stats as stats_module
-from alexlab.data.augment import Augment, augment_batch
+from alexlab.data.augment import augment_batch
 from alexlab.data.holdout import hold_out
-from alexlab.data.in_memory import MEANS
+from alexlab.data.imagenet_options import ImageNetOptions
 from alexlab.data.splits import SplitsDataModule
 from alexlab.data.stats import image_folder, pixel_values, resize_centre
-from alexlab.errors import DataNotFoundError, check_choice, check_range
-
-CROP_SIZES = (224, 227)
-TEST_PATCHES = (1, 10)
+from alexlab.errors import DataNotFoundError
 
 
 def class_folders(folder: Path) -> list[str]:
@@ -84,45 +82,23 @@ class ImageNetFolderDataModule(SplitsDataModule):
 
     in_channels = 3
 
-    def __init__(
-        self,
-        root: str | Path,
-        batch_size: int = 128,
-        num_workers: int = 2,
-        crop_size: int = 224,
-        augment: Augment | None = None,
-        mean: str = "image",
-        test_patches: int = 10,
-        stats_file: str | Path | None = None,
-        stats_images: int = 10_000,
-        val_per_class: int = 10,
-        seed: int = 0,
-    ) -> None:
+    def __init__(self, root: str | Path, **options: Any) -> None:
         super().__init__()
-        check_choice("crop_size", crop_size, CROP_SIZES)
-        check_choice("test_patches", test_patches, TEST_PATCHES)
-        check_choice("mean", mean, MEANS)
-        check_range("batch_size", batch_size, 1, float("inf"))
-        check_range("num_workers", num_workers, 0, float("inf"))
-        check_range("stats_images", stats_images, 1, float("inf"))
-        check_range("val_per_class", val_per_class, 1, float("inf"))
+        self.options = opts = ImageNetOptions(**options)
         self.root = Path(root).expanduser()
         self.classes = check_layout(self.root)
         self.num_classes = len(self.classes)
-        self.image_size = crop_size
-        self.batch_size, self.num_workers = batch_size, num_workers
-        self.augment = augment or Augment()
-        self.mean_mode, self.test_patches = mean, test_patches
-        self.stats_file = Path(stats_file) if stats_file else self.root / "alexlab_stats.pt"
-        self.stats_images = stats_images
-        self.val_per_class, self.seed = val_per_class, seed
+        self.image_size = opts.crop_size
+        self.batch_size, self.num_workers, self.seed = opts.batch_size, opts.num_workers, opts.seed
+        self.augment = opts.augment
+        self.stats_file = Path(opts.stats_file or self.root / "alexlab_stats.pt")
 
     def _stats(self) -> dict:
         # Looked up at call time, so that tests can stand in for the computation.
         return stats_module.load_or_compute_stats(
             self.stats_file,
             lambda: stats_module.compute_stats(
-                self.root / "train", self.stats_images, self.num_workers
+                self.root / "train", self.options.stats_images, self.num_workers
             ),
         )
 
@@ -132,14 +108,14 @@ class ImageNetFolderDataModule(SplitsDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         self.stats = self._stats()
-        std = self.stats["std"] if self.mean_mode == "normalize" else torch.ones(3)
+        std = self.stats["std"] if self.options.mean == "normalize" else torch.ones(3)
         normalize = transforms.Normalize(self.stats["mean"].tolist(), std.tolist())
         if stage in (None, "fit", "validate") and "train" not in self.splits:  # listed once
             train = image_folder(self.root / "train", self.train_transform(normalize))
             val = copy.copy(train)  # the same listing of train/, another transform
             val.transform = self.val_transform(normalize)
             train_indices, val_indices = hold_out(
-                np.array(train.targets), self.val_per_class, self.seed
+                np.array(train.targets), self.options.val_per_class, self.seed
             )
             self.splits["train"] = Subset(train, train_indices.tolist())
             self.splits["val"] = Subset(val, val_indices.tolist())
@@ -153,7 +129,7 @@ class ImageNetFolderDataModule(SplitsDataModule):
     def on_after_batch_transfer(self, batch: list[torch.Tensor], dataloader_idx: int) -> list:
         images, labels = batch
         if self.trainer is not None and self.trainer.training:
-            std = self.stats["std"][:, None, None] if self.mean_mode == "normalize" else None
+            std = self.stats["std"][:, None, None] if self.options.mean == "normalize" else None
             eigval, eigvec = self.stats["eigval"], self.stats["eigvec"]
             images = augment_batch(images, self.augment, self.image_size, eigval, eigvec, std)
         return [images, labels]
@@ -165,7 +141,7 @@ class ImageNetFolderDataModule(SplitsDataModule):
         )
 
     def test_transform(self, normalize: transforms.Normalize) -> transforms.Compose:
-        if self.test_patches == 1:
+        if self.options.test_patches == 1:
             return self.val_transform(normalize)
         patches = [transforms.TenCrop(self.image_size), transforms.Lambda(stack_to_tensor)]
         return transforms.Compose([resize_centre(), *patches, normalize])

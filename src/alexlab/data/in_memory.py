@@ -92,7 +92,7 @@ class InMemoryDataModule(SplitsDataModule):
         else:
             self.mean = sample.mean((0, 2, 3))[:, None, None]
             self.std = sample.std((0, 2, 3))[:, None, None]
-        # Of the raw pixels, whatever `mean` is: pca_lighting_ converts the shift to the batch's units.
+        # Of the raw pixels, whatever `mean` is: the lighting converts its shift to the batch's units.
         self.eigval, self.eigvec = channel_eigenpairs(sample)
 
     def on_after_batch_transfer(self, batch: list[torch.Tensor], dataloader_idx: int) -> list:

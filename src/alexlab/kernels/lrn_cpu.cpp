@@ -11,19 +11,63 @@
 //
 // The maps are cut into tiles (see Tiling) whose values are copied into float buffers, so that
 // every arithmetic loop runs over contiguous lanes whatever the tensor's layout (NCHW or
-// channels-last), and GCC vectorizes it. Built by setup.py with -O3 -march=native -ffast-math,
-// so that std::pow vectorizes too (glibc's libmvec).
+// channels-last), and GCC vectorizes it.
+//
+// Portable and repeatable (setup.py): the build targets a baseline ISA (x86-64-v2), and the loops
+// over tiles are compiled again for AVX2 and AVX-512, one of which is chosen at run time from
+// what the CPU has (see Isa), so a build runs on any CPU of its architecture. No -ffast-math and
+// no FMA contraction (-ffp-contract=off): the paper's beta takes only IEEE sqrt, division,
+// multiplication and addition, lane by lane, which round alike at every vector width, so every
+// path gives the same bits. (Other betas call glibc's powf, the same on every path, though glibc
+// picks its own variant of it by CPU.)
 
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <string>
 #include <utility>
 #include <vector>
 
+// The flags setup.py (or a test's build) compiled this with, for build_info().
+#ifndef ALEXLAB_BUILD_FLAGS
+#define ALEXLAB_BUILD_FLAGS "unknown"
+#endif
+
+// The wider paths exist on x86-64 only, and not in a build that asks for its own ISA alone
+// (ALEXLAB_NATIVE=1 in setup.py, or the baseline-only build of tests/test_lrn_kernels.py).
+#if defined(__x86_64__) && !defined(ALEXLAB_ONE_PATH)
+#define ALEXLAB_DISPATCH 1
+#endif
+
 namespace {
+
+// The instruction sets the tile loops are compiled for; `baseline` is the build's own target.
+enum class Isa : int { baseline, avx2, avx512 };
+constexpr const char* kIsaNames[] = {"baseline", "avx2", "avx512"};
+
+bool cpu_has(Isa isa) {
+#ifdef ALEXLAB_DISPATCH
+  // libgcc's checks include the OS's (XGETBV): the wider registers must be saved and restored.
+  if (isa == Isa::avx512)
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+  if (isa == Isa::avx2) return __builtin_cpu_supports("avx2");
+#endif
+  return isa == Isa::baseline;
+}
+
+Isa widest_isa() {
+  for (Isa isa : {Isa::avx512, Isa::avx2})
+    if (cpu_has(isa)) return isa;
+  return Isa::baseline;
+}
+
+// Chosen once at import; set_isa() changes it, so that tests and benchmarks can run each path.
+std::atomic<Isa> chosen_isa{widest_isa()};
 
 // Positions a tile: as channels-last rows, 16 (the buffers stay in L1); as NCHW lanes, 64 (wide
 // enough that a row's loop is mostly whole vectors).
@@ -72,7 +116,8 @@ at::Tensor dense(const at::Tensor& t) {
 // Copies a tile into x (float) and, with_squares, the squares of its values into `squares`, in
 // the same loop (a second pass over the row cost the forward kernel a fifth of its time).
 template <bool with_squares, typename scalar_t, typename acc_t>
-void load(const scalar_t* src, const Tiling& t, int64_t count, acc_t* x, acc_t* squares) {
+[[gnu::always_inline]] inline void load(const scalar_t* src, const Tiling& t, int64_t count,
+                                        acc_t* x, acc_t* squares) {
   const int64_t rows = t.rows(count), lanes = t.lanes(count);
   for (int64_t r = 0; r < rows; ++r) {
     const scalar_t* in = src + r * t.row_stride();
@@ -88,7 +133,7 @@ void load(const scalar_t* src, const Tiling& t, int64_t count, acc_t* x, acc_t* 
 // half width when it is known at compile time (2, the paper's size 5), so that the loop unrolls
 // into the vectorized loop around it; -1: `half` at run time.
 template <int kHalf, typename acc_t>
-inline acc_t window_total(const acc_t* at, int64_t step, int64_t half) {
+[[gnu::always_inline]] inline acc_t window_total(const acc_t* at, int64_t step, int64_t half) {
   if constexpr (kHalf >= 0) {
     return [&]<int... d>(std::integer_sequence<int, d...>) {
       return (at[(d - kHalf) * step] + ...);
@@ -101,35 +146,75 @@ inline acc_t window_total(const acc_t* at, int64_t step, int64_t half) {
 }
 
 // {s^-beta, 1 / s}. For the paper's beta, 3/4 (every config of the paper and of cuda-convnet):
-// with r = 1 / sqrt(s), s^-3/4 = r^2 / sqrt(r) and 1 / s = r^2, where GCC computes float
-// 1 / sqrt under -ffast-math as the reciprocal square root instruction and a Newton step (within
-// 2 ulp): several times faster than glibc's vectorized pow, which serves every other beta.
+// s^-3/4 = 1 / (sqrt(s) sqrt(sqrt(s))), square roots and a division, each correctly rounded and
+// vectorized (within 2 ulp of s^-3/4), where glibc's pow runs a scalar call per value.
 template <bool three_quarters, typename acc_t>
-inline std::pair<acc_t, acc_t> inverse_powers(acc_t s, acc_t beta) {
+[[gnu::always_inline]] inline std::pair<acc_t, acc_t> inverse_powers(acc_t s, acc_t beta) {
   if constexpr (three_quarters) {
-    const acc_t r = acc_t(1) / std::sqrt(s);
-    return {r * r * (acc_t(1) / std::sqrt(r)), r * r};
+    const acc_t root = std::sqrt(s);
+    return {acc_t(1) / (root * std::sqrt(root)), acc_t(1) / s};
   } else {
     return {std::pow(s, -beta), acc_t(1) / s};
   }
 }
 
-// Calls body(buffers, positions in the tile, offset of its first element) for every tile, in
-// parallel over ATen's intra-op threads (torch.set_num_threads). Each thread's chunk of tiles
-// gets its own zeroed buffers; the pads stay zero because nothing writes them.
+// Tiles [begin, end) of the maps: body(buffers, positions in the tile, offset of its first
+// element) for each. Inlined, with body and the helpers above, into each tiles_ISA() below, so
+// that their loops are compiled for that ISA.
+template <typename acc_t, typename Body>
+[[gnu::always_inline]] inline void tiles(const Tiling& t, int64_t begin, int64_t end,
+                                         acc_t* memory, const Body& body) {
+  const int64_t blocks = (t.positions + t.tile - 1) / t.tile;
+  for (int64_t i = begin; i < end; ++i) {
+    // Channels-last: a block's groups one after the other, as they share cache lines.
+    const int64_t image = i / (t.groups * blocks);
+    const int64_t group = t.channels_last ? i % t.groups : i / blocks % t.groups;
+    const int64_t first = (t.channels_last ? i / t.groups % blocks : i % blocks) * t.tile;
+    const int64_t offset = image * t.image_stride + group * t.per_group * t.channel_stride +
+                           first * t.position_stride;
+    body(memory, std::min(t.tile, t.positions - first), offset);
+  }
+}
+
+// The same loop compiled for each Isa. Their targets name ISA extensions, not an arch=: GCC
+// inlines no function into one of another arch.
+template <typename acc_t, typename Body>
+void tiles_baseline(const Tiling& t, int64_t begin, int64_t end, acc_t* memory, const Body& body) {
+  tiles(t, begin, end, memory, body);
+}
+
+#ifdef ALEXLAB_DISPATCH
+template <typename acc_t, typename Body>
+[[gnu::target("avx2")]] void tiles_avx2(const Tiling& t, int64_t begin, int64_t end,
+                                        acc_t* memory, const Body& body) {
+  tiles(t, begin, end, memory, body);
+}
+
+template <typename acc_t, typename Body>
+[[gnu::target("avx512f,avx512vl,avx512bw,avx512dq")]] void tiles_avx512(
+    const Tiling& t, int64_t begin, int64_t end, acc_t* memory, const Body& body) {
+  tiles(t, begin, end, memory, body);
+}
+#endif
+
+// Runs body on every tile, in parallel over ATen's intra-op threads (torch.set_num_threads), on
+// the chosen Isa's path. Each thread's chunk of tiles gets its own zeroed buffers; the pads stay
+// zero because nothing writes them.
 template <typename acc_t, typename Body>
 void for_each_tile(const Tiling& t, int buffers, const Body& body) {
   const int64_t blocks = (t.positions + t.tile - 1) / t.tile;
+  const Isa isa = chosen_isa.load(std::memory_order_relaxed);
   at::parallel_for(0, t.batch * t.groups * blocks, 1, [&](int64_t begin, int64_t end) {
     std::vector<acc_t> memory(buffers * t.buffer_size, acc_t(0));
-    for (int64_t i = begin; i < end; ++i) {
-      // Channels-last: a block's groups one after the other, as they share cache lines.
-      const int64_t image = i / (t.groups * blocks);
-      const int64_t group = t.channels_last ? i % t.groups : i / blocks % t.groups;
-      const int64_t first = (t.channels_last ? i / t.groups % blocks : i % blocks) * t.tile;
-      const int64_t offset = image * t.image_stride + group * t.per_group * t.channel_stride +
-                             first * t.position_stride;
-      body(memory.data(), std::min(t.tile, t.positions - first), offset);
+    switch (isa) {
+#ifdef ALEXLAB_DISPATCH
+      case Isa::avx512:
+        return tiles_avx512(t, begin, end, memory.data(), body);
+      case Isa::avx2:
+        return tiles_avx2(t, begin, end, memory.data(), body);
+#endif
+      default:
+        return tiles_baseline(t, begin, end, memory.data(), body);
     }
   });
 }
@@ -139,7 +224,9 @@ void forward_kernel(const at::Tensor& a, at::Tensor& b, const Tiling& t, acc_t a
                     acc_t k) {
   const scalar_t* in = a.data_ptr<scalar_t>();
   scalar_t* out = b.data_ptr<scalar_t>();
-  for_each_tile<acc_t>(t, 2, [&](acc_t* memory, int64_t count, int64_t offset) {
+  // always_inline: its loops are compiled within each tiles_ISA().
+  for_each_tile<acc_t>(t, 2, [&](acc_t* memory, int64_t count, int64_t offset)
+                                  __attribute__((always_inline)) {
     // Disjoint buffers; saying so lets GCC vectorize without run-time overlap checks.
     acc_t* __restrict__ x = memory;
     acc_t* __restrict__ squares = x + t.buffer_size;
@@ -164,7 +251,8 @@ void backward_kernel(const at::Tensor& a, const at::Tensor& grad_b, at::Tensor& 
   const scalar_t* grad_in = grad_b.data_ptr<scalar_t>();
   scalar_t* grad_out = grad_a.data_ptr<scalar_t>();
   const acc_t factor = -2 * beta * alpha;
-  for_each_tile<acc_t>(t, 4, [&](acc_t* memory, int64_t count, int64_t offset) {
+  for_each_tile<acc_t>(t, 4, [&](acc_t* memory, int64_t count, int64_t offset)
+                                  __attribute__((always_inline)) {
     acc_t* __restrict__ x = memory;
     acc_t* __restrict__ g = x + t.buffer_size;
     acc_t* __restrict__ squares = g + t.buffer_size;
@@ -258,7 +346,27 @@ at::Tensor lrn_backward(const at::Tensor& input, const at::Tensor& grad_output, 
   return grad_a;
 }
 
+std::vector<std::string> isas() {
+  std::vector<std::string> names;
+  for (Isa isa : {Isa::baseline, Isa::avx2, Isa::avx512})
+    if (cpu_has(isa)) names.emplace_back(kIsaNames[static_cast<int>(isa)]);
+  return names;
+}
+
+void set_isa(const std::string& name) {
+  for (Isa isa : {Isa::baseline, Isa::avx2, Isa::avx512})
+    if (name == kIsaNames[static_cast<int>(isa)] && cpu_has(isa)) return chosen_isa.store(isa);
+  TORCH_CHECK(false, "lrn_cpu: no path \"", name, "\" in this build on this CPU; it has ",
+              c10::Join(", ", isas()));
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &lrn_forward, "fused LRN forward (CPU)");
   m.def("backward", &lrn_backward, "fused LRN backward (CPU)");
+  m.def("build_flags", [] { return std::string(ALEXLAB_BUILD_FLAGS); },
+        "the compiler flags this extension was built with");
+  m.def("isa", [] { return std::string(kIsaNames[static_cast<int>(chosen_isa.load())]); },
+        "the path the kernels run: baseline (the build's target), avx2 or avx512");
+  m.def("isas", &isas, "the paths this build has that this CPU can run");
+  m.def("set_isa", &set_isa, "run the kernels on another of isas()");
 }

@@ -33,7 +33,7 @@ class ConvLocal(nn.Module):
     local3 and local4 are locally connected (`LocallyConnected2d`: unshared filters, a bias per
     output unit). In the 11pct file each conv's ReLU (`neuron=relu`) is followed by a cross-map
     `rnorm` (size 5, scale 0.001, pow 0.75) and then the pool: `lrn="code"` with the defaults here
-    is that formula (see README, conv_local). Pools round up as cuda-convnet's do (layer.py,
+    is that formula (docs/switches.md, conv_local). Pools round up as cuda-convnet's do (layer.py,
     PoolLayerParser: outputsX = ceil((size - 3) / 2) + 1): 32 -> 16 -> 8, 28 -> 14 -> 7; plain
     ones give the same sizes (`layers.ROUNDS_UP`).
     `init="paper"` draws each layer's weights from N(0, init_std[layer]), biases 0, as the .cfg does.

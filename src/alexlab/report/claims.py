@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from alexlab import claims as ledger
+from alexlab import rundir
 from alexlab.claims import Check, Claim
 from alexlab.report import figure1
 from alexlab.report.ensembles import ensemble_gains
@@ -24,13 +25,14 @@ from alexlab.report.stats import (
     Interval,
     family_verdict,
     holm,
+    interval_text,
     ratio_interval,
     seeds_for_power,
     t_interval,
     verdict,
 )
-from alexlab.report.tables import interval_text, markdown_table
-from alexlab.sweep.store import read_history
+from alexlab.rundir import read_history
+from alexlab.tables import markdown_table
 
 DATASETS = {"imagenet": "ImageNet", "cifar10": "CIFAR-10", "fashion_mnist": "Fashion-MNIST"}
 CHANNELS = {"imagenet": 3, "cifar10": 3, "fashion_mnist": 1}
@@ -182,7 +184,7 @@ MEASURES: dict[str, Callable[[Sequence[Run], Claim], Interval | None]] = {
 def lrn_share(run: Run) -> float:
     """The share of LRN's normalizer from its neighbours' activity at the run's most active LRN
     layer, averaged over training (callbacks.LRNShare's log); NaN if the run logged none."""
-    rows = read_history(run.directory / "metrics.csv")
+    rows = read_history(run.directory)
     layers = {key for row in rows for key in row if key.startswith("lrn/share/")}
     means = [statistics.fmean(row[key] for row in rows if key in row) for key in layers]
     return max(means, default=math.nan)
@@ -307,10 +309,9 @@ def find_evidence(directories: Sequence[Path]) -> tuple[list[Run], list[tuple[st
     for directory in directories:
         found = load_runs(directory)
         runs += found
-        for labels in sorted(directory.rglob("eval/labels.npy")):
-            sweep = labels.parent.parent
-            datasets = {dataset(r) for r in found if Path(r.sweep) == sweep}
-            evaluations += [(data, labels.parent) for data in datasets]
+        for eval_dir in rundir.evaluations(directory):
+            datasets = {dataset(r) for r in found if Path(r.sweep) == eval_dir.parent}
+            evaluations += [(data, eval_dir) for data in datasets]
     return runs, evaluations
 
 

@@ -4,28 +4,21 @@ import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import yaml
 
 from alexlab.errors import UserError
 from alexlab.report.runs import training_curve
-from alexlab.report.tables import markdown_table, percent
-from alexlab.sweep.store import read_results
-
-
-def overrides(run: Path) -> list[str]:
-    """The command-line overrides that made the run (Hydra's record)."""
-    record = run / ".hydra" / "overrides.yaml"
-    return (yaml.safe_load(record.read_text()) or []) if record.is_file() else []
+from alexlab.rundir import read_overrides, read_results
+from alexlab.tables import markdown_table, percent
 
 
 def curves_report(runs: list[Path], out: Path) -> str:
     """NAME.md (each run's last training error, validation and test error) and NAME.png (the
     training error at each of TargetError's checks), from the runs' metrics.csv and results.json."""
     rows, curves = [], []
-    made_by = {run: overrides(run) for run in runs}
+    made_by = {run: read_overrides(run) for run in runs}
     shared = set.intersection(*(set(made) for made in made_by.values()))
     for run in runs:
-        curve = training_curve(run / "metrics.csv")
+        curve = training_curve(run)
         if not curve:
             raise UserError(f"{run}: no training curve (metrics.csv with train/err_recent)")
         results = read_results(run)

@@ -9,23 +9,24 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from alexlab.evaluation import ensemble, errors, load, misses
+from alexlab.predictions import ensemble, errors, misses
 from alexlab.report import paper
-from alexlab.report.stats import Interval, paired_images
-from alexlab.report.tables import interval_text, markdown_table, mean_and_spread, percent
+from alexlab.report.stats import Interval, interval_text, paired_images
+from alexlab.rundir import load_predictions
+from alexlab.tables import markdown_table, mean_and_spread, percent
 
 
 def ensemble_gains(eval_dir: Path) -> dict[str, Interval]:
     """Each net's top-1 test error minus the ensemble's, image by image (points, with McNemar's
     exact p and the Wald interval): the nets are fixed, so the test images are the units."""
-    probs, labels = load(eval_dir)
+    probs, labels = load_predictions(eval_dir)
     combined = misses(ensemble(list(probs.values())), labels)
     return {name: paired_images(misses(p, labels), combined) for name, p in probs.items()}
 
 
 def ensemble_report(eval_dir: Path, out: Path) -> str:
     """Markdown report (also written to `out`.md, the figure to `out`.png)."""
-    probs, labels = load(eval_dir)
+    probs, labels = load_predictions(eval_dir)
     singles = {name: errors(p, labels) for name, p in probs.items()}
     combined = errors(ensemble(list(probs.values())), labels)
     gains = ensemble_gains(eval_dir)

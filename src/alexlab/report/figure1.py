@@ -22,15 +22,15 @@ import matplotlib.pyplot as plt
 from alexlab.errors import UserError
 from alexlab.report import paper
 from alexlab.report.runs import Run, arithmetic, epochs_to, group_by, load_runs, measured
-from alexlab.report.stats import Interval, ratio_interval
-from alexlab.report.tables import interval_text, markdown_table, percent
+from alexlab.report.stats import Interval, interval_text, ratio_interval
+from alexlab.tables import markdown_table, percent
 
 ACTIVATION, LR, SEED = "model.activation", "optim.lr", "seed"
 STYLES = {"relu": "-", "tanh": "--"}
 SELECTION_SEEDS = (0, 1, 2)  # the seeds whose grid of rates picks each activation's one rate
 # The paper's target, 25% on CIFAR-10, is 91.5% of the way from chance to the net's converged
-# error; the same fraction of the way on Fashion-MNIST is 17.6% (README, "Figure 1 on
-# Fashion-MNIST"). The curve runs from there down to the target the runs stopped at.
+# error; the same fraction of the way on Fashion-MNIST is 17.6% (docs/reproducing.md,
+# "Figure 1 on Fashion-MNIST"). The curve runs from there down to the target the runs stopped at.
 EQUIVALENT_TARGET = {"cifar10": paper.FIGURE1_TARGET, "fashion_mnist": 0.18}
 TARGET_STEP = 0.02
 

@@ -12,9 +12,9 @@ from typing import Any
 from alexlab.errors import UserError
 from alexlab.report import figure1
 from alexlab.report.runs import Run, by_sweep, load_runs, sweep_name
-from alexlab.report.tables import markdown_table
+from alexlab.rundir import read_history
 from alexlab.sweep.engine import sweeps
-from alexlab.sweep.store import read_history
+from alexlab.tables import markdown_table
 
 
 def replay(config: dict[str, Any], runs: list[Run]) -> dict[str, int]:
@@ -24,7 +24,7 @@ def replay(config: dict[str, Any], runs: list[Run]) -> dict[str, int]:
     done: list[sweeps.SweepRun] = []
     kept = {}
     for run in runs:
-        history = read_history(run.directory / "metrics.csv")
+        history = read_history(run.directory)
         rows = [i for i, row in enumerate(history) if metric in row]
         kept[run.name] = len(rows)
         for count, row in enumerate(rows, 1):

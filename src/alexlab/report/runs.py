@@ -9,9 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-
-from alexlab import provenance
+from alexlab import rundir
 from alexlab.errors import UserError
 from alexlab.sweep.store import (
     CRASHED,
@@ -21,8 +19,6 @@ from alexlab.sweep.store import (
     SweepStore,
     counting_records,
     outcome,
-    read_history,
-    read_results,
 )
 
 K = TypeVar("K")
@@ -39,7 +35,7 @@ class Run:
     # The sweep the run belongs to: the directory of a `python -m alexlab.sweep` sweep or of a
     # Hydra multirun, "wandb:ENTITY/PROJECT/SWEEP_ID" for a wandb agent's, else the run's own.
     sweep: str = ""
-    launcher: str = provenance.ALEXLAB_SWEEP
+    launcher: str = rundir.ALEXLAB_SWEEP
     config: dict[str, Any] = field(default_factory=dict)  # the run's resolved config.yaml
     curve: list[tuple[float, float]] = field(default_factory=list)  # (epochs, training error)
 
@@ -53,7 +49,7 @@ def load_runs(directory: Path) -> list[Run]:
     run directory with a run.json (a wandb agent's, a Hydra multirun's, a single run's)."""
     sweeps = sorted(path.parent for path in directory.rglob("sweep.yaml"))
     runs = [run for sweep in sweeps for run in sweep_runs(sweep)]
-    for path in sorted(directory.rglob(provenance.RUN_FILE), key=numbers_in_order):
+    for path in sorted(rundir.run_files(directory), key=numbers_in_order):
         if not any(path.is_relative_to(sweep / "runs") for sweep in sweeps):
             runs.append(launched_run(path.parent))
     if not runs:
@@ -89,15 +85,15 @@ def sweep_runs(sweep: Path) -> list[Run]:
 
 def launched_run(run_dir: Path) -> Run:
     """A run from its own run.json: its launcher, sweep and parameters, and how it ended."""
-    record = provenance.read(run_dir)
-    results = read_results(run_dir)
+    record = rundir.read_run(run_dir)
+    results = rundir.read_results(run_dir)
     launcher = record["launcher"]
     run = Run(
         name=run_dir.name,
         params=record["params"],
         state=run_state(record, results),
         results=results,
-        seconds=provenance.seconds(record),
+        seconds=rundir.seconds(record),
         directory=run_dir,
         sweep=sweep_of(record, run_dir),
         launcher=launcher,
@@ -110,31 +106,30 @@ def run_state(record: dict[str, Any], results: dict[str, float]) -> str:
     stops a run its sweep's early_terminate ends (stopped, with its curve), and how anything
     else kills one."""
     state = record["state"]
-    if state == provenance.TERMINATED:
-        return STOPPED if record["launcher"] == provenance.WANDB_AGENT else KILLED
-    if state == provenance.INTERRUPTED:
+    if state == rundir.TERMINATED:
+        return STOPPED if record["launcher"] == rundir.WANDB_AGENT else KILLED
+    if state == rundir.INTERRUPTED:
         return KILLED
-    if state == provenance.FAILED:
+    if state == rundir.FAILED:
         return CRASHED
     # Not ended: still running, or killed outright.
-    return outcome(0, results) if state == provenance.ENDED else provenance.RUNNING
+    return outcome(0, results) if state == rundir.ENDED else rundir.RUNNING
 
 
 def sweep_of(record: dict[str, Any], run_dir: Path) -> str:
     launcher, sweep = record["launcher"], record["sweep"]
-    if launcher == provenance.WANDB_AGENT:
+    if launcher == rundir.WANDB_AGENT:
         return f"wandb:{sweep}"
-    if launcher == provenance.HYDRA_MULTIRUN:  # where the tree has it now, wherever it was made
+    if launcher == rundir.HYDRA_MULTIRUN:  # where the tree has it now, wherever it was made
         return str(run_dir.parents[len(Path(str(sweep["subdir"])).parts) - 1])
-    if launcher == provenance.ALEXLAB_SWEEP:  # a runner's run without its sweep.yaml
+    if launcher == rundir.ALEXLAB_SWEEP:  # a runner's run without its sweep.yaml
         return sweep
     return str(run_dir)
 
 
 def with_files(run: Run) -> Run:
-    config_file = run.directory / "config.yaml"
-    run.config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else {}
-    run.curve = training_curve(run.directory / "metrics.csv")
+    run.config = rundir.read_config(run.directory)
+    run.curve = training_curve(run.directory)
     return run
 
 
@@ -174,9 +169,9 @@ def measured(runs: list[Run]) -> list[Run]:
     return [run for run in runs if run.state in (FINISHED, STOPPED)]
 
 
-def training_curve(metrics_csv: Path) -> list[tuple[float, float]]:
+def training_curve(run_dir: Path) -> list[tuple[float, float]]:
     """(epochs, training error) at each of TargetError's checks: Figure 1's curve."""
-    rows = [row for row in read_history(metrics_csv) if "train/err_recent" in row]
+    rows = [row for row in rundir.read_history(run_dir) if "train/err_recent" in row]
     return [(row["train/epochs"], row["train/err_recent"]) for row in rows]
 
 

@@ -19,7 +19,7 @@ from alexlab import claims as ledger
 from alexlab.report.claims import Finding, find_evidence, judge, matches
 from alexlab.report.runs import Run, measured
 from alexlab.report.stats import INCONCLUSIVE
-from alexlab.report.tables import markdown_table
+from alexlab.tables import markdown_table
 
 MAX_SEEDS = 12  # beyond this, a proxy's row is not worth deciding by seeds alone
 

@@ -147,3 +147,11 @@ def family_verdict(row_verdict: str, adjusted_p: float) -> str:
     if row_verdict in SIDED and not adjusted_p < ALPHA:
         return INCONCLUSIVE
     return row_verdict
+
+
+def interval_text(interval: Interval, unit: str = "", scale: float = 1.0, digits: int = 2) -> str:
+    """`mean [low, high]`; a single value has no interval."""
+    mean = f"{scale * interval.mean:.{digits}f}{unit}"
+    if interval.n < 2:
+        return f"{mean} (one seed: no interval)"
+    return f"{mean} [{scale * interval.low:.{digits}f}, {scale * interval.high:.{digits}f}]"

@@ -22,7 +22,7 @@ from alexlab.report.runs import (
     sweep_name,
     varying,
 )
-from alexlab.report.tables import markdown_table, mean_and_spread
+from alexlab.tables import markdown_table, mean_and_spread
 
 SEED = "seed"  # pooled: a group's spread is over its seeds
 COLUMNS = {

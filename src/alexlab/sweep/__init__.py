@@ -1,7 +1,5 @@
-"""Server-free wandb sweeps: the same sweep files a wandb agent runs, run from a directory."""
+"""Server-free wandb sweeps: the same sweep files a wandb agent runs, run from a directory.
 
-from alexlab.sweep.command import agent_command
-from alexlab.sweep.runner import run_sweep
-from alexlab.sweep.spec import load_sweep
-
-__all__ = ["agent_command", "load_sweep", "run_sweep"]
+spec.py loads and checks a sweep file, command.py builds a run's command line, store.py keeps the
+sweep's directory and runner.py runs it (`python -m alexlab.sweep`). Nothing is imported here, so
+that the reports can read a sweep file without loading the runner's Lightning."""

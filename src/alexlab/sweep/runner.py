@@ -17,7 +17,8 @@ from rich.progress import Progress
 
 from alexlab.errors import UserError
 from alexlab.provenance import RUN_DIR_ENV, SWEEP_DIR_ENV
-from alexlab.resume import LAST, read_checkpoint
+from alexlab.resume import read_checkpoint
+from alexlab.rundir import LAST, drop_results, last_checkpoint, read_history, read_results
 from alexlab.sweep.command import agent_command
 from alexlab.sweep.engine import sweeps
 from alexlab.sweep.store import (
@@ -29,8 +30,6 @@ from alexlab.sweep.store import (
     SweepStore,
     Unfinished,
     outcome,
-    read_history,
-    read_results,
 )
 
 # How often the runs' histories are read for early_terminate: each costs a metrics.csv read per
@@ -141,7 +140,7 @@ def launch(
 def resume(config: dict[str, Any], store: SweepStore, run: Unfinished, threads: int) -> Launched:
     """Continue a run in its own directory from its last checkpoint (`ckpt_path=last`), or start
     it again there when it has none or an unreadable one; its record will say which."""
-    last = run.run_dir / "checkpoints" / LAST
+    last = last_checkpoint(run.run_dir)
     try:
         checkpoint = read_checkpoint(last) if last.exists() else None
     except UserError as error:
@@ -156,7 +155,7 @@ def resume(config: dict[str, Any], store: SweepStore, run: Unfinished, threads: 
                 f"step {checkpoint['global_step']}"
             )
     if checkpoint is None:
-        (run.run_dir / "results.json").unlink(missing_ok=True)  # of the stopped attempt
+        drop_results(run.run_dir)  # of the stopped attempt
     args = {key: {"value": value} for key, value in run.params.items()}
     args["ckpt_path"] = {"value": "last"}
     command = agent_command(config, args, run.run_dir / "args.json")
@@ -269,12 +268,12 @@ def as_sweep_run(run: RunRecord | Launched, runs_dir: Path | None = None) -> swe
             name=run.run_dir.name,
             config={key: {"value": value} for key, value in run.params.items()},
             state=sweeps.RunState.running,
-            history=read_history(run.run_dir / "metrics.csv"),
+            history=read_history(run.run_dir),
         )
     finite = {key: value for key, value in run.results.items() if math.isfinite(value)}
     return sweeps.SweepRun(
         name=run.name,
-        history=read_history(runs_dir / run.name / "metrics.csv") if runs_dir else [],
+        history=read_history(runs_dir / run.name) if runs_dir else [],
         config={key: {"value": value} for key, value in run.params.items()},
         state=sweeps.RunState.crashed
         if run.state in (CRASHED, KILLED)

@@ -7,7 +7,6 @@ DIR/runs/NNN-VALUES/launch.json its parameters and how often it was resumed, wri
 DIR/runs/NNN-VALUES/record.json how it ended: written last, so a run without one never finished
 """
 
-import csv
 import json
 import math
 import re
@@ -19,8 +18,8 @@ import yaml
 
 from alexlab.atomic import write_atomically
 from alexlab.errors import UserError
+from alexlab.rundir import LAUNCH, RECORD, write_json
 
-RECORD, LAUNCH = "record.json", "launch.json"
 # How a run ended. A diverged run exits normally (its loss went non-finite and training stopped);
 # a stopped run was ended by the sweep's early_terminate (hyperband): like wandb's, it is done and
 # keeps the curve it had. When the sweep is run again, a killed run (and one whose runner was
@@ -110,11 +109,10 @@ class SweepStore:
         return run_dir
 
     def save(self, run_dir: Path, record: RunRecord) -> None:
-        write_atomically(run_dir / RECORD, json.dumps(asdict(record), indent=2) + "\n")
+        write_json(run_dir / RECORD, asdict(record))
 
     def save_launch(self, run_dir: Path, params: dict[str, Any], resumes: list[str]) -> None:
-        launch = {"params": params, "resumes": resumes}
-        write_atomically(run_dir / LAUNCH, json.dumps(launch, indent=2) + "\n")
+        write_json(run_dir / LAUNCH, {"params": params, "resumes": resumes})
 
     def unfinished(self) -> list[Unfinished]:
         return self.find_unfinished(self.runs_dir)
@@ -132,24 +130,6 @@ class SweepStore:
             if stopped and grid_point(launch["params"]) not in completed:
                 found.append(Unfinished(path.parent, launch["params"], launch["resumes"]))
         return found
-
-
-def read_results(run_dir: Path) -> dict[str, float]:
-    """The run's final metrics (results.json, written whole when it finishes); empty before."""
-    path = run_dir / "results.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def read_history(metrics_csv: Path) -> list[dict[str, float]]:
-    """The values a run logged, one dict per logged step as in wandb's history: metrics.csv's rows
-    without their empty cells. Empty while the run has not written its first rows."""
-    if not metrics_csv.is_file():
-        return []
-    with metrics_csv.open() as file:
-        return [
-            {key: float(value) for key, value in row.items() if key and value}
-            for row in csv.DictReader(file)
-        ]
 
 
 def read_record(path: Path) -> RunRecord:

@@ -4,8 +4,6 @@ import math
 import statistics
 from collections.abc import Sequence
 
-from alexlab.report.stats import Interval
-
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = [headers, ["---"] * len(headers), *rows]
@@ -25,11 +23,3 @@ def mean_and_spread(values: Sequence[float], scale: float = 100.0, unit: str = "
     if len(values) == 1:
         return mean
     return f"{mean} ± {scale * statistics.stdev(values):.1f} (n={len(values)})"
-
-
-def interval_text(interval: Interval, unit: str = "", scale: float = 1.0, digits: int = 2) -> str:
-    """`mean [low, high]`; a single value has no interval."""
-    mean = f"{scale * interval.mean:.{digits}f}{unit}"
-    if interval.n < 2:
-        return f"{mean} (one seed: no interval)"
-    return f"{mean} [{scale * interval.low:.{digits}f}, {scale * interval.high:.{digits}f}]"

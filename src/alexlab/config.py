@@ -1,0 +1,54 @@
+"""The config layer below everything that reads conf/: the resolvers its files use, and a run
+directory's config of any age in today's layout and names.
+
+The entry points (src/train.py, src/eval.py, the benchmarks, the tests' conftest) call
+`register_resolvers()` before Hydra composes a config; nothing registers them on import.
+"""
+
+import copy
+
+from omegaconf import DictConfig, OmegaConf
+
+from alexlab import provenance
+from alexlab.errors import UserError
+from alexlab.hardware import fast_precision
+
+# Runs made before the speed switches moved to module.* kept them in model.*: their config.yaml
+# still rebuilds their net for src/eval.py.
+MOVED_TO_MODULE = ("channels_last", "compile")
+# Runs made before the defaults followed the 2012 source called the printed LRN formula "paper".
+RENAMED_LRN = {"paper": "printed"}
+
+
+def register_resolvers() -> None:
+    """${fast_precision:}, ${unique_name:} and ${runs_folder:} (conf/trainer, conf/train.yaml)."""
+    OmegaConf.register_new_resolver("fast_precision", fast_precision, replace=True)
+    # Cached: every use in one config (a multirun's sweep directory, in each job) is one name.
+    OmegaConf.register_new_resolver(
+        "unique_name", provenance.unique_name, use_cache=True, replace=True
+    )
+    OmegaConf.register_new_resolver("runs_folder", provenance.runs_folder, replace=True)
+
+
+def run_config_of_any_age(config: DictConfig) -> DictConfig:
+    """A run directory's config.yaml in today's layout and names, for src/eval.py to rebuild its
+    net: the speed switches in module.*, the printed LRN called `printed`; a net this version no
+    longer builds is one error line."""
+    model = config.model
+    if model.get("_target_") == "alexlab.models.alexnet" and "dropout_scaling" not in model:
+        # Its overlapping pools rounded down and its dropout scaled in training: another net.
+        raise UserError(
+            "model: this run's AlexNet predates the 2012 source's pooling and dropout "
+            "(its config has no model.dropout_scaling); rebuild it with alexlab 23e6a42"
+        )
+    config = copy.deepcopy(config)
+    if model.get("lrn") in RENAMED_LRN:
+        config.model.lrn = RENAMED_LRN[model.lrn]
+    if config.get("module") is None:
+        moved = [key for key in MOVED_TO_MODULE if key in model]
+        config.module = {"_target_": "alexlab.module.Classifier", "_partial_": True}
+        config.module.merge_with({key: config.model[key] for key in moved})
+        config.model = OmegaConf.masked_copy(
+            config.model, [key for key in config.model if key not in moved]
+        )
+    return config

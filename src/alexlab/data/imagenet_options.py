@@ -1,0 +1,37 @@
+"""What both ImageNet datamodules take besides where their images are (conf/data/imagenet_*.yaml),
+checked once for both: the folder reader's and FFCV's differ only in how they read."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from alexlab.data.augment import Augment
+from alexlab.data.in_memory import MEANS
+from alexlab.errors import check_choice, check_range
+
+CROP_SIZES = (224, 227)
+TEST_PATCHES = (1, 10)
+
+
+@dataclass
+class ImageNetOptions:
+    batch_size: int = 128
+    num_workers: int = 2
+    # 224 (paper and code: conv1 reads 3 zeros past the right and bottom edges) | 227 (unpadded)
+    crop_size: int = 224
+    augment: Augment | None = None  # None: Section 4.1's, as conf/data/augment/paper.yaml
+    mean: str = "image"  # image: the training mean RGB subtracted | normalize: also / std
+    test_patches: int = 10  # 10: 4 corners + centre and their mirrors, softmax averaged | 1
+    stats_file: str | Path | None = None  # None: the datamodule's default place
+    stats_images: int = 10_000  # training images the mean, std and RGB eigenpairs come from
+    val_per_class: int = 10  # training images per class held out for validation
+    seed: int = 0  # which ones
+
+    def __post_init__(self) -> None:
+        check_choice("crop_size", self.crop_size, CROP_SIZES)
+        check_choice("test_patches", self.test_patches, TEST_PATCHES)
+        check_choice("mean", self.mean, MEANS)
+        check_range("batch_size", self.batch_size, 1, float("inf"))
+        check_range("num_workers", self.num_workers, 0, float("inf"))
+        check_range("stats_images", self.stats_images, 1, float("inf"))
+        check_range("val_per_class", self.val_per_class, 1, float("inf"))
+        self.augment = self.augment or Augment()

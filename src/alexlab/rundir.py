@@ -1,0 +1,173 @@
+"""A run directory's files: their names, who writes them and how they are read. Every module that
+touches a run directory goes through this one, and it imports nothing heavier than yaml and numpy,
+so the reports read runs without loading Lightning or Hydra.
+
+RUN_DIR/config.yaml      the run's resolved config (training; src/eval.py rebuilds the net from it)
+RUN_DIR/metrics.csv      every logged value, a row per logged step (Lightning's CSVLogger)
+RUN_DIR/results.json     the final metrics, written whole when training (and again when the test)
+                         ends: a directory holding one holds a finished run
+RUN_DIR/.hydra/          Hydra's record of the job: overrides.yaml, the command line's overrides
+RUN_DIR/run.json         where the run came from and how it ended (provenance.py writes it)
+RUN_DIR/wandb_id         the wandb run that a resumed run continues
+RUN_DIR/checkpoints/     last.ckpt (resume.py) and the best epoch*.ckpt (Lightning's ModelCheckpoint)
+RUN_DIR/launch.json      a sweep's run: its parameters and resumes, written at launch (sweep/store.py)
+RUN_DIR/record.json      a sweep's run: the runner's record of how it ended, written last
+EVAL_DIR/probs/NAME.npy  src/eval.py: each net's class probabilities (images x classes, float16),
+EVAL_DIR/labels.npy      the images' labels, and EVAL_DIR/results.json their errors
+"""
+
+import csv
+import datetime
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from alexlab.atomic import write_atomically
+from alexlab.errors import UserError
+
+CONFIG, METRICS, RESULTS, RUN = "config.yaml", "metrics.csv", "results.json", "run.json"
+WANDB_ID, CHECKPOINTS, LAST = "wandb_id", "checkpoints", "last.ckpt"
+LAUNCH, RECORD = "launch.json", "record.json"
+PROBS, LABELS = "probs", "labels.npy"
+
+# run.json's launchers, and its states: RUNNING, then ENDED when training returns, TERMINATED on
+# SIGTERM (how a wandb agent and `python -m alexlab.sweep` stop a run), INTERRUPTED on Ctrl-C, or
+# FAILED (with the error's line). A run killed outright (SIGKILL, out of memory) stays RUNNING.
+WANDB_AGENT, HYDRA_MULTIRUN = "wandb agent", "hydra multirun"
+ALEXLAB_SWEEP, SINGLE = "alexlab.sweep", "single run"
+RUNNING, ENDED, FAILED = "running", "ended", "failed"
+TERMINATED, INTERRUPTED = "terminated", "interrupted"
+
+
+def write_json(path: Path, value: Any) -> None:
+    write_atomically(path, json.dumps(value, indent=2, default=str, ensure_ascii=False) + "\n")
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """The file's object; empty if it is not there (not written yet)."""
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def write_config(run_dir: Path, resolved_yaml: str) -> None:
+    write_atomically(run_dir / CONFIG, resolved_yaml)
+
+
+def has_config(run_dir: Path) -> bool:
+    return (run_dir / CONFIG).is_file()
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    """The run's resolved config; empty if it has none."""
+    path = run_dir / CONFIG
+    return yaml.safe_load(path.read_text()) if path.is_file() else {}
+
+
+def read_overrides(run_dir: Path) -> list[str]:
+    """The command-line overrides that made the run (Hydra's record); none if it has no record."""
+    path = run_dir / ".hydra" / "overrides.yaml"
+    return (yaml.safe_load(path.read_text()) or []) if path.is_file() else []
+
+
+def write_results(run_dir: Path, results: dict[str, float]) -> None:
+    write_json(run_dir / RESULTS, results)
+
+
+def has_results(run_dir: Path) -> bool:
+    return (run_dir / RESULTS).exists()
+
+
+def read_results(run_dir: Path) -> dict[str, float]:
+    """The run's final metrics; empty before it finishes."""
+    return read_json(run_dir / RESULTS)
+
+
+def drop_results(run_dir: Path) -> None:
+    """Forget a stopped attempt's results: the run starts again in its directory."""
+    (run_dir / RESULTS).unlink(missing_ok=True)
+
+
+def metrics_csv(log_dir: Path) -> Path:
+    """Where the CSV logger of a run logging to `log_dir` (the run directory) writes its rows."""
+    return log_dir / METRICS
+
+
+def read_history(run_dir: Path) -> list[dict[str, float]]:
+    """The values a run logged, one dict per logged step as in wandb's history: metrics.csv's rows
+    without their empty cells. Empty while the run has not written its first rows."""
+    path = metrics_csv(run_dir)
+    if not path.is_file():
+        return []
+    with path.open() as file:
+        return [
+            {key: float(value) for key, value in row.items() if key and value}
+            for row in csv.DictReader(file)
+        ]
+
+
+def read_run(run_dir: Path) -> dict[str, Any]:
+    """The run's run.json: empty if the run has none."""
+    return read_json(run_dir / RUN)
+
+
+def write_run(run_dir: Path, record: dict[str, Any]) -> None:
+    write_json(run_dir / RUN, record)
+
+
+def run_files(directory: Path) -> list[Path]:
+    """Every run.json at or below `directory`."""
+    return list(directory.rglob(RUN))
+
+
+def seconds(record: dict[str, Any]) -> float:
+    """How long a run.json's run took, from its start to its end (NaN: it has not ended)."""
+    if "ended" not in record:
+        return math.nan
+    ended, started = (datetime.datetime.fromisoformat(record[k]) for k in ("ended", "started"))
+    return (ended - started).total_seconds()
+
+
+def write_wandb_id(run_dir: Path, run_id: str) -> None:
+    write_atomically(run_dir / WANDB_ID, run_id + "\n")
+
+
+def read_wandb_id(run_dir: Path) -> str | None:
+    path = run_dir / WANDB_ID
+    return path.read_text().strip() if path.exists() else None
+
+
+def last_checkpoint(run_dir: Path) -> Path:
+    """Where the run's last.ckpt is (whether or not it is there yet)."""
+    return run_dir / CHECKPOINTS / LAST
+
+
+def best_checkpoints(run_dir: Path) -> list[Path]:
+    """The run's epoch*.ckpt files (Lightning's ModelCheckpoint keeps the best one)."""
+    return sorted((run_dir / CHECKPOINTS).glob("epoch*.ckpt"))
+
+
+def save_predictions(
+    eval_dir: Path, probs: dict[str, np.ndarray], labels: np.ndarray, results: dict
+) -> None:
+    """An evaluation's probabilities by net name, the labels, and the errors (results.json, last)."""
+    (eval_dir / PROBS).mkdir(parents=True, exist_ok=True)
+    np.save(eval_dir / LABELS, labels)
+    for name, p in probs.items():
+        np.save(eval_dir / PROBS / f"{name}.npy", p)
+    write_results(eval_dir, results)
+
+
+def load_predictions(eval_dir: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The probabilities and labels an evaluation saved, by net name."""
+    files = sorted((eval_dir / PROBS).glob("*.npy"))
+    if not files or not (eval_dir / LABELS).is_file():
+        raise UserError(f"{eval_dir}: no {PROBS}/*.npy and {LABELS}; run src/eval.py first")
+    return {f.stem: np.load(f) for f in files}, np.load(eval_dir / LABELS)
+
+
+def evaluations(directory: Path) -> list[Path]:
+    """The evaluation directories (src/eval.py's, named eval/) at or below `directory`."""
+    return [labels.parent for labels in sorted(directory.rglob(f"eval/{LABELS}"))]

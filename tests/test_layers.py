@@ -1,0 +1,71 @@
+"""The package's layers only look down, and the reports run without the training stack."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO
+
+SRC = REPO / "src" / "alexlab"
+# Bottom to top: a module may import its own layer's and the layers below (config -> data -> net
+# -> module -> trainer -> run directory's users -> reports).
+LAYERS = [
+    {"errors", "atomic", "tables", "hardware", "claims"},
+    {"rundir", "predictions"},
+    {"kernels"},  # torch alone: the fused LRN, whose build run.json records (provenance)
+    {"provenance", "config"},
+    {"data", "models", "optim", "schedules"},
+    {"module", "callbacks", "resume"},
+    {"instantiate", "wandb_settings", "training", "evaluation"},
+    {"sweep"},
+    {"report"},
+]
+RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
+
+
+def top_name(module: str) -> str:
+    """alexlab.report.runs -> report; alexlab.rundir -> rundir."""
+    return module.split(".")[1]
+
+
+def alexlab_imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("alexlab"):
+            if node.module == "alexlab":
+                found |= {f"alexlab.{alias.name}" for alias in node.names}
+            else:
+                found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("alexlab.")}
+    return found
+
+
+def test_every_module_has_a_layer_and_imports_only_its_own_or_lower_ones():
+    upward = []
+    for path in sorted(SRC.rglob("*.py")):
+        name = path.relative_to(SRC).parts[0].removesuffix(".py")
+        if name == "__init__":
+            continue
+        assert name in RANK, f"{path}: not in a layer of LAYERS"
+        for imported in alexlab_imports(path):
+            if RANK[top_name(imported)] > RANK[name]:
+                upward.append(f"{path.relative_to(SRC)} imports {imported}")
+    assert not upward, upward
+
+
+def test_the_reports_load_neither_lightning_nor_hydra_nor_torch():
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, alexlab.report.__main__; "
+            "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert "alexlab" in loaded
+    assert not {"lightning", "hydra", "torch"} & set(loaded)
