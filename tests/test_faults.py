@@ -17,7 +17,8 @@ import torch
 import yaml
 from conftest import REPO, SHORT_RUN, sweep_command, sweep_file, train
 
-from alexlab.sweep.store import SweepStore
+from alexlab import rundir
+from alexlab.sweep.store import ENDED_BY_RUNNER, SweepStore, read_record
 
 pytestmark = pytest.mark.slow  # each test kills and resumes training processes
 
@@ -108,15 +109,15 @@ def test_a_sweep_whose_runner_is_killed_resumes_its_stopped_run(tmp_path, fashio
         assert time.monotonic() < deadline, "run 2 outlived its runner"
         time.sleep(0.2)
     (first_record,) = SweepStore.read_records(directory)
-    record_bytes = (directory / "runs" / "001-0" / "record.json").read_bytes()
-    assert not (second / "record.json").exists()
+    record_bytes = (directory / "runs" / "001-0" / "run.json").read_bytes()
+    assert read_record(second) is None  # the runner never saw it end
 
     again = subprocess.run(sweep_command(path, directory), cwd=REPO, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "3 runs complete" in again.stdout
     records = {r.params["seed"]: r for r in SweepStore.read_records(directory)}
     assert [r.state for r in records.values()] == ["finished"] * 3
-    assert (directory / "runs" / "001-0" / "record.json").read_bytes() == record_bytes
+    assert (directory / "runs" / "001-0" / "run.json").read_bytes() == record_bytes
     assert records[0] == first_record and records[0].resumes == []
     (note,) = records[1].resumes  # resumed in its own directory, not started again
     assert note.startswith("resumed from checkpoints/last.ckpt at epoch ")
@@ -137,8 +138,9 @@ def test_a_stopped_run_with_an_unreadable_checkpoint_starts_again_and_says_so(tm
     first = subprocess.run(sweep_command(path, directory), cwd=REPO, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr[-3000:]
     run_dir = directory / "runs" / "001-0"
-    # As a runner killed before the run's record, with the checkpoint cut short:
-    (run_dir / "record.json").unlink()
+    # As a runner killed before it recorded the run's end, with the checkpoint cut short:
+    ended = rundir.read_run(run_dir)
+    rundir.write_run(run_dir, {k: v for k, v in ended.items() if k not in ENDED_BY_RUNNER})
     last = run_dir / "checkpoints" / "last.ckpt"
     last.write_bytes(last.read_bytes()[:1000])
 

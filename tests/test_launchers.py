@@ -1,6 +1,7 @@
 """Runs started by each launcher (a wandb agent, Hydra multirun, `python -m alexlab.sweep`) record
 where they came from, and the reports read them all alike."""
 
+import contextlib
 import json
 import os
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO, generated_runs, offline_env, sweep_command, sweep_file
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from wandb import wandb_agent
 
 from alexlab import provenance, rundir
@@ -101,7 +103,7 @@ def test_reports_over_agent_multirun_and_runner_runs_are_equal(
     assert [d.name.rpartition("_")[2] for d in run_dirs] == ["run0relu", "run1tanh"]
     for run_dir, activation in zip(run_dirs, SWEPT["model.activation"], strict=True):
         record = json.loads((run_dir / "run.json").read_text())
-        assert record["launcher"] == "wandb agent" and record["state"] == "ended"
+        assert record["launcher"] == "wandb agent" and record["state"] == "finished"
         assert record["sweep"] == f"{ENTITY}/{PROJECT}/{SWEEP_ID}"
         assert record["run"] == run_dir.name.rpartition("_")[2]
         assert record["params"] == fixed | {"model.activation": activation}
@@ -166,18 +168,34 @@ def test_parameters_are_typed_as_hydra_types_the_command_line():
 
 
 @pytest.mark.parametrize(
-    "launcher, state, results, expected",
+    "launcher, raised, results, expected",
     [
-        ("wandb agent", "terminated", {}, "stopped"),  # its sweep's hyperband stopped it
-        ("hydra multirun", "terminated", {}, "killed"),
-        ("wandb agent", "interrupted", {}, "killed"),  # Ctrl-C
-        ("single run", "failed", {}, "crashed"),
-        ("wandb agent", "running", {}, "running"),  # or killed outright: no end recorded
-        ("hydra multirun", "ended", {"train/loss": 0.5}, "finished"),
-        ("hydra multirun", "ended", {"train/loss": float("nan")}, "diverged"),
+        ("wandb agent", SIGTERMException, {}, "stopped"),  # its sweep's hyperband stopped it
+        ("hydra multirun", SIGTERMException, {}, "killed"),
+        ("wandb agent", KeyboardInterrupt, {}, "killed"),  # Ctrl-C
+        ("single run", ValueError, {}, "crashed"),
+        ("hydra multirun", None, {"train/loss": 0.5}, "finished"),
+        ("hydra multirun", None, {"train/loss": float("nan")}, "diverged"),
     ],
 )
-def test_a_run_counts_as_its_run_json_says_it_ended(tmp_path, launcher, state, results, expected):
+def test_a_run_records_how_it_ended_in_one_vocabulary(
+    tmp_path, monkeypatch, launcher, raised, results, expected
+):
+    monkeypatch.setattr(provenance, "origin", lambda: {"launcher": launcher})
+    provenance.record_start(tmp_path)
+    assert rundir.read_run(tmp_path)["state"] == "running"  # and stays so if killed outright
+    with contextlib.suppress(BaseException), provenance.recording_end(tmp_path):
+        rundir.write_results(tmp_path, results)
+        if raised:
+            raise raised("the error's line")
+    record = rundir.read_run(tmp_path)
+    assert record["state"] == expected and "ended" in record
+    assert record.get("error") == ("ValueError: the error's line" if raised is ValueError else None)
+
+
+@pytest.mark.parametrize("launcher", ["wandb agent", "hydra multirun", "single run"])
+@pytest.mark.parametrize("state", ["finished", "stopped", "running"])
+def test_a_run_counts_as_its_run_json_says(tmp_path, launcher, state):
     run_dir = tmp_path / "logs" / "0"
     run_dir.mkdir(parents=True)
     sweep = {"dir": str(tmp_path / "logs"), "subdir": "0"} if launcher == "hydra multirun" else "s"
@@ -187,10 +205,8 @@ def test_a_run_counts_as_its_run_json_says_it_ended(tmp_path, launcher, state, r
         record["ended"] = "2026-11-30T00:01:30+00:00"
     rundir.write_run(run_dir, record)
     (run_dir / "metrics.csv").write_text("train/epochs,train/err_recent\n0.2,0.9\n0.4,0.8\n")
-    if results:
-        (run_dir / "results.json").write_text(json.dumps(results))
     (run,) = load_runs(tmp_path)
-    assert run.state == expected and run.curve == [(0.2, 0.9), (0.4, 0.8)]
+    assert run.state == state and run.curve == [(0.2, 0.9), (0.4, 0.8)]
     assert run.seconds == (90 if state != "running" else pytest.approx(float("nan"), nan_ok=True))
     assert run.sweep == {"wandb agent": "wandb:s", "hydra multirun": str(tmp_path / "logs")}.get(
         launcher, str(run_dir)
@@ -207,7 +223,7 @@ def test_a_multiruns_runs_come_in_job_order_past_job_9(tmp_path):
         sweep = {"dir": str(run_dir.parent), "subdir": str(job)}
         record = {"launcher": "hydra multirun", "sweep": sweep, "run": job}
         rundir.write_run(
-            run_dir, record | {"params": {"x": value, "seed": job % 4}, "state": "ended"}
+            run_dir, record | {"params": {"x": value, "seed": job % 4}, "state": "finished"}
         )
     runs = load_runs(tmp_path)
     assert [run.name for run in runs] == [str(job) for job in range(12)]

@@ -230,9 +230,11 @@ def test_an_interrupted_sweep_stops_its_run_and_records_it_as_killed(tmp_path):
     (record,) = SweepStore.read_records(directory)
     assert record.state == "killed"
     assert not any(b"trainer.max_epochs=1000" in command for command in running_commands())
-    # The run saw the SIGTERM (Lightning's SIGTERMException) and wrote how it ended itself.
+    # The run saw the SIGTERM (Lightning's SIGTERMException) and recorded its end, in the record
+    # where the runner then wrote the exit code it saw.
     run = json.loads((directory / "runs" / record.name / "run.json").read_text())
-    assert run["launcher"] == "alexlab.sweep" and run["state"] == "terminated"
+    assert run["launcher"] == "alexlab.sweep" and run["state"] == "killed" and "ended" in run
+    assert run["exitcode"] == record.exitcode
     assert run["sweep"] == str(directory) and run["run"] == record.name
 
 
@@ -254,11 +256,20 @@ def test_a_directory_keeps_its_runs_grid_points(tmp_path):
     grid = {"method": "grid", "parameters": {"a": {"values": [1, 2]}, "b": {"value": 0}}}
     store = SweepStore(tmp_path, grid)
     run_dir = store.new_run_dir({"a": 1, "b": 0})
+    store.save_launch(run_dir, {"a": 1, "b": 0}, [], [])
     store.save(run_dir, RunRecord(run_dir.name, {"a": 1, "b": 0}, "finished", 0, 1.0, []))
     grid["parameters"]["a"]["values"].append(3)  # widened: the run is still a grid point
     SweepStore(tmp_path, grid)
     grid["parameters"]["b"]["value"] = 1  # changed: the run no longer is one
     with pytest.raises(UserError, match="holds runs of another sweep config"):
+        SweepStore(tmp_path, grid)
+
+
+def test_a_sweep_recorded_by_an_older_alexlab_is_refused_in_one_line(tmp_path):
+    grid = {"method": "grid", "parameters": {"a": {"values": [1, 2]}}}
+    (tmp_path / "runs" / "001-1").mkdir(parents=True)
+    (tmp_path / "runs" / "001-1" / "record.json").write_text("{}")
+    with pytest.raises(UserError, match=r"001-1/record\.json: a run recorded by an older alexlab"):
         SweepStore(tmp_path, grid)
 
 

@@ -177,7 +177,7 @@ def test_checkpoint_of_another_model_config_names_the_keys_that_differ(tmp_path,
 def test_a_finished_run_is_never_overwritten(finished_run):
     results = (finished_run / "results.json").read_bytes()
     record = (finished_run / "run.json").read_bytes()  # how the finished run ended: kept too
-    assert json.loads(record)["state"] == "ended"
+    assert json.loads(record)["state"] == "finished"
     run = train(finished_run, *SYNTHETIC, "model=convnet4")
     assert one_line_error(run) == (
         f"error: {finished_run} holds a finished run (results.json): give this one another "

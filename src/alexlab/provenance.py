@@ -3,7 +3,8 @@ started it: a wandb agent, a Hydra multirun, `python -m alexlab.sweep`, or a pla
 reports read it to find a run's sweep and parameters in any tree of run directories.
 
 run.json: {"launcher", "sweep", "run", "params", "overrides", "host", "pid", "cpu", "lrn_kernel",
-           "started", "state", "ended", "error"}
+           "started", "state", "ended", "error"}, and from a sweep's runner
+           {"exitcode", "seconds", "stopped_by"} (sweep/runner.py)
   launcher  WANDB_AGENT | HYDRA_MULTIRUN | ALEXLAB_SWEEP | SINGLE
   sweep     wandb: ENTITY/PROJECT/SWEEP_ID (what `wandb agent` was given) | Hydra: hydra.sweep.dir
             and hydra.sweep.subdir (where the job's directory sits below it) | alexlab.sweep: the
@@ -14,9 +15,10 @@ run.json: {"launcher", "sweep", "run", "params", "overrides", "host", "pid", "cp
   cpu       the CPU's model name, which a CPU run's speed depends on
   lrn_kernel  the fused CPU LRN kernel's build flags and the ISA path it ran, or why it did not
             load (alexlab.kernels.lrn.build_info())
-  state     RUNNING, then ENDED when train() returns, TERMINATED on SIGTERM (a wandb agent stops
-            a run so, as does `python -m alexlab.sweep`), INTERRUPTED on Ctrl-C or FAILED (with
-            the error's line). A run killed outright (SIGKILL, out of memory) stays RUNNING.
+  state     one of rundir's states: RUNNING, then FINISHED or DIVERGED when train() returns,
+            STOPPED on SIGTERM under a wandb agent (how it ends a run its sweep's early_terminate
+            stops), KILLED on any other SIGTERM or Ctrl-C, CRASHED on an error (its line in
+            "error"). A sweep's runner writes the state it saw last (sweep/runner.py: finish).
 """
 
 import contextlib
@@ -40,13 +42,12 @@ from alexlab.errors import UserError
 from alexlab.kernels import lrn as lrn_kernels
 from alexlab.rundir import (
     ALEXLAB_SWEEP,
-    ENDED,
-    FAILED,
+    CRASHED,
     HYDRA_MULTIRUN,
-    INTERRUPTED,
+    KILLED,
     RUNNING,
     SINGLE,
-    TERMINATED,
+    STOPPED,
     WANDB_AGENT,
 )
 
@@ -142,23 +143,25 @@ def record_end(run_dir: Path, state: str, error: str = "") -> None:
 
 @contextlib.contextmanager
 def recording_end(run_dir: Path) -> Iterator[None]:
-    """Record in run.json how the block ends: ended, terminated (SIGTERM), interrupted (Ctrl-C,
-    which Lightning turns into sys.exit), or failed with its error's line."""
+    """Record in run.json how the block ends: finished or diverged (by its results), stopped
+    (a wandb agent's SIGTERM) or killed (another SIGTERM; Ctrl-C, which Lightning turns into
+    sys.exit), or crashed with its error's line."""
     try:
         yield
     except SIGTERMException:
-        record_end(run_dir, TERMINATED)
+        by_agent = rundir.read_run(run_dir).get("launcher") == WANDB_AGENT
+        record_end(run_dir, STOPPED if by_agent else KILLED)
         raise
     except (KeyboardInterrupt, SystemExit):
-        record_end(run_dir, INTERRUPTED)
+        record_end(run_dir, KILLED)
         raise
     except UserError as error:
-        record_end(run_dir, FAILED, f"error: {error}")
+        record_end(run_dir, CRASHED, f"error: {error}")
         raise
     except BaseException as error:
-        record_end(run_dir, FAILED, f"{type(error).__name__}: {error}")
+        record_end(run_dir, CRASHED, f"{type(error).__name__}: {error}")
         raise
-    record_end(run_dir, ENDED)
+    record_end(run_dir, rundir.outcome(rundir.read_results(run_dir)))
 
 
 def now() -> str:

@@ -7,11 +7,11 @@ RUN_DIR/metrics.csv      every logged value, a row per logged step (Lightning's 
 RUN_DIR/results.json     the final metrics, written whole when training (and again when the test)
                          ends: a directory holding one holds a finished run
 RUN_DIR/.hydra/          Hydra's record of the job: overrides.yaml, the command line's overrides
-RUN_DIR/run.json         where the run came from and how it ended (provenance.py writes it)
+RUN_DIR/run.json         the run's record: where it came from and how it ended (provenance.py
+                         writes it as the run starts and ends; a sweep's runner adds what it saw)
 RUN_DIR/wandb_id         the wandb run that a resumed run continues
 RUN_DIR/checkpoints/     last.ckpt (resume.py) and the best epoch*.ckpt (Lightning's ModelCheckpoint)
-RUN_DIR/launch.json      a sweep's run: its parameters and resumes, written at launch (sweep/store.py)
-RUN_DIR/record.json      a sweep's run: the runner's record of how it ended, written last
+RUN_DIR/launch.json      a sweep's run: its parameters, command and resumes, written at launch
 EVAL_DIR/probs/NAME.npy  src/eval.py: each net's class probabilities (images x classes, float16),
 EVAL_DIR/labels.npy      the images' labels, and EVAL_DIR/results.json their errors
 """
@@ -31,16 +31,22 @@ from alexlab.errors import UserError
 
 CONFIG, METRICS, RESULTS, RUN = "config.yaml", "metrics.csv", "results.json", "run.json"
 WANDB_ID, CHECKPOINTS, LAST = "wandb_id", "checkpoints", "last.ckpt"
-LAUNCH, RECORD = "launch.json", "record.json"
+LAUNCH = "launch.json"
 PROBS, LABELS = "probs", "labels.npy"
 
-# run.json's launchers, and its states: RUNNING, then ENDED when training returns, TERMINATED on
-# SIGTERM (how a wandb agent and `python -m alexlab.sweep` stop a run), INTERRUPTED on Ctrl-C, or
-# FAILED (with the error's line). A run killed outright (SIGKILL, out of memory) stays RUNNING.
+# run.json's launchers.
 WANDB_AGENT, HYDRA_MULTIRUN = "wandb agent", "hydra multirun"
 ALEXLAB_SWEEP, SINGLE = "alexlab.sweep", "single run"
-RUNNING, ENDED, FAILED = "running", "ended", "failed"
-TERMINATED, INTERRUPTED = "terminated", "interrupted"
+
+# run.json's states, one vocabulary for every launcher. RUNNING from the start; a run killed
+# outright (SIGKILL, out of memory) stays so unless a sweep's runner saw it end. FINISHED when
+# training returns with finite losses, DIVERGED when a loss went non-finite (training stops and
+# returns). STOPPED: ended by its sweep's early_terminate (hyperband), done with the curve it had,
+# as in wandb. KILLED: terminated (SIGTERM, Ctrl-C), to resume from its last checkpoint. CRASHED:
+# an error (its line in "error"), to start again.
+RUNNING, FINISHED, DIVERGED = "running", "finished", "diverged"
+STOPPED, KILLED, CRASHED = "stopped", "killed", "crashed"
+COMPLETE = (FINISHED, DIVERGED, STOPPED)
 
 
 def write_json(path: Path, value: Any) -> None:
@@ -117,13 +123,29 @@ def write_run(run_dir: Path, record: dict[str, Any]) -> None:
     write_json(run_dir / RUN, record)
 
 
+def update_run(run_dir: Path, fields: dict[str, Any]) -> dict[str, Any]:
+    """Add `fields` to the run's run.json (a run that never started gets one of its own)."""
+    record = read_run(run_dir) | fields
+    write_run(run_dir, record)
+    return record
+
+
+def outcome(results: dict[str, float]) -> str:
+    """How a run that returned ended: FINISHED, or DIVERGED if a loss in its results is not finite."""
+    losses = [value for key, value in results.items() if "loss" in key]
+    return FINISHED if all(math.isfinite(value) for value in losses) else DIVERGED
+
+
 def run_files(directory: Path) -> list[Path]:
     """Every run.json at or below `directory`."""
     return list(directory.rglob(RUN))
 
 
 def seconds(record: dict[str, Any]) -> float:
-    """How long a run.json's run took, from its start to its end (NaN: it has not ended)."""
+    """How long a run.json's run took: the sweep runner's wall time of its process (start-up
+    included) when a runner ran it, else from its start to its end (NaN: it has not ended)."""
+    if "seconds" in record:
+        return record["seconds"]
     if "ended" not in record:
         return math.nan
     ended, started = (datetime.datetime.fromisoformat(record[k]) for k in ("ended", "started"))

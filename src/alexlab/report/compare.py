@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 
 from alexlab.errors import UserError
 from alexlab.report.runs import Run, arithmetic, by_sweep, group_by, load_runs, sweep_name
-from alexlab.sweep.store import FINISHED
+from alexlab.rundir import FINISHED
 from alexlab.tables import markdown_table, mean_and_spread
 
 METRICS = {"test/err_top1": "top-1", "test/err_top5": "top-5"}

@@ -11,15 +11,8 @@ from typing import Any, TypeVar
 
 from alexlab import rundir
 from alexlab.errors import UserError
-from alexlab.sweep.store import (
-    CRASHED,
-    FINISHED,
-    KILLED,
-    STOPPED,
-    SweepStore,
-    counting_records,
-    outcome,
-)
+from alexlab.rundir import FINISHED, STOPPED
+from alexlab.sweep.store import SweepStore, counting_records
 
 K = TypeVar("K")
 
@@ -86,34 +79,18 @@ def sweep_runs(sweep: Path) -> list[Run]:
 def launched_run(run_dir: Path) -> Run:
     """A run from its own run.json: its launcher, sweep and parameters, and how it ended."""
     record = rundir.read_run(run_dir)
-    results = rundir.read_results(run_dir)
     launcher = record["launcher"]
     run = Run(
         name=run_dir.name,
         params=record["params"],
-        state=run_state(record, results),
-        results=results,
+        state=record["state"],
+        results=rundir.read_results(run_dir),
         seconds=rundir.seconds(record),
         directory=run_dir,
         sweep=sweep_of(record, run_dir),
         launcher=launcher,
     )
     return with_files(run)
-
-
-def run_state(record: dict[str, Any], results: dict[str, float]) -> str:
-    """The runner's states for a run that recorded its own end: a SIGTERM is how a wandb agent
-    stops a run its sweep's early_terminate ends (stopped, with its curve), and how anything
-    else kills one."""
-    state = record["state"]
-    if state == rundir.TERMINATED:
-        return STOPPED if record["launcher"] == rundir.WANDB_AGENT else KILLED
-    if state == rundir.INTERRUPTED:
-        return KILLED
-    if state == rundir.FAILED:
-        return CRASHED
-    # Not ended: still running, or killed outright.
-    return outcome(0, results) if state == rundir.ENDED else rundir.RUNNING
 
 
 def sweep_of(record: dict[str, Any], run_dir: Path) -> str:

@@ -8,11 +8,12 @@ import sys
 from pathlib import Path
 
 from alexlab.errors import UserError
+from alexlab.rundir import COMPLETE
 from alexlab.sweep.command import agent_command
 from alexlab.sweep.preview import preview
 from alexlab.sweep.runner import run_sweep
 from alexlab.sweep.spec import load_sweep
-from alexlab.sweep.store import COMPLETE, counting_records
+from alexlab.sweep.store import counting_records
 
 
 def interrupt(signum: int, frame: object) -> None:

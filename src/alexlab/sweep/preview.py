@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from alexlab.provenance import RUN_DIR_ENV
+from alexlab.rundir import COMPLETE
 from alexlab.sweep.command import agent_command
 from alexlab.sweep.engine import sweeps
 from alexlab.sweep.runner import as_sweep_run
-from alexlab.sweep.store import COMPLETE, SweepStore
+from alexlab.sweep.store import SweepStore
 
 PROBE_STEPS = 12  # the first two are left out of the step time (allocations, warm caches)
 

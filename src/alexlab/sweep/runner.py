@@ -18,19 +18,21 @@ from rich.progress import Progress
 from alexlab.errors import UserError
 from alexlab.provenance import RUN_DIR_ENV, SWEEP_DIR_ENV
 from alexlab.resume import read_checkpoint
-from alexlab.rundir import LAST, drop_results, last_checkpoint, read_history, read_results
-from alexlab.sweep.command import agent_command
-from alexlab.sweep.engine import sweeps
-from alexlab.sweep.store import (
+from alexlab.rundir import (
     COMPLETE,
     CRASHED,
     KILLED,
+    LAST,
     STOPPED,
-    RunRecord,
-    SweepStore,
-    Unfinished,
+    drop_results,
+    last_checkpoint,
     outcome,
+    read_history,
+    read_results,
 )
+from alexlab.sweep.command import agent_command
+from alexlab.sweep.engine import sweeps
+from alexlab.sweep.store import RunRecord, SweepStore, Unfinished
 
 # How often the runs' histories are read for early_terminate: each costs a metrics.csv read per
 # run, and CSVLogger writes its rows every 100 steps anyway.
@@ -170,7 +172,7 @@ def start(
     resumes: list[str],
     threads: int,
 ) -> Launched:
-    store.save_launch(run_dir, params, resumes)
+    store.save_launch(run_dir, params, command, resumes)
     with open(run_dir / "train.log", "a") as log:
         process = subprocess.Popen(
             command,
@@ -241,13 +243,16 @@ def stop(process: subprocess.Popen) -> None:
 def finish(
     store: SweepStore, launched: Launched, state: str | None = None, stopped_by: str = ""
 ) -> RunRecord:
+    """Record how the run's process ended: `state` when the runner ended it (stopped by the
+    sweep's early_terminate, killed with the runner), else crashed on a non-zero exit (whatever
+    the run recorded itself: a run killed outright recorded nothing), else by its results."""
     exitcode = launched.process.returncode
     results = read_results(launched.run_dir)
     log_lines = (launched.run_dir / "train.log").read_text(errors="replace").strip().splitlines()
     record = RunRecord(
         name=launched.run_dir.name,
         params=launched.params,
-        state=state or outcome(exitcode, results),
+        state=state or (CRASHED if exitcode else outcome(results)),
         exitcode=exitcode,
         seconds=round(time.perf_counter() - launched.start, 1),
         command=launched.command,

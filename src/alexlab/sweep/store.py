@@ -3,35 +3,39 @@
 DIR/sweep.yaml                  the sweep config the runs were made from (after --set)
 DIR/runs/NNN-VALUES/            the run's Hydra directory: config.yaml, metrics.csv, results.json
 DIR/runs/NNN-VALUES/train.log   its output
-DIR/runs/NNN-VALUES/launch.json its parameters and how often it was resumed, written at launch
-DIR/runs/NNN-VALUES/record.json how it ended: written last, so a run without one never finished
+DIR/runs/NNN-VALUES/launch.json its parameters, command and resumes, written at launch
+DIR/runs/NNN-VALUES/run.json    the run's record (provenance.py); the runner adds its exit code
+                                and seconds when the process has ended, so a run without them
+                                was never seen to end
 """
 
 import json
-import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from alexlab import rundir
 from alexlab.atomic import write_atomically
 from alexlab.errors import UserError
-from alexlab.rundir import LAUNCH, RECORD, write_json
+from alexlab.rundir import COMPLETE, KILLED, LAUNCH, write_json
 
-# How a run ended. A diverged run exits normally (its loss went non-finite and training stopped);
-# a stopped run was ended by the sweep's early_terminate (hyperband): like wandb's, it is done and
-# keeps the curve it had. When the sweep is run again, a killed run (and one whose runner was
-# killed: it has no record) resumes from its last checkpoint in its own directory, and a crashed
-# run starts again in a new one.
-FINISHED, DIVERGED, STOPPED = "finished", "diverged", "stopped"
-CRASHED, KILLED = "crashed", "killed"
-COMPLETE = (FINISHED, DIVERGED, STOPPED)
+# The fields the runner adds to a run's run.json when it has seen the run's process end. When the
+# sweep is run again, a killed run (and one whose runner was killed: its run.json has no exit
+# code) resumes from its last checkpoint in its own directory; a crashed one starts again in a
+# new one.
+ENDED_BY_RUNNER = ("exitcode", "seconds", "stopped_by")
+# An older alexlab runner's record of a run's end: a directory holding one is refused, since its
+# runs' ends are not in their run.json and every run would look unfinished.
+OLD_RECORD = "record.json"
 
 
 @dataclass
 class RunRecord:
+    """A sweep's run as the runner launched it (launch.json) and saw it end (run.json)."""
+
     name: str
     params: dict[str, Any]
     state: str
@@ -39,7 +43,7 @@ class RunRecord:
     seconds: float
     command: list[str]
     results: dict[str, float] = field(default_factory=dict)
-    error: str = ""  # the last line of a crashed run's output
+    error: str = ""  # a crashed run's error line
     resumes: list[str] = field(default_factory=list)  # each time it was resumed or started again
     stopped_by: str = ""  # a stopped run: the early_terminate decision (band, metric, threshold)
 
@@ -51,13 +55,6 @@ class Unfinished:
     run_dir: Path
     params: dict[str, Any]
     resumes: list[str]
-
-
-def outcome(exitcode: int, results: dict[str, float]) -> str:
-    if exitcode != 0:
-        return CRASHED
-    losses = [value for key, value in results.items() if "loss" in key]
-    return FINISHED if all(math.isfinite(value) for value in losses) else DIVERGED
 
 
 def grid_point(params: dict[str, Any]) -> str:
@@ -79,6 +76,11 @@ class SweepStore:
     def __init__(self, directory: Path, config: dict[str, Any]) -> None:
         self.directory = directory
         self.runs_dir = directory / "runs"
+        if old := next(self.runs_dir.glob(f"*/{OLD_RECORD}"), None):
+            raise UserError(
+                f"{old}: a run recorded by an older alexlab (its end is not in run.json); "
+                "give this sweep a new --dir"
+            )
         self.swept = [key for key, spec in config["parameters"].items() if "value" not in spec]
         saved = directory / "sweep.yaml"
         # A widened grid is the same sweep; anything that changes a run already made is not.
@@ -96,8 +98,9 @@ class SweepStore:
 
     @staticmethod
     def read_records(directory: Path) -> list[RunRecord]:
-        """The sweep's runs that ended, in the order they started."""
-        return [read_record(path) for path in sorted((directory / "runs").glob(f"*/{RECORD}"))]
+        """The sweep's runs that the runner saw end, in the order they started."""
+        runs = sorted(path.parent for path in (directory / "runs").glob(f"*/{LAUNCH}"))
+        return [record for run_dir in runs if (record := read_record(run_dir))]
 
     def new_run_dir(self, params: dict[str, Any]) -> Path:
         """A new directory named by a number and the values of the parameters being swept."""
@@ -109,31 +112,54 @@ class SweepStore:
         return run_dir
 
     def save(self, run_dir: Path, record: RunRecord) -> None:
-        write_json(run_dir / RECORD, asdict(record))
+        """The run's end as the runner saw it, into its run.json (the state it saw wins)."""
+        ended = {key: getattr(record, key) for key in ("state", *ENDED_BY_RUNNER)}
+        rundir.update_run(run_dir, ended | ({"error": record.error} if record.error else {}))
 
-    def save_launch(self, run_dir: Path, params: dict[str, Any], resumes: list[str]) -> None:
-        write_json(run_dir / LAUNCH, {"params": params, "resumes": resumes})
+    def save_launch(
+        self, run_dir: Path, params: dict[str, Any], command: list[str], resumes: list[str]
+    ) -> None:
+        write_json(run_dir / LAUNCH, {"params": params, "command": command, "resumes": resumes})
 
     def unfinished(self) -> list[Unfinished]:
         return self.find_unfinished(self.runs_dir)
 
     @staticmethod
     def find_unfinished(runs_dir: Path) -> list[Unfinished]:
-        """Runs killed, or left without a record by a killed runner, whose grid point has not
-        been completed since, in the order they started."""
-        records = {path.parent: read_record(path) for path in runs_dir.glob(f"*/{RECORD}")}
-        completed = {grid_point(r.params) for r in records.values() if r.state in COMPLETE}
-        found = []
-        for path in sorted(runs_dir.glob(f"*/{LAUNCH}")):
-            record, launch = records.get(path.parent), json.loads(path.read_text())
-            stopped = record is None or record.state == KILLED
-            if stopped and grid_point(launch["params"]) not in completed:
-                found.append(Unfinished(path.parent, launch["params"], launch["resumes"]))
-        return found
+        """Runs killed, or left unseen by a killed runner, whose grid point has not been
+        completed since, in the order they started."""
+        found, completed = [], set()
+        for run_dir in sorted(path.parent for path in runs_dir.glob(f"*/{LAUNCH}")):
+            record, launch = read_record(run_dir), read_launch(run_dir)
+            if record is None or record.state == KILLED:
+                found.append(Unfinished(run_dir, launch["params"], launch["resumes"]))
+            elif record.state in COMPLETE:
+                completed.add(grid_point(record.params))
+        return [run for run in found if grid_point(run.params) not in completed]
 
 
-def read_record(path: Path) -> RunRecord:
-    return RunRecord(**json.loads(path.read_text()))
+def read_launch(run_dir: Path) -> dict[str, Any]:
+    return json.loads((run_dir / LAUNCH).read_text())
+
+
+def read_record(run_dir: Path) -> RunRecord | None:
+    """The run as launched and ended; None if the runner has not seen its process end."""
+    ended = rundir.read_run(run_dir)
+    if "exitcode" not in ended:
+        return None
+    launch = read_launch(run_dir)
+    return RunRecord(
+        name=run_dir.name,
+        params=launch["params"],
+        state=ended["state"],
+        exitcode=ended["exitcode"],
+        seconds=ended["seconds"],
+        command=launch["command"],
+        results=rundir.read_results(run_dir),
+        error=ended.get("error", ""),
+        resumes=launch["resumes"],
+        stopped_by=ended["stopped_by"],
+    )
 
 
 def in_grid(params: dict[str, Any], config: dict[str, Any]) -> bool:
