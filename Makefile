@@ -37,11 +37,13 @@ $(STAMP): pyproject.toml setup.py src/alexlab/kernels/lrn_cpu.cpp
 	$(VENV)/bin/pip install -q --no-deps foolbox==3.3.4
 	touch $@
 
-# Two pytest workers (pytest-xdist), each test file in one of them, so that a file's module
-# fixtures run once. One thread each (and each run they start): two workers of two threads on two
-# cores took 12 min 31 s against 8 min 59 s, the time lost to threads waiting on each other.
-TEST = OMP_NUM_THREADS=1 $(PYTHON) -m pytest -q -n 2 --dist loadfile
-test: $(STAMP) ## run the test suite, every tier [~9 min]
+# Two pytest workers (pytest-xdist) handed tests one at a time, which keeps both busy to the end
+# (whole files at a time left one worker alone on the last file for two minutes); the costliest
+# module fixture, test_eval's three nets, is trained once and shared through a file lock. One
+# thread each (and each run they start): two workers of two threads on two cores took 12 min 31 s
+# against 8 min 59 s, the time lost to threads waiting on each other.
+TEST = OMP_NUM_THREADS=1 $(PYTHON) -m pytest -q -n 2 --dist load
+test: $(STAMP) ## run the test suite, every tier [~10 min]
 	$(TEST)
 
 test-fast: $(STAMP) ## the inner loop: the tests that neither train nor start a process (not marked slow) [~1 min]

@@ -104,6 +104,14 @@ def offline_env() -> dict[str, str]:
 def train(tmp_path: Path, *overrides: str, timeout: int = 300) -> subprocess.CompletedProcess:
     """`python src/train.py` with its run directory at `tmp_path`; tests/ is importable, so a
     test can add a callback of its own (`+callbacks.kill._target_=faults.Kill`)."""
+    command, env = train_command(tmp_path, *overrides)
+    return subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def train_command(tmp_path: Path, *overrides: str) -> tuple[list[str], dict[str, str]]:
+    """`train`'s command line and environment, for a test that starts it itself."""
     env = offline_env()
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "tests"), env.get("PYTHONPATH")]))
     command = [
@@ -113,9 +121,7 @@ def train(tmp_path: Path, *overrides: str, timeout: int = 300) -> subprocess.Com
         "callbacks.progress_bar=null",
         *overrides,
     ]
-    return subprocess.run(
-        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
-    )
+    return command, env
 
 
 def sweep_command(path: Path, directory: Path) -> list[str]:

@@ -9,7 +9,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
-from alexlab.config import run_config_of_any_age
+from alexlab.config import check_own_targets, own_targets, run_config_of_any_age
 from alexlab.errors import UserError
 from alexlab.models import ConvLocal
 from alexlab.module import Classifier
@@ -113,6 +113,35 @@ def test_an_old_runs_printed_lrn_is_rebuilt_and_its_alexnet_refused():
     ablation = REPO / "tests/data/old_configs/ablation_baseline_before_23e6a42.yaml"
     with pytest.raises(UserError, match=r"^model: this run's AlexNet predates .* alexlab 23e6a42$"):
         run_config_of_any_age(OmegaConf.load(ablation))
+
+
+def test_every_target_a_composed_config_names_is_one_of_alexlabs_own():
+    own = own_targets()
+    assert {"alexlab.models.AlexNet2012", "torch.optim.SGD", "lightning.pytorch.Trainer"} <= own
+    config = composed("experiment=fashion_mnist", "logger=[csv,wandb]")
+    check_own_targets(config, Path("config.yaml"))  # today's configs pass
+
+
+@pytest.mark.parametrize(
+    "where, node",
+    [
+        ("model", {"_target_": "builtins.open", "file": "x", "mode": "w"}),
+        ("optim.optimizer", {"_target_": "torch.load", "weights_only": False, "f": "x"}),
+        ("callbacks.x", {"_target_": "alexlab.rundir.write_json", "path": "x", "value": 0}),
+        ("data.augment", {"_target_": "${oc.env:TARGET}"}),  # unresolved: refused as written
+        ("trainer.plugins", [{"_target_": "os.system", "_args_": ["touch x"]}]),
+    ],
+)
+def test_a_foreign_target_in_a_runs_config_is_refused_in_one_line(where, node):
+    config = composed("experiment=fashion_mnist")
+    OmegaConf.update(config, where, node, force_add=True, merge=False)
+    target = node[0]["_target_"] if isinstance(node, list) else node["_target_"]
+    with pytest.raises(UserError) as refused:
+        check_own_targets(config, Path("run/config.yaml"))
+    assert str(refused.value) == (
+        f"run/config.yaml: _target_ {target} is not one of alexlab's own (those of conf/, e.g. "
+        "alexlab.models.AlexNet2012); not running it"
+    )
 
 
 def test_defaults_run_on_data_this_machine_has():

@@ -1,6 +1,9 @@
 """Readers return the real datasets; augmentations do exactly what Section 4.1 says."""
 
+import os
 import pickle
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,10 +12,10 @@ from conftest import find_window
 from PIL import Image
 
 from alexlab.data.augment import Augment, random_crop, random_flip
-from alexlab.data.cifar10 import CIFAR10DataModule
+from alexlab.data.cifar10 import CIFAR10DataModule, read_batch
 from alexlab.data.fashion_mnist import FashionMNISTDataModule
 from alexlab.data.synthetic import SyntheticDataModule
-from alexlab.errors import ConfigError, DataNotFoundError
+from alexlab.errors import ConfigError, DataNotFoundError, UserError
 
 
 def test_fashion_mnist_reads_the_real_dataset(fashion_mnist):
@@ -60,6 +63,53 @@ def test_cifar10_reader_on_real_cifar_images(foolbox_data, tmp_path):
     assert torch.equal(test_x, torch.from_numpy(images))
     dm.setup()
     assert len(dm.splits["train"]) == 16 and len(dm.splits["val"]) == 4
+
+
+class Payload:
+    """A pickle that runs a command when it is loaded (pickle's __reduce__)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_crafted_cifar10_batch_is_refused_and_its_payload_does_not_run(foolbox_data, tmp_path):
+    files = sorted(foolbox_data.glob("cifar10_*.png"))
+    images = np.stack([np.asarray(Image.open(f).convert("RGB")).transpose(2, 0, 1) for f in files])
+    labels = np.array([int(f.stem.split("_")[-1]) for f in files])
+    folder = tmp_path / "cifar-10-batches-py"
+    pack_cifar(folder, images, labels)
+    marker = tmp_path / "payload-ran"
+    crafted = {"data": Payload(marker), "labels": [0], "batch_label": "data_batch_3"}
+    (folder / "data_batch_3").write_bytes(pickle.dumps(crafted))
+    with pytest.raises(UserError) as refused:
+        CIFAR10DataModule(root=str(tmp_path)).read()
+    assert str(refused.value) == (
+        f"{folder / 'data_batch_3'}: not a CIFAR-10 python batch (it asks to load posix.system); "
+        "unpack cifar-10-python.tar.gz there"
+    )
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "content, why",
+    [
+        (b"\x80\x04\x95", "pickle data was truncated"),
+        (pickle.dumps({"data": np.zeros((2, 10), np.uint8), "labels": [0, 1]}), "not rows of 3072"),
+        (pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [0]}), "2 images but"),
+        (pickle.dumps({"data": np.zeros((1, 3072), np.uint8), "labels": [10]}), "classes 0-9"),
+        (pickle.dumps([1, 2]), "'list' object has no attribute 'get'"),
+    ],
+)
+def test_a_file_that_is_not_a_cifar10_batch_is_one_line_naming_it(tmp_path, content, why):
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(content)
+    with pytest.raises(UserError, match=rf"^{re.escape(str(path))}: not a CIFAR-10 python batch"):
+        read_batch(path)
+    with pytest.raises(UserError, match=re.escape(why)):
+        read_batch(path)
 
 
 def test_cifar10_missing_files_say_where_to_put_them(tmp_path):

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from conftest import REPO, SHORT_RUN, train
+from filelock import FileLock
 from torch import nn
 
 from alexlab.module import Classifier
@@ -25,14 +28,21 @@ def evaluate(out: Path, *overrides: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def seeds(tmp_path_factory: pytest.TempPathFactory, fashion_mnist: Path) -> list[Path]:
-    """Three short runs on real Fashion-MNIST that differ only in their seed."""
-    runs = []
-    for seed in range(3):
-        run_dir = tmp_path_factory.mktemp(f"seed{seed}")
-        run = train(run_dir, *SHORT_RUN, f"seed={seed}")
-        assert run.returncode == 0, run.stderr[-3000:]
-        runs.append(run_dir)
+def seeds(
+    tmp_path_factory: pytest.TempPathFactory, worker_id: str, fashion_mnist: Path
+) -> list[Path]:
+    """Three short runs on real Fashion-MNIST that differ only in their seed, trained once in a
+    session: under xdist, in the folder the workers share, by whichever asks first (the pattern
+    pytest-xdist documents for a fixture that should run once)."""
+    base = tmp_path_factory.getbasetemp()
+    shared = (base if worker_id == "master" else base.parent) / "eval-seeds"
+    runs = [shared / f"seed{seed}" for seed in range(3)]
+    with FileLock(f"{shared}.lock"):
+        if not (shared / "trained").exists():
+            for seed, run_dir in enumerate(runs):
+                run = train(run_dir, *SHORT_RUN, f"seed={seed}")
+                assert run.returncode == 0, run.stderr[-3000:]
+            (shared / "trained").touch()
     return runs
 
 
@@ -104,6 +114,49 @@ def test_patches_are_averaged_before_the_nets_are():
     mean_logits = [n.net(images.flatten(0, 1)).unflatten(0, (4, 10)).mean(1) for n in nets]
     softmax_of_means = np.mean([m.softmax(1).detach().numpy() for m in mean_logits], axis=0)
     assert not np.allclose(softmax_of_means, by_hand, rtol=1e-3)  # the order matters
+
+
+def test_a_run_whose_config_names_a_foreign_target_is_refused_unrun(tmp_path, seeds):
+    crafted = tmp_path / "crafted"
+    shutil.copytree(seeds[0], crafted)
+    marker = tmp_path / "payload-ran"
+    config = yaml.safe_load((crafted / "config.yaml").read_text())
+    config["model"] = {"_target_": "builtins.open", "file": str(marker), "mode": "w"}
+    (crafted / "config.yaml").write_text(yaml.safe_dump(config))
+    run = evaluate(tmp_path / "eval", f"ckpt_paths=[{crafted}]")
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert run.stderr.strip().splitlines() == [
+        f"error: {crafted / 'config.yaml'}: _target_ builtins.open is not one of alexlab's own "
+        "(those of conf/, e.g. alexlab.models.AlexNet2012); not running it"
+    ]
+    assert not marker.exists()
+
+
+def test_a_missing_list_or_a_bad_checkpoint_is_one_error_line(tmp_path, seeds):
+    def last_line(*overrides: str) -> str:
+        run = evaluate(tmp_path / "eval", *overrides)
+        assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr[-3000:]
+        return run.stderr.strip().splitlines()[-1]
+
+    listed = "ckpt_paths: give the nets as a list, ckpt_paths=[RUN_DIR,...] (run directories or "
+    assert last_line() == f"error: {listed}checkpoint files)"
+    assert last_line(f"ckpt_paths={seeds[0]}") == f"error: {listed}checkpoint files)"
+    copy = tmp_path / "copy"
+    shutil.copytree(seeds[0], copy)
+    garbage = copy / "checkpoints" / "garbage.ckpt"
+    garbage.write_bytes(b"not a checkpoint")
+    assert last_line(f"ckpt_paths=[{garbage}]") == (
+        f"error: ckpt_path={garbage} is not a checkpoint: not a file torch.save wrote whole"
+    )
+    other = tmp_path / "other"  # the same data, another activation
+    run = train(other, *SHORT_RUN, "model.activation=tanh")
+    assert run.returncode == 0, run.stderr[-3000:]
+    foreign = copy / "checkpoints" / "foreign.ckpt"
+    shutil.copyfile(next((other / "checkpoints").glob("epoch*.ckpt")), foreign)
+    assert last_line(f"ckpt_paths=[{foreign}]") == (
+        f"error: ckpt_path={foreign} was trained with another model config: "
+        "model.activation='tanh' there, 'relu' here"
+    )
 
 
 def test_nets_of_other_data_are_one_error_line(tmp_path, seeds):

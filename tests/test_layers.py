@@ -13,11 +13,12 @@ SRC = REPO / "src" / "alexlab"
 LAYERS = [
     {"errors", "atomic", "tables", "hardware", "claims"},
     {"rundir", "predictions"},
-    {"kernels"},  # torch alone: the fused LRN, whose build run.json records (provenance)
-    {"provenance", "config"},
+    {"kernels", "checkpoint_file"},  # torch alone: the fused LRN (its build is in run.json), and
+    # reading a checkpoint, which the sweep runner does without loading Lightning
+    {"provenance", "config", "checks"},
     {"data", "models", "optim", "schedules"},
     {"module", "callbacks", "resume"},
-    {"instantiate", "wandb_settings", "training", "evaluation"},
+    {"instantiate", "wandb_settings", "training", "evaluation", "guard"},
     {"sweep"},
     {"report"},
 ]
@@ -55,12 +56,13 @@ def test_every_module_has_a_layer_and_imports_only_its_own_or_lower_ones():
     assert not upward, upward
 
 
-def test_the_reports_load_neither_lightning_nor_hydra_nor_torch():
+def top_modules_loaded_by(statement: str) -> set[str]:
+    """The top-level packages in sys.modules after `statement`, in a fresh interpreter."""
     loaded = subprocess.run(
         [
             sys.executable,
             "-c",
-            "import sys, alexlab.report.__main__; "
+            f"import sys; {statement}; "
             "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))",
         ],
         capture_output=True,
@@ -68,4 +70,15 @@ def test_the_reports_load_neither_lightning_nor_hydra_nor_torch():
         check=True,
     ).stdout.split()
     assert "alexlab" in loaded
-    assert not {"lightning", "hydra", "torch"} & set(loaded)
+    return set(loaded)
+
+
+def test_the_reports_load_neither_lightning_nor_hydra_nor_torch():
+    assert not {"lightning", "hydra", "torch"} & top_modules_loaded_by(
+        "import alexlab.report.__main__"
+    )
+
+
+def test_the_sweep_runner_starts_without_lightning_or_hydra():
+    # Each run loads them in its own process; the runner, started often, need not.
+    assert not {"lightning", "hydra"} & top_modules_loaded_by("import alexlab.sweep.__main__")

@@ -2,6 +2,7 @@
 
 import contextlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
+from alexlab import rundir
 from alexlab.errors import UserError
 from alexlab.report import figure1
 from alexlab.report.compare import compare_report
@@ -31,6 +33,7 @@ from alexlab.report.hyperband import replay
 from alexlab.report.runs import load_runs
 from alexlab.rundir import read_history
 from alexlab.sweep import runner
+from alexlab.sweep.__main__ import main as sweep_main
 from alexlab.sweep.command import agent_command
 from alexlab.sweep.engine import sweeps
 from alexlab.sweep.runner import run_sweep
@@ -188,7 +191,10 @@ def test_crashed_and_diverged_runs_are_recorded_and_the_sweep_goes_on(tmp_path):
     path = synthetic_sweep(tmp_path, fixed, swept)
     directory = tmp_path / "sweep"
     run = sweep(str(path), "--dir", str(directory), "--parallel", "2")
-    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.returncode == 1, run.stderr[-3000:]  # a sweep with crashed runs is not done
+    assert run.stderr.strip().splitlines()[-1] == (
+        f"error: 2 runs complete in {directory}; 2 crashed or killed (see their train.log)"
+    )
     states = {
         (r.params["model.activation"], r.params["optim.lr"]): r
         for r in SweepStore.read_records(directory)
@@ -200,16 +206,15 @@ def test_crashed_and_diverged_runs_are_recorded_and_the_sweep_goes_on(tmp_path):
         ("tahn", 1.0e30): "crashed",
     }
     assert "model.activation='tahn' is not valid" in states["tahn", 0.01].error
-    assert "2 runs complete" in run.stdout and "2 crashed" in run.stdout
 
     report = compare_report(directory, "optim.lr", {}, "lr", tmp_path / "lr")
     finished = states["relu", 0.01].results["test/err_top1"]
     assert f"| 0.01 | {100 * finished:.1f}% |" in report and "1e+30" not in report
 
     resumed = sweep(str(path), "--dir", str(directory))  # only the crashed runs again
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert resumed.returncode == 1, resumed.stderr[-3000:]
     assert len(list((directory / "runs").iterdir())) == 6
-    assert resumed.stdout.count("crashed in") == 2 and "2 crashed" in resumed.stdout
+    assert resumed.stdout.count("crashed in") == 2 and "2 crashed" in resumed.stderr
 
 
 def test_an_interrupted_sweep_stops_its_run_and_records_it_as_killed(tmp_path):
@@ -263,6 +268,41 @@ def test_a_directory_keeps_its_runs_grid_points(tmp_path):
     grid["parameters"]["b"]["value"] = 1  # changed: the run no longer is one
     with pytest.raises(UserError, match="holds runs of another sweep config"):
         SweepStore(tmp_path, grid)
+
+
+def runner_error(*args: str) -> str:
+    """The line `python -m alexlab.sweep ARGS` exits with, from its main() run in this process."""
+    with pytest.raises(SystemExit) as stopped:
+        sweep_main(["--no-estimate", *args])
+    return str(stopped.value.code)
+
+
+def test_a_second_runner_on_a_sweep_directory_in_use_is_refused_in_one_line(tmp_path):
+    path = synthetic_sweep(tmp_path, {"trainer.max_epochs": 1}, {})
+    directory = tmp_path / "sweep"
+    directory.mkdir()
+    held = rundir.lock(directory / rundir.LOCK, "")  # as another runner's process holds it
+    try:
+        assert runner_error(str(path), "--dir", str(directory)) == (
+            f"error: {directory} is in use by another sweep runner: wait for it to end, or give "
+            "this one another directory"
+        )
+    finally:
+        os.close(held)
+    assert not (directory / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        ("--parallel=0", "--parallel=0 is not valid: expected an integer in [1, inf)"),
+        ("--count=-1", "--count=-1 is not valid: expected an integer in [1, inf)"),
+    ],
+)
+def test_a_bad_runner_option_is_one_line(tmp_path, option, message):
+    path = synthetic_sweep(tmp_path, {"trainer.max_epochs": 1}, {})
+    assert runner_error(str(path), "--dir", str(tmp_path / "sweep"), option) == f"error: {message}"
+    assert not (tmp_path / "sweep").exists()
 
 
 def test_a_sweep_recorded_by_an_older_alexlab_is_refused_in_one_line(tmp_path):

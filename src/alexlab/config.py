@@ -6,13 +6,19 @@ The entry points (src/train.py, src/eval.py, the benchmarks, the tests' conftest
 """
 
 import copy
+import functools
+from pathlib import Path
+from typing import Any
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from alexlab import provenance
 from alexlab.errors import UserError
 from alexlab.hardware import fast_precision
 
+# The config tree beside src/: its `_target_`s are the only ones a run's config.yaml may name.
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 # Runs made before the speed switches moved to module.* kept them in model.*: their config.yaml
 # still rebuilds their net for src/eval.py.
 MOVED_TO_MODULE = ("channels_last", "compile")
@@ -52,3 +58,35 @@ def run_config_of_any_age(config: DictConfig) -> DictConfig:
             config.model, [key for key in config.model if key not in moved]
         )
     return config
+
+
+@functools.cache
+def own_targets() -> frozenset[str]:
+    """Every `_target_` in conf/: the classes and functions alexlab's own configs instantiate."""
+    return frozenset(
+        target
+        for path in CONF_DIR.rglob("*.yaml")
+        for target in targets_in(yaml.safe_load(path.read_text()))
+    )
+
+
+def targets_in(node: Any) -> list[str]:
+    """The `_target_` values anywhere in a config (as plain dicts and lists)."""
+    if isinstance(node, dict):
+        own = [str(node["_target_"])] if "_target_" in node else []
+        return own + [t for value in node.values() for t in targets_in(value)]
+    if isinstance(node, list):
+        return [t for value in node for t in targets_in(value)]
+    return []
+
+
+def check_own_targets(config: DictConfig, source: Path) -> None:
+    """Refuse, in one line and before anything is instantiated, a config (another run's
+    config.yaml) that names a `_target_` none of conf/ names: instantiating it runs its code."""
+    plain = OmegaConf.to_container(config, resolve=False)
+    foreign = sorted(set(targets_in(plain)) - own_targets())
+    if foreign:
+        raise UserError(
+            f"{source}: _target_ {foreign[0]} is not one of alexlab's own (those of conf/, e.g. "
+            "alexlab.models.AlexNet2012); not running it"
+        )

@@ -16,11 +16,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from alexlab import rundir
-from alexlab.config import run_config_of_any_age
+from alexlab.checkpoint_file import read_checkpoint
+from alexlab.config import check_own_targets, run_config_of_any_age
 from alexlab.errors import UserError, check_choice
 from alexlab.instantiate import build
 from alexlab.predictions import ensemble, errors, results_table
-from alexlab.resume import read_checkpoint
+from alexlab.resume import check_fits
 from alexlab.training import build_datamodule, build_module
 
 SPLITS = ("test", "val")
@@ -44,6 +45,11 @@ def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
 
 def _evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
     check_choice("split", cfg.split, SPLITS)
+    if OmegaConf.is_missing(cfg, "ckpt_paths") or not OmegaConf.is_list(cfg.ckpt_paths):
+        raise UserError(
+            "ckpt_paths: give the nets as a list, ckpt_paths=[RUN_DIR,...] (run directories or "
+            "checkpoint files)"
+        )
     nets = named([locate(Path(str(path))) for path in cfg.ckpt_paths])
     trainer = build(cfg.trainer, "trainer")
     probs: dict[str, np.ndarray] = {}
@@ -57,6 +63,7 @@ def _evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
         datamodule = build_datamodule(data, "test" if cfg.split == "test" else "fit")
         datamodule.predict_split = cfg.split
         module = build_module(net.config, datamodule)
+        check_fits(read_checkpoint(net.checkpoint), module, net.checkpoint)  # else a traceback
         outputs = trainer.predict(module, datamodule=datamodule, ckpt_path=net.checkpoint)
         net_probs = torch.cat([o["probs"] for o in outputs]).numpy().astype(np.float16)
         net_labels = torch.cat([o["labels"] for o in outputs]).numpy()
@@ -96,6 +103,7 @@ def locate(path: Path) -> Net:
         )
     name = run_dir.name if path.is_dir() else f"{run_dir.name}-{path.stem}"
     config = OmegaConf.load(run_dir / rundir.CONFIG)  # OmegaConf's YAML: 1e-4 is a float
+    check_own_targets(config, run_dir / rundir.CONFIG)
     return Net(name, checkpoint, run_config_of_any_age(config))
 
 

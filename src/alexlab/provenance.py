@@ -45,14 +45,14 @@ from alexlab.rundir import (
     CRASHED,
     HYDRA_MULTIRUN,
     KILLED,
+    RUN_DIR_ENV,
     RUNNING,
     SINGLE,
     STOPPED,
+    SWEEP_DIR_ENV,
     WANDB_AGENT,
 )
 
-# `python -m alexlab.sweep` gives each run its directory and its sweep's through these.
-RUN_DIR_ENV, SWEEP_DIR_ENV = "ALEXLAB_RUN_DIR", "ALEXLAB_SWEEP_DIR"
 # Overrides that say how a run is carried out, not what it is: a resumed run is the same run.
 NOT_PARAMETERS = ("ckpt_path",)
 

@@ -10,9 +10,7 @@ checkpoint to resume from, to check that it fits the run, and to continue the ru
 import csv
 import io
 import math
-import os
 import random
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,9 +18,12 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.fabric.plugins import TorchCheckpointIO
+from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.callbacks import Callback, Checkpoint
 from lightning.pytorch.loggers import CSVLogger
 
+from alexlab.atomic import replacing
 from alexlab.errors import UserError, check_range
 from alexlab.rundir import LAST, metrics_csv
 
@@ -93,12 +94,30 @@ class LastCheckpoint(Checkpoint):
                 rows = isinstance(logger, CSVLogger) and metrics_csv(Path(logger.log_dir))
                 if rows and rows.exists():
                     checkpoint[METRICS_CSV] = rows.read_text()
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            partial = self.path.with_name(LAST + ".partial")
-            torch.save(checkpoint, partial)
-            os.replace(partial, self.path)
+            save_whole(checkpoint, self.path)
         if wait:
             trainer.strategy.barrier("LastCheckpoint")
+
+
+class WholeCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer for every checkpoint (the best epoch's included), each file
+    whole or absent: Lightning's own writes into a temporary file and copies it under the final
+    name, which a full disk leaves cut short there."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None
+    ) -> None:
+        save_whole(checkpoint, Path(path))
+
+
+def save_whole(checkpoint: dict[str, Any], path: Path) -> None:
+    """torch.save into memory, then the bytes to `path` whole or not at all: a full disk is an
+    OSError naming it (torch's own writer turns it into a RuntimeError that does not)."""
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with replacing(path, "wb") as file:
+        file.write(buffer.getbuffer())
 
 
 class RandomState(Callback):
@@ -153,18 +172,6 @@ def checkpoint_to_resume(ckpt_path: str | None, last: Path | None) -> Path | Non
             "checkpoints/last.ckpt), or ckpt_path=last to continue this run directory's own"
         )
     return path
-
-
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    """The checkpoint's contents (tensors mapped, not read, until used); an unreadable file is
-    one error line."""
-    if not zipfile.is_zipfile(path):
-        raise UserError(f"ckpt_path={path} is not a checkpoint: not a file torch.save wrote whole")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(f"ckpt_path={path} is not a readable checkpoint: {reason}") from None
 
 
 def check_fits(checkpoint: Mapping[str, Any], module: L.LightningModule, path: Path) -> None:

@@ -10,16 +10,24 @@ RUN_DIR/.hydra/          Hydra's record of the job: overrides.yaml, the command 
 RUN_DIR/run.json         the run's record: where it came from and how it ended (provenance.py
                          writes it as the run starts and ends; a sweep's runner adds what it saw)
 RUN_DIR/wandb_id         the wandb run that a resumed run continues
+RUN_DIR/.lock            held (flock) by the process that owns the directory: a run, a sweep's
+                         runner; the kernel lets go when the process ends, however it ends
 RUN_DIR/checkpoints/     last.ckpt (resume.py) and the best epoch*.ckpt (Lightning's ModelCheckpoint)
 RUN_DIR/launch.json      a sweep's run: its parameters, command and resumes, written at launch
 EVAL_DIR/probs/NAME.npy  src/eval.py: each net's class probabilities (images x classes, float16),
 EVAL_DIR/labels.npy      the images' labels, and EVAL_DIR/results.json their errors
 """
 
+import contextlib
 import csv
 import datetime
+import fcntl
 import json
 import math
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +39,12 @@ from alexlab.errors import UserError
 
 CONFIG, METRICS, RESULTS, RUN = "config.yaml", "metrics.csv", "results.json", "run.json"
 WANDB_ID, CHECKPOINTS, LAST = "wandb_id", "checkpoints", "last.ckpt"
+LOCK, HYDRA = ".lock", ".hydra"
 LAUNCH = "launch.json"
 PROBS, LABELS = "probs", "labels.npy"
+
+# `python -m alexlab.sweep` gives each run its directory and its sweep's through these.
+RUN_DIR_ENV, SWEEP_DIR_ENV = "ALEXLAB_RUN_DIR", "ALEXLAB_SWEEP_DIR"
 
 # run.json's launchers.
 WANDB_AGENT, HYDRA_MULTIRUN = "wandb agent", "hydra multirun"
@@ -49,13 +61,90 @@ STOPPED, KILLED, CRASHED = "stopped", "killed", "crashed"
 COMPLETE = (FINISHED, DIVERGED, STOPPED)
 
 
+@dataclass
+class Claim:
+    fd: int
+    depth: int  # how many `claimed` blocks of this process hold the directory
+    created: bool  # by this process's first claim
+
+
+_held: dict[Path, Claim] = {}
+
+
+@contextlib.contextmanager
+def claimed(directory: Path, by: str) -> Iterator[None]:
+    """Hold `directory` (created if need be) for the block: another process that claims it meanwhile
+    gets one error line naming it. Blocks of one process nest (src/train.py's Hydra callback holds
+    it from before Hydra writes there, then train()). The lock file goes when the block ends. A
+    block ended by bad input (UserError) in a directory this process created, and that holds
+    nothing but what a start leaves (left_by_a_start), removes it: a refused start leaves
+    nothing behind."""
+    key = directory.resolve()
+    if key not in _held:
+        created = not directory.exists()
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            fd = lock(directory / LOCK, f"{directory} is in use by another {by}")
+        except OSError as error:
+            raise UserError(
+                f"{directory}: {error.strerror}; give a directory this user can write to"
+            ) from None
+        _held[key] = Claim(fd, 0, created)
+    claim = _held[key]
+    claim.depth += 1
+    try:
+        yield
+    except UserError:
+        if claim.created and all(map(left_by_a_start, directory.iterdir())):
+            shutil.rmtree(directory)
+        raise
+    finally:
+        claim.depth -= 1
+        if claim.depth == 0:
+            (directory / LOCK).unlink(missing_ok=True)  # before letting go: see lock()
+            os.close(_held.pop(key).fd)
+
+
+def left_by_a_start(path: Path) -> bool:
+    """What a run's start leaves before the run writes a file: Hydra's .hydra/ and job log
+    (NAME.log), the lock."""
+    return path.name in (HYDRA, LOCK) or path.suffix == ".log"
+
+
+def lock(path: Path, busy: str) -> int:
+    """An open descriptor of `path` holding its exclusive flock; `busy` (one error line) if another
+    process holds it. A holder unlinks the file before it lets go, so a lock taken on a file that
+    is no longer at `path` is let go and taken again on the new one."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise UserError(
+                f"{busy}: wait for it to end, or give this one another directory"
+            ) from None
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return fd
+        os.close(fd)
+
+
 def write_json(path: Path, value: Any) -> None:
     write_atomically(path, json.dumps(value, indent=2, default=str, ensure_ascii=False) + "\n")
 
 
 def read_json(path: Path) -> dict[str, Any]:
-    """The file's object; empty if it is not there (not written yet)."""
-    return json.loads(path.read_text()) if path.is_file() else {}
+    """The file's object; empty if it is not there (not written yet). A file alexlab did not
+    write whole (edited, cut short by a copy) is one error line naming it."""
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UserError(
+            f"{path}: not the JSON alexlab writes ({error}); restore or remove it"
+        ) from None
 
 
 def write_config(run_dir: Path, resolved_yaml: str) -> None:
@@ -74,7 +163,7 @@ def read_config(run_dir: Path) -> dict[str, Any]:
 
 def read_overrides(run_dir: Path) -> list[str]:
     """The command-line overrides that made the run (Hydra's record); none if it has no record."""
-    path = run_dir / ".hydra" / "overrides.yaml"
+    path = run_dir / HYDRA / "overrides.yaml"
     return (yaml.safe_load(path.read_text()) or []) if path.is_file() else []
 
 

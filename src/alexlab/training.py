@@ -1,7 +1,9 @@
 """Compose a run from its config: datamodule -> network -> LightningModule -> Trainer -> results."""
 
-import math
+import contextlib
+import errno
 import os
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -10,10 +12,13 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from alexlab import provenance, resume, rundir
-from alexlab.errors import ConfigError, UserError, check_range
+from alexlab.checkpoint_file import read_checkpoint
+from alexlab.checks import check_values
+from alexlab.errors import ConfigError, UserError
 from alexlab.instantiate import build, check_arguments, instantiate_all
 from alexlab.module import Classifier
 from alexlab.wandb_settings import default_wandb_mode, wandb_run_id, wandb_wanted
@@ -22,17 +27,41 @@ from alexlab.wandb_settings import default_wandb_mode, wandb_run_id, wandb_wante
 warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
 
 
+# Where a process learns its place among a run's processes (Lightning's launchers, torchrun, SLURM).
+RANKS = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
+# A disk that is full, read-only or not this user's: the reason to stop, not a bug to trace.
+DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES)
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Train and test as `cfg` says; bad input exits with one line naming the key or path. The
-    run directory's run.json says how the run ended."""
+    """Train and test as `cfg` says, holding the run directory (a second start there is refused);
+    bad input exits with one line naming the key or path, and leaves no directory it created.
+    The run directory's run.json says how the run ended."""
+    output_dir = Path(cfg.paths.output_dir)
     try:
-        with provenance.recording_end(Path(cfg.paths.output_dir)):
+        with claimed_for_this_run(output_dir), provenance.recording_end(output_dir):
             return _train(cfg)
     except UserError as error:
         sys.exit(f"error: {error}")
+    except OSError as error:
+        if error.errno not in DISK_ERRORS:
+            raise
+        # run.json says how it crashed (when the disk took it); the user needs no traceback.
+        sys.exit(f"error: {error.filename or output_dir}: {error.strerror}; the run stopped")
+    except SIGTERMException:
+        # Lightning's SIGTERMException is a SystemExit of status 0, which a scheduler reads as a
+        # job done; a process ended by SIGTERM exits 128 + 15.
+        sys.exit(128 + signal.SIGTERM)
     finally:
         if wandb_wanted(cfg) and "wandb" in sys.modules:
             sys.modules["wandb"].finish()
+
+
+def claimed_for_this_run(output_dir: Path) -> contextlib.AbstractContextManager:
+    """The run directory, held by the run's first process: DDP's others (Lightning starts them
+    with this script again, SLURM with its tasks) share it."""
+    first = all(int(os.environ.get(name, 0)) == 0 for name in RANKS)
+    return rundir.claimed(output_dir, "run") if first else contextlib.nullcontext()
 
 
 def _train(cfg: DictConfig) -> dict[str, float]:
@@ -147,25 +176,26 @@ def starting_point(
     training starts from the beginning, which a directory holding a finished run refuses)."""
     ckpt_path = resume.checkpoint_to_resume(cfg.get("ckpt_path"), last and last.path)
     if ckpt_path is not None:
-        checkpoint = resume.read_checkpoint(ckpt_path)
+        checkpoint = read_checkpoint(ckpt_path)
         resume.check_fits(checkpoint, module, ckpt_path)
         return ckpt_path, checkpoint
+    refuse_finished_run(output_dir)
+    return None, None
+
+
+def refuse_finished_run(output_dir: Path) -> None:
+    """A new run (one that resumes no checkpoint) never starts in a finished run's directory."""
     if rundir.has_results(output_dir):
         raise UserError(
             f"{output_dir} holds a finished run (results.json): give this one another directory "
             "(hydra.run.dir=...), or continue that one with ckpt_path=last"
         )
-    return None, None
 
 
 def check_inputs(cfg: DictConfig) -> None:
-    """Root values that no object checks for itself."""
+    """The config's values that no object checks as it is built (alexlab/checks.py)."""
     try:
-        seed = cfg.get("seed")
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise ConfigError("seed", seed, "expected an integer")
-        check_range("optim.lr", cfg.optim.get("lr"), 0, math.inf, low_inclusive=False)
-        check_range("train.target_error", cfg.train.target_error, 0, 1, low_inclusive=False)
+        check_values(cfg)
     except ConfigError as error:
         raise UserError(str(error)) from None
 

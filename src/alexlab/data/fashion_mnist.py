@@ -1,26 +1,35 @@
 """Fashion-MNIST (Xiao et al., 2017): 70k real 28x28 grey images, installable offline."""
 
 import gzip
+import math
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from alexlab.data.in_memory import InMemoryDataModule
-from alexlab.errors import DataNotFoundError
+from alexlab.errors import DataNotFoundError, UserError
 
+REINSTALL = "reinstall the Debian package dataset-fashion-mnist"
 FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
 
 
-def read_idx(path: Path) -> torch.Tensor:
-    """An IDX file (LeCun's MNIST format, gzipped) as a uint8 tensor."""
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
+def read_idx(path: Path, ndim: int) -> torch.Tensor:
+    """An IDX file of `ndim` dimensions (LeCun's MNIST format of uint8, gzipped) as a tensor; a
+    file that is not one (cut short, not gzip, images where labels belong) is one error line."""
+    try:
+        with gzip.open(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as error:  # gzip.BadGzipFile is an OSError
+        raise UserError(f"{path}: not a whole gzip file ({error}); {REINSTALL}") from None
+    if data[:3] != b"\x00\x00\x08" or len(data) < 4 or data[3] != ndim:
+        raise UserError(f"{path}: not an IDX file of {ndim}-dimensional uint8 data; {REINSTALL}")
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    if len(data) != 4 + 4 * ndim + math.prod(shape):
+        raise UserError(f"{path}: cut short or padded (its header says {shape}); {REINSTALL}")
     return torch.from_numpy(
         np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape).copy()
     )
@@ -61,7 +70,13 @@ class FashionMNISTDataModule(InMemoryDataModule):
         folder = self._folder()
 
         def split(name: str) -> tuple[torch.Tensor, torch.Tensor]:
-            images, labels = (read_idx(folder / file) for file in FILES[name])
+            image_file, label_file = (folder / file for file in FILES[name])
+            images, labels = read_idx(image_file, 3), read_idx(label_file, 1)
+            if len(images) != len(labels) or labels.max() >= self.num_classes:
+                raise UserError(
+                    f"{label_file}: {len(labels)} labels up to {labels.max()} for the "
+                    f"{len(images)} images of {image_file} (classes 0-9); {REINSTALL}"
+                )
             return images[:, None], labels.long()
 
         return split("train"), split("test")

@@ -18,9 +18,14 @@ def hold_out(labels: np.ndarray, per_class: int, seed: int) -> tuple[np.ndarray,
     classes, starts, counts = np.unique(labels[by_class], return_index=True, return_counts=True)
     if counts.min() <= per_class:
         label, count = classes[counts.argmin()], counts.min()
+        fix = (
+            f"set data.val_per_class below {count}"
+            if count > 1
+            else "each class needs 2 (one to validate on, one to train on)"
+        )
         raise UserError(
             f"data.val_per_class={per_class}: class {label} has only {count} training images; "
-            f"set data.val_per_class below {count}"
+            + fix
         )
     val = np.sort(
         np.concatenate(

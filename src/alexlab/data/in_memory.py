@@ -66,6 +66,12 @@ class InMemoryDataModule(SplitsDataModule):
         if self.splits:
             return
         (images, labels), (test_images, test_labels) = self.read()
+        if self.val_size >= len(images):
+            raise ConfigError(
+                "val_size",
+                self.val_size,
+                f"the training set has {len(images)} images: hold out fewer, to train on the rest",
+            )
         order = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.seed))
         val, train = order[: self.val_size], order[self.val_size :]
         if self.subset is not None:

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from alexlab.errors import ConfigError, check_choice, check_range
+from alexlab.errors import ConfigError, check_choice
 from alexlab.models.init import init_weights
 from alexlab.models.layers import (
     Dropout,
@@ -101,7 +101,18 @@ class AlexNet(nn.Module):
         check_choice("columns", columns, (1, 2))
         for name in ones_bias:
             check_choice("ones_bias", name, ONES_BIAS)
-        check_range("width", width, 0.0, 64.0)
+        if (
+            isinstance(width, bool)
+            or not isinstance(width, int | float)
+            or not 1 / 96 <= width <= 64
+        ):
+            raise ConfigError(
+                "width",
+                width,
+                "expected a number in [1/96, 64]: below 1/96 conv1's 96 kernels round to none",
+            )
+        if isinstance(remove_layers, str):
+            raise ConfigError("remove_layers", remove_layers, "expected a list, e.g. [conv3]")
         for name in remove_layers:
             check_choice("remove_layers", name, REMOVABLE)
         self.columns = columns

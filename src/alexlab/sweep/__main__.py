@@ -2,12 +2,13 @@
 sweep file with no wandb server; the same command again resumes it."""
 
 import argparse
+import math
 import shlex
 import signal
 import sys
 from pathlib import Path
 
-from alexlab.errors import UserError
+from alexlab.errors import UserError, check_range
 from alexlab.rundir import COMPLETE
 from alexlab.sweep.command import agent_command
 from alexlab.sweep.preview import preview
@@ -67,6 +68,9 @@ def main(argv: list[str] | None = None) -> None:
     directory = args.dir or Path("logs/sweeps") / args.sweep_file.stem
     signal.signal(signal.SIGTERM, interrupt)  # `kill`, a scheduler's preemption: as Ctrl-C
     try:
+        check_range("--parallel", args.parallel, 1, math.inf, integer=True)
+        if args.count is not None:
+            check_range("--count", args.count, 1, math.inf, integer=True)
         config = load_sweep(args.sweep_file, args.settings)
         if args.no_early_terminate:
             config.pop("early_terminate", None)
@@ -80,10 +84,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"interrupted: run the same command again to resume the sweep in {directory}")
     complete = [r for r in records if r.state in COMPLETE]
     failed = sum(r.state not in COMPLETE for r in counting_records(records))
-    print(
-        f"{len(complete)} runs complete in {directory}"
-        + (f"; {failed} crashed or killed (see their train.log)" if failed else "")
-    )
+    summary = f"{len(complete)} runs complete in {directory}"
+    if failed:  # a scheduler or a Makefile must not read a sweep with crashed runs as done
+        sys.exit(f"error: {summary}; {failed} crashed or killed (see their train.log)")
+    print(summary)
 
 
 if __name__ == "__main__":

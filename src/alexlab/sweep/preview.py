@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alexlab.provenance import RUN_DIR_ENV
-from alexlab.rundir import COMPLETE
+from alexlab.rundir import COMPLETE, RUN_DIR_ENV
 from alexlab.sweep.command import agent_command
 from alexlab.sweep.engine import sweeps
-from alexlab.sweep.runner import as_sweep_run
+from alexlab.sweep.runner import DIE_WITH_RUNNER, as_sweep_run
 from alexlab.sweep.store import SweepStore
 
 PROBE_STEPS = 12  # the first two are left out of the step time (allocations, warm caches)
@@ -95,6 +94,7 @@ def probe(config: dict[str, Any], args: dict[str, Any]) -> Probe | None:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env=os.environ | {RUN_DIR_ENV: scratch, "WANDB_MODE": "disabled"},
+            preexec_fn=DIE_WITH_RUNNER,
         )
         if not times.is_file():
             return None

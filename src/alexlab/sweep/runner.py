@@ -15,15 +15,17 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress
 
+from alexlab.checkpoint_file import read_checkpoint
 from alexlab.errors import UserError
-from alexlab.provenance import RUN_DIR_ENV, SWEEP_DIR_ENV
-from alexlab.resume import read_checkpoint
 from alexlab.rundir import (
     COMPLETE,
     CRASHED,
     KILLED,
     LAST,
+    RUN_DIR_ENV,
     STOPPED,
+    SWEEP_DIR_ENV,
+    claimed,
     drop_results,
     last_checkpoint,
     outcome,
@@ -65,8 +67,20 @@ def run_sweep(
     Returns every record in the directory."""
     if config["method"] != "grid" and count is None and "run_cap" not in config:
         raise UserError(f"a {config['method']} sweep never ends by itself: give --count N")
+    with claimed(directory, "sweep runner"):  # two runners would run every point twice
+        return run_claimed(config, SweepStore(directory, config), parallel, count, console)
+
+
+def run_claimed(
+    config: dict[str, Any],
+    store: SweepStore,
+    parallel: int,
+    count: int | None,
+    console: Console | None,
+) -> list[RunRecord]:
+    """run_sweep's loop, while this runner holds the sweep directory."""
+    directory = store.directory
     console = console or Console()
-    store = SweepStore(directory, config)
     history = [as_sweep_run(r, store.runs_dir) for r in store.records() if r.state in COMPLETE]
     unfinished = store.unfinished()
     if count is None and "run_cap" in config:  # wandb's cap counts the sweep's runs so far
@@ -182,7 +196,7 @@ def start(
             env={"OMP_NUM_THREADS": str(threads)}
             | os.environ
             | {RUN_DIR_ENV: str(run_dir.resolve()), SWEEP_DIR_ENV: str(store.directory)},
-            preexec_fn=die_with_runner if sys.platform == "linux" else None,
+            preexec_fn=DIE_WITH_RUNNER,
         )
     return Launched(run_dir, params, command, process, time.perf_counter(), resumes)
 
@@ -195,6 +209,10 @@ def die_with_runner() -> None:
     """In the run's process (Linux): SIGKILL it when the runner dies, however the runner dies, so
     that no run trains on unseen in a directory that the next runner resumes."""
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+# What each process the runner starts (a run, the cost probe) does before it starts.
+DIE_WITH_RUNNER = die_with_runner if sys.platform == "linux" else None
 
 
 def check_composes(command: list[str], run_dir: Path) -> None:
@@ -244,15 +262,15 @@ def finish(
     store: SweepStore, launched: Launched, state: str | None = None, stopped_by: str = ""
 ) -> RunRecord:
     """Record how the run's process ended: `state` when the runner ended it (stopped by the
-    sweep's early_terminate, killed with the runner), else crashed on a non-zero exit (whatever
-    the run recorded itself: a run killed outright recorded nothing), else by its results."""
+    sweep's early_terminate, killed with the runner), else by its exit status (whatever the run
+    recorded itself: a run killed outright recorded nothing) and results."""
     exitcode = launched.process.returncode
     results = read_results(launched.run_dir)
     log_lines = (launched.run_dir / "train.log").read_text(errors="replace").strip().splitlines()
     record = RunRecord(
         name=launched.run_dir.name,
         params=launched.params,
-        state=state or (CRASHED if exitcode else outcome(results)),
+        state=state or ended_as(exitcode, results),
         exitcode=exitcode,
         seconds=round(time.perf_counter() - launched.start, 1),
         command=launched.command,
@@ -263,6 +281,14 @@ def finish(
     )
     store.save(launched.run_dir, record)
     return record
+
+
+def ended_as(exitcode: int, results: dict[str, float]) -> str:
+    """A run's state from its process's exit: killed by a SIGTERM (a scheduler's, anyone's; it
+    resumes), crashed on any other failure, else as its results say."""
+    if exitcode in (128 + signal.SIGTERM, -signal.SIGTERM):
+        return KILLED
+    return CRASHED if exitcode else outcome(results)
 
 
 def as_sweep_run(run: RunRecord | Launched, runs_dir: Path | None = None) -> sweeps.SweepRun:

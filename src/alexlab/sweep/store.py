@@ -9,7 +9,6 @@ DIR/runs/NNN-VALUES/run.json    the run's record (provenance.py); the runner add
                                 was never seen to end
 """
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,7 +103,8 @@ class SweepStore:
 
     def new_run_dir(self, params: dict[str, Any]) -> Path:
         """A new directory named by a number and the values of the parameters being swept."""
-        number = 1 + max((int(p.name.split("-")[0]) for p in self.runs_dir.iterdir()), default=0)
+        numbers = (re.match(r"\d+", p.name) for p in self.runs_dir.iterdir() if p.is_dir())
+        number = 1 + max((int(found[0]) for found in numbers if found), default=0)
         swept = [str(value) for key, value in params.items() if key in self.swept]
         values = re.sub(r"[^A-Za-z0-9_.=-]+", "_", "-".join(swept))
         run_dir = self.runs_dir / f"{number:03d}-{values}".rstrip("-")[:80]
@@ -139,7 +139,7 @@ class SweepStore:
 
 
 def read_launch(run_dir: Path) -> dict[str, Any]:
-    return json.loads((run_dir / LAUNCH).read_text())
+    return rundir.read_json(run_dir / LAUNCH)
 
 
 def read_record(run_dir: Path) -> RunRecord | None:

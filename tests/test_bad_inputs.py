@@ -1,0 +1,121 @@
+"""The catalogue of bad inputs: each is one error line naming the key and what is valid, before
+anything is written (the run directory ends as it began)."""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import train_error
+
+from alexlab.data.fashion_mnist import FashionMNISTDataModule
+from alexlab.data.holdout import hold_out
+from alexlab.errors import UserError
+from alexlab.report.__main__ import main as report_main
+from alexlab.sweep.store import SweepStore
+
+REAL = ("experiment=fashion_mnist",)  # the main job's config, on the real data
+CASES = [
+    (REAL, "data.batch_size=2.5", "expected an integer in [1, inf)"),
+    (REAL, "data.num_workers=-1", "expected an integer in [0, inf)"),
+    (REAL, "data.augment.crop_padding=-3", "expected an integer in [0, inf)"),
+    (REAL, "data.augment.lighting_std=-0.1", "expected a number in [0, inf)"),
+    (REAL, "optim.optimizer.momentum=-0.5", "expected a number in [0, 1)"),
+    (REAL, "optim.optimizer.weight_decay=lots", "expected a number in [0, inf)"),
+    (REAL, "optim.scheduler.factor=2", "expected a number in (0, 1)"),
+    (REAL, "optim.lr_reductions=-1", "expected an integer in [0, inf)"),
+    (REAL, "trainer.max_epochs=abc", "expected an integer in [-1, inf)"),
+    (REAL, "trainer.log_every_n_steps=-1", "expected an integer in [1, inf)"),
+    (REAL, "callbacks.target_error.checks_per_epoch=0", "expected an integer in [1, inf)"),
+    (REAL, "module.channels_last=maybe", "expected true or false"),
+    (REAL, "module.compile=2", "expected true or false"),
+    (REAL, "test=maybe", "expected true or false"),
+    (REAL, "data.val_size=0", "expected an integer in [1, inf)"),
+    (REAL, "data.val_size=-1", "expected an integer in [1, inf)"),
+    (
+        REAL,
+        "callbacks.best_checkpoint.monitor=val/err_top9",
+        "choose one of val/err_top1, val/err_top5, val/loss, train/err_top1, train/err_top5, "
+        "train/loss_epoch",
+    ),
+    (
+        REAL,
+        "model.width=0.001",
+        "expected a number in [1/96, 64]: below 1/96 conv1's 96 kernels round to none",
+    ),
+    (REAL, "model.remove_layers=conv3", "expected a list, e.g. [conv3]"),
+    (
+        REAL,
+        "data.val_size=60000",
+        "the training set has 60000 images: hold out fewer, to train on the rest",
+    ),
+]
+
+
+@pytest.mark.parametrize("base, override, valid", CASES, ids=[case[1] for case in CASES])
+def test_a_bad_value_is_one_line_naming_it_and_nothing_is_written(
+    tmp_path, fashion_mnist, base, override, valid
+):
+    key = override.partition("=")[0]
+    line = train_error(tmp_path, *base, override)
+    assert line.startswith(f"error: {key}=") and line.endswith(f" is not valid: {valid}"), line
+    assert list(tmp_path.iterdir()) == []  # the directory as it was: empty
+
+
+def test_a_report_over_a_corrupt_run_json_is_one_line_naming_it(tmp_path, capsys):
+    run_dir = tmp_path / "runs" / "001"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.json").write_text('{"launcher": "single run", "state": "fini')  # cut short
+    with pytest.raises(SystemExit) as stopped:
+        report_main(["sweeps", str(tmp_path), "--out", str(tmp_path / "report")])
+    line = str(stopped.value.code)
+    assert line.startswith(f"error: {run_dir / 'run.json'}: not the JSON alexlab writes (")
+    assert line.endswith("); restore or remove it") and "\n" not in line
+    assert not (tmp_path / "report.md").exists()
+
+
+def test_a_stray_file_in_a_sweeps_runs_folder_is_no_run(tmp_path):
+    grid = {"method": "grid", "parameters": {"a": {"values": [1, 2]}}}
+    store = SweepStore(tmp_path, grid)
+    (tmp_path / "runs" / "notes.txt").write_text("a user's file")
+    (tmp_path / "runs" / "7-old").mkdir()
+    assert store.new_run_dir({"a": 1}).name == "008-1"
+
+
+def damage(file: Path, how: str) -> None:
+    if how == "cut short":
+        file.write_bytes(file.read_bytes()[:1000])
+    elif how == "not gzip":
+        file.write_text("not a gzip file")
+    else:  # the images where the labels belong
+        shutil.copyfile(file.with_name("t10k-images-idx3-ubyte.gz"), file)
+
+
+@pytest.mark.parametrize(
+    "how, why",
+    [
+        ("cut short", "not a whole gzip file (Compressed file ended before the end-of-stream"),
+        ("not gzip", "not a whole gzip file (Not a gzipped file (b'no'))"),
+        ("swapped", "not an IDX file of 1-dimensional uint8 data"),
+    ],
+)
+def test_a_broken_fashion_mnist_file_is_one_line_naming_it(tmp_path, fashion_mnist, how, why):
+    for file in fashion_mnist.iterdir():
+        (tmp_path / file.name).symlink_to(file)
+    labels = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    labels.unlink()
+    shutil.copyfile(fashion_mnist / labels.name, labels)
+    damage(labels, how)
+    with pytest.raises(UserError) as refused:
+        FashionMNISTDataModule(root=str(tmp_path)).setup()
+    assert str(refused.value).startswith(f"{labels}: {why}")
+    assert str(refused.value).endswith("; reinstall the Debian package dataset-fashion-mnist")
+
+
+def test_a_class_with_one_image_is_named_with_what_it_needs():
+    with pytest.raises(UserError) as refused:
+        hold_out(np.array([0, 1, 1, 2, 2]), 1, 0)
+    assert str(refused.value) == (
+        "data.val_per_class=1: class 0 has only 1 training images; each class needs 2 (one to "
+        "validate on, one to train on)"
+    )
