@@ -43,7 +43,7 @@ $(STAMP): pyproject.toml setup.py src/alexlab/kernels/lrn_cpu.cpp
 # thread each (and each run they start): two workers of two threads on two cores took 12 min 31 s
 # against 8 min 59 s, the time lost to threads waiting on each other.
 TEST = OMP_NUM_THREADS=1 $(PYTHON) -m pytest -q -n 2 --dist load
-test: $(STAMP) ## run the test suite, every tier [~10 min]
+test: $(STAMP) ## run the test suite, every tier [~9 min]
 	$(TEST)
 
 test-fast: $(STAMP) ## the inner loop: the tests that neither train nor start a process (not marked slow) [~1 min]
