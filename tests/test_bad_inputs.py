@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from conftest import train_error
 
+from alexlab import rundir
 from alexlab.data.fashion_mnist import FashionMNISTDataModule
 from alexlab.data.holdout import hold_out
 from alexlab.errors import UserError
@@ -118,4 +119,19 @@ def test_a_class_with_one_image_is_named_with_what_it_needs():
     assert str(refused.value) == (
         "data.val_per_class=1: class 0 has only 1 training images; each class needs 2 (one to "
         "validate on, one to train on)"
+    )
+
+
+def test_a_directory_that_is_a_file_or_not_writable_is_one_line(tmp_path):
+    file = tmp_path / "notes.txt"
+    file.write_text("a user's file")
+    with pytest.raises(UserError) as refused, rundir.claimed(file, "sweep runner"):
+        pass
+    assert str(refused.value) == f"{file} is a file, not a directory: give a directory's path"
+    assert file.read_text() == "a user's file"
+    with pytest.raises(UserError) as refused, rundir.claimed(file / "run", "run"):
+        pass
+    assert (
+        str(refused.value)
+        == f"{file / 'run'}: Not a directory; give a directory this user can write to"
     )

@@ -92,6 +92,36 @@ def processes_in(run_dir: Path) -> list[int]:
     return found
 
 
+def probes() -> list[int]:
+    """The processes of a sweep's cost probe (sweep/preview.py trains in an alexlab-probe-* dir)."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        with contextlib.suppress(OSError):
+            variables = environ.read_bytes().split(b"\0")
+            if any(v.startswith(b"ALEXLAB_RUN_DIR=") and b"alexlab-probe-" in v for v in variables):
+                found.append(int(environ.parent.name))
+    return found
+
+
+def test_the_cost_probe_dies_with_its_runner(tmp_path):
+    slow = {"data": "synthetic", "data.image_size": 224, "model": "alexnet", "data.batch_size": 128}
+    path = sweep_file(tmp_path, slow | {"trainer.max_epochs": 1}, {"seed": [0]})  # a long probe
+    command = [c for c in sweep_command(path, tmp_path / "sweep") if c != "--no-estimate"]
+    runner = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not probes():  # until the probe trains
+            assert time.monotonic() < deadline and runner.poll() is None
+            time.sleep(0.1)
+    finally:
+        runner.send_signal(signal.SIGKILL)
+        runner.wait()
+    deadline = time.monotonic() + 10
+    while probes():
+        assert time.monotonic() < deadline, "the probe outlived its runner"
+        time.sleep(0.2)
+
+
 def test_a_sweep_whose_runner_is_killed_resumes_its_stopped_run(tmp_path, fashion_mnist):
     switches = (*SHORT_RUN, "callbacks.checkpoint.every_n_steps=4")
     path = sweep_file(tmp_path, parameters(switches), {"seed": [0, 1, 2]})

@@ -81,6 +81,8 @@ def claimed(directory: Path, by: str) -> Iterator[None]:
     nothing behind."""
     key = directory.resolve()
     if key not in _held:
+        if directory.exists() and not directory.is_dir():
+            raise UserError(f"{directory} is a file, not a directory: give a directory's path")
         created = not directory.exists()
         try:
             directory.mkdir(parents=True, exist_ok=True)
