@@ -1,7 +1,9 @@
 """The catalogue of bad inputs: each is one error line naming the key and what is valid, before
 anything is written (the run directory ends as it began)."""
 
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -134,4 +136,27 @@ def test_a_directory_that_is_a_file_or_not_writable_is_one_line(tmp_path):
     assert (
         str(refused.value)
         == f"{file / 'run'}: Not a directory; give a directory this user can write to"
+    )
+
+
+@pytest.fixture
+def read_only_folder(tmp_path: Path):
+    """A read-only filesystem (tmpfs), mounted for the test and unmounted after."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)], check=True)
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_logger_folder_that_cannot_be_written_is_one_line_before_training(
+    tmp_path, fashion_mnist, read_only_folder
+):
+    run_dir = tmp_path / "run"
+    line = train_error(run_dir, *REAL, f"logger.csv.save_dir={read_only_folder}/logs")
+    assert line == (
+        f"error: logger.csv.save_dir={read_only_folder}/logs: {read_only_folder} is not writable "
+        "(read-only, or not this user's); give a folder this user can write to"
     )

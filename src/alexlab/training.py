@@ -66,6 +66,7 @@ def claimed_for_this_run(output_dir: Path) -> contextlib.AbstractContextManager:
 
 def _train(cfg: DictConfig) -> dict[str, float]:
     check_inputs(cfg)
+    check_writable(cfg)
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
 
@@ -198,6 +199,24 @@ def check_inputs(cfg: DictConfig) -> None:
         check_values(cfg)
     except ConfigError as error:
         raise UserError(str(error)) from None
+
+
+def check_writable(cfg: DictConfig) -> None:
+    """The folders the loggers and the checkpoints write to: one that is read-only or not this
+    user's is one line before training, not a traceback when the first epoch ends."""
+    for group in ("logger", "callbacks"):
+        for name, entry in (cfg.get(group) or {}).items():
+            for key in ("save_dir", "dirpath"):
+                value = entry.get(key) if isinstance(entry, DictConfig) else None
+                if not value:
+                    continue
+                path = Path(str(value))
+                existing = next(p for p in (path, *path.parents) if p.exists())
+                if not os.access(existing, os.W_OK):
+                    raise UserError(
+                        f"{group}.{name}.{key}={value}: {existing} is not writable (read-only, or "
+                        "not this user's); give a folder this user can write to"
+                    )
 
 
 def save_results(trainer: L.Trainer, output_dir: Path, results: dict[str, float]) -> None:
