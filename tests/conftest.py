@@ -1,7 +1,9 @@
+import contextlib
 import importlib.util
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -161,3 +163,17 @@ def generated_runs(config: dict) -> list[dict]:
         proposal.state = sweeps.RunState.finished
         runs.append(proposal)
     return [run.config for run in runs]
+
+
+@contextlib.contextmanager
+def tmpfs(folder: Path, options: str) -> Iterator[Path]:
+    """A tmpfs (`mount -o OPTIONS`: a small or a read-only filesystem) at `folder` for the block,
+    unmounted after; mounting needs root (CI runs as root), the test is skipped without."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    folder.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], check=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)

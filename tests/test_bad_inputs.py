@@ -1,14 +1,12 @@
 """The catalogue of bad inputs: each is one error line naming the key and what is valid, before
 anything is written (the run directory ends as it began)."""
 
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import train_error
+from conftest import tmpfs, train_error
 
 from alexlab import rundir
 from alexlab.data.fashion_mnist import FashionMNISTDataModule
@@ -141,14 +139,8 @@ def test_a_directory_that_is_a_file_or_not_writable_is_one_line(tmp_path):
 
 @pytest.fixture
 def read_only_folder(tmp_path: Path):
-    """A read-only filesystem (tmpfs), mounted for the test and unmounted after."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
-    folder = tmp_path / "read-only"
-    folder.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)], check=True)
-    yield folder
-    subprocess.run(["umount", str(folder)], check=True)
+    with tmpfs(tmp_path / "read-only", "ro,size=64k") as folder:
+        yield folder
 
 
 def test_a_logger_folder_that_cannot_be_written_is_one_line_before_training(

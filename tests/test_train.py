@@ -1,7 +1,6 @@
 """`python src/train.py` end to end: run directories, switches, DDP, bad input, real learning."""
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -9,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, train, train_command, train_error
+from conftest import REPO, tmpfs, train, train_command, train_error
 
 from alexlab.rundir import read_history
 
@@ -276,15 +275,10 @@ def test_short_real_run_learns_fashion_mnist(tmp_path, fashion_mnist):
 
 @pytest.fixture
 def small_disk(tmp_path: Path):
-    """A filesystem of 500 KB, mounted for the test (tmpfs) and unmounted after: room for a run's
-    config and metrics, none for its first checkpoint (about 720 KB with convnet4's momentum)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=500k", "tmpfs", str(disk)], check=True)
-    yield disk
-    subprocess.run(["umount", str(disk)], check=True)
+    """500 KB: room for a run's config and metrics, none for its first checkpoint (about 720 KB
+    with convnet4's momentum)."""
+    with tmpfs(tmp_path / "disk", "size=500k") as disk:
+        yield disk
 
 
 def test_a_full_disk_leaves_no_cut_checkpoint_and_a_crashed_run_json(small_disk):
