@@ -63,6 +63,36 @@ def test_a_bad_value_is_one_line_naming_it_and_nothing_is_written(
     assert list(tmp_path.iterdir()) == []  # the directory as it was: empty
 
 
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.activation=foo", "model.activation='foo' is not valid: choose one of relu, tanh"),
+        ("model.dropout=1.5", "model.dropout=1.5 is not valid: expected a number in [0.0, 1.0)"),
+        ("model.lrn_size=4", "model.lrn_size=4 is not valid: expected an odd positive integer"),
+        ("model.pool=avg", "model.pool='avg' is not valid: choose one of overlapping, plain"),
+        ("data.mean=zero", "data.mean='zero' is not valid: choose one of image, normalize"),
+        ("trainer.precision=bf17", "trainer: Precision 'bf17' is invalid. Allowed precision"),
+        ("trainer.devices=0", "trainer: `Trainer(devices=0)` value is not a valid input"),
+        ("optim.lr=-1", "optim.lr=-1 is not valid: expected a number in (0, inf)"),
+        ("optim.lr=abc", "optim.lr='abc' is not valid: expected a number in (0, inf)"),
+        ("optim.lr=0", "optim.lr=0 is not valid: expected a number in (0, inf)"),
+        ("seed=abc", "seed='abc' is not valid: expected an integer"),
+        ("train.target_error=2", "train.target_error=2 is not valid: expected a number in (0, 1)"),
+        # conf/data/synthetic.yaml: 256 + 64 images, 64 of them held out for validation
+        ("+data.subset=300", "data.subset=300 is not valid: the training split has 256 images"),
+        (
+            "callbacks.checkpoint.every_n_steps=0",
+            "callbacks.checkpoint.every_n_steps=0 is not valid: expected an integer in [1, inf)",
+        ),
+        ("ckpt_path=/missing.ckpt", "ckpt_path=/missing.ckpt: no such file; give a checkpoint"),
+    ],
+)
+def test_bad_value_is_one_error_naming_the_key(tmp_path, override, message):
+    error = train_error(tmp_path, "data=synthetic", override)
+    assert error.startswith("error: ") and message in error and "\n" not in error
+    assert list(tmp_path.iterdir()) == []  # the directory as it was: empty
+
+
 def test_a_report_over_a_corrupt_run_json_is_one_line_naming_it(tmp_path, capsys):
     run_dir = tmp_path / "runs" / "001"
     run_dir.mkdir(parents=True)
