@@ -173,6 +173,33 @@ def test_a_refused_start_leaves_no_run_directory(tmp_path):
     assert not (tmp_path / "new").exists()
 
 
+def multirun(sweep_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
+    command, env = train_command(sweep_dir, *SYNTHETIC, *overrides)
+    command[2] = f"hydra.sweep.dir={sweep_dir}"
+    return subprocess.run([*command, "-m"], cwd=REPO, env=env, capture_output=True, text=True)
+
+
+def test_a_multirun_leaves_no_file_for_a_bad_value_and_never_enters_a_finished_sweep(tmp_path):
+    new = tmp_path / "new"
+    run = multirun(new, "data.batch_size=2.5,8")
+    assert one_line_error(run) == (
+        "error: data.batch_size=2.5 is not valid: expected an integer in [1, inf)"
+    )
+    assert not new.exists()  # neither the job's directory (.hydra/ included) nor the sweep's
+    finished = tmp_path / "finished"
+    (finished / "0" / ".hydra").mkdir(parents=True)
+    (finished / "0" / ".hydra" / "config.yaml").write_text("the finished run's config")
+    (finished / "0" / "results.json").write_text("{}")
+    (finished / "multirun.yaml").write_text("the finished sweep's config")
+    before = files_of(finished)
+    run = multirun(finished, "seed=1,2")
+    assert one_line_error(run) == (
+        f"error: hydra.sweep.dir={finished} holds finished runs (0): give this multirun another "
+        "directory, or continue its runs with ckpt_path=last"
+    )
+    assert files_of(finished) == before
+
+
 def test_a_second_start_in_a_run_directory_in_use_is_refused_and_sigterm_exits_143(tmp_path):
     command, env = train_command(tmp_path, *SYNTHETIC, "trainer.max_epochs=900")
     first = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)

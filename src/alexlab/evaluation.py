@@ -63,8 +63,10 @@ def _evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
         datamodule = build_datamodule(data, "test" if cfg.split == "test" else "fit")
         datamodule.predict_split = cfg.split
         module = build_module(net.config, datamodule)
-        check_fits(read_checkpoint(net.checkpoint), module, net.checkpoint)  # else a traceback
-        outputs = trainer.predict(module, datamodule=datamodule, ckpt_path=net.checkpoint)
+        checkpoint = read_checkpoint(net.checkpoint)
+        check_fits(checkpoint, module, net.checkpoint)  # else a traceback
+        module.load_state_dict(checkpoint["state_dict"])
+        outputs = trainer.predict(module, datamodule=datamodule)
         net_probs = torch.cat([o["probs"] for o in outputs]).numpy().astype(np.float16)
         net_labels = torch.cat([o["labels"] for o in outputs]).numpy()
         if labels is None:

@@ -4,6 +4,7 @@ another run's."""
 
 import atexit
 import contextlib
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,14 +12,20 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from alexlab import rundir
 from alexlab.errors import UserError
 from alexlab.training import check_inputs, claimed_for_this_run, refuse_finished_run
+
+MULTIRUN_RECORD = "multirun.yaml"  # what Hydra's sweepers write in the sweep directory
 
 
 class RunDirectoryGuard(Callback):
     """Before Hydra writes: the config's values checked, a new run in a finished run's directory
     refused, and the directory claimed for the run (a second start there is refused); each
-    refusal one error line and exit 1. A multirun's jobs get new directories, checked by train()."""
+    refusal one error line and exit 1. A multirun writes each job's .hydra/ before any callback
+    sees the job, so a multirun is refused whole in a sweep directory that holds a finished run,
+    and a job refused for a bad value removes the directory Hydra made for it (and the sweep's,
+    when it holds nothing else)."""
 
     def __init__(self) -> None:
         self.claim = contextlib.ExitStack()
@@ -38,3 +45,26 @@ class RunDirectoryGuard(Callback):
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
         self.claim.close()
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if config.get("ckpt_path") is None and sweep_dir.is_dir():
+            finished = sorted(d.name for d in sweep_dir.iterdir() if rundir.has_results(d))
+            if finished:
+                sys.exit(
+                    f"error: hydra.sweep.dir={sweep_dir} holds finished runs ({', '.join(finished)})"
+                    ": give this multirun another directory, or continue its runs with "
+                    "ckpt_path=last"
+                )
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        job_dir = Path(config.hydra.runtime.output_dir)
+        try:
+            check_inputs(config)
+        except UserError as error:
+            if all(map(rundir.left_by_a_start, job_dir.iterdir())):
+                shutil.rmtree(job_dir)
+                sweep_dir = job_dir.parent
+                if [path.name for path in sweep_dir.iterdir()] == [MULTIRUN_RECORD]:
+                    shutil.rmtree(sweep_dir)  # what Hydra wrote for this multirun, and no run
+            sys.exit(f"error: {error}")
