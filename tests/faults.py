@@ -2,6 +2,7 @@
 
 import os
 import signal
+import time
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
@@ -17,3 +18,20 @@ class Kill(Callback):
     def on_train_batch_start(self, trainer: L.Trainer, *args: object) -> None:
         if trainer.global_step == self.step:
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Hold(Callback):
+    """Holds its run when a training step begins after `step` steps, on the job's first attempt
+    only (SLURM_RESTART_COUNT unset or 0): it writes `marker` and waits for the SIGTERM that a
+    preemption sends, then lets Lightning end the run as it ends any run given SIGTERM."""
+
+    def __init__(self, step: int, marker: str) -> None:
+        self.step, self.marker = step, marker
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: object) -> None:
+        if trainer.global_step != self.step or int(os.environ.get("SLURM_RESTART_COUNT", 0)):
+            return
+        with open(self.marker, "w") as marker:
+            marker.write(os.environ.get("SLURM_JOB_ID", ""))
+        while not trainer.received_sigterm:
+            time.sleep(0.1)

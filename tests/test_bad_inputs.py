@@ -105,6 +105,38 @@ def test_a_report_over_a_corrupt_run_json_is_one_line_naming_it(tmp_path, capsys
     assert not (tmp_path / "report.md").exists()
 
 
+@pytest.mark.parametrize(
+    "report, source, message",
+    [
+        ("sweeps", "ENTITY/alexlab", "neither a folder of offline wandb runs nor a sweep on "),
+        ("sweeps", "{tmp}", "{tmp}: no offline wandb runs below it (run-*.wandb files)"),
+        pytest.param(  # wandb's reader of the file says what is wrong with it
+            "sweeps",
+            "{tmp}",
+            "{tmp}/run-x.wandb: wandb could not read it: Error: transactionlog: bad header",
+            marks=pytest.mark.slow,  # a subprocess: wandb leet inspect
+            id="not-a-wandb-file",
+        ),
+        ("sweeps", "E/alexlab/ID", "E/alexlab/ID: wandb's server did not give the sweep's runs"),
+        ("claims", "E/alexlab/ID", "claims reads run directories, not --wandb (it serves "),
+    ],
+)
+def test_a_report_over_a_bad_wandb_source_is_one_line_naming_it(
+    tmp_path, monkeypatch, report, source, message
+):
+    # No API key (none is ever set here): wandb's server refuses before any network.
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    if "run-x.wandb" in message:
+        (tmp_path / "run-x.wandb").write_text("not a wandb file")
+    source, message = source.format(tmp=tmp_path), message.format(tmp=tmp_path)
+    with pytest.raises(SystemExit) as stopped:
+        report_main([report, source, "--wandb", "--out", str(tmp_path / "report")])
+    line = str(stopped.value.code)
+    assert line.startswith("error: ") and message in line and "\n" not in line
+    assert not (tmp_path / "report.md").exists()
+
+
 def test_a_stray_file_in_a_sweeps_runs_folder_is_no_run(tmp_path):
     grid = {"method": "grid", "parameters": {"a": {"values": [1, 2]}}}
     store = SweepStore(tmp_path, grid)

@@ -301,10 +301,12 @@ def test_more_seeds_plan_shares_the_baselines_runs_and_keeps_to_the_budget():
 
 def test_mechanism_checks_measure_the_runs(tmp_path):
     # LRN's share: each layer's mean over the logged steps, the most active layer's counts.
-    (tmp_path / "metrics.csv").write_text(
-        "step,lrn/share/norm1,lrn/share/norm2,train/loss\n0,0.30,0.01,\n5,,,2.3\n50,0.10,0.03,\n"
+    history = [{"step": 0, "lrn/share/norm1": 0.30, "lrn/share/norm2": 0.01}]
+    history += [{"step": 5, "train/loss": 2.3}]
+    history += [{"step": 50, "lrn/share/norm1": 0.10, "lrn/share/norm2": 0.03}]
+    baseline = Run(
+        "b", {"ablation": "baseline", "seed": 0}, "finished", {}, 1.0, tmp_path, history=history
     )
-    baseline = Run("b", {"ablation": "baseline", "seed": 0}, "finished", {}, 1.0, tmp_path)
     text, holds = mechanism(CLAIM["lrn_top1"], "fashion_mnist", [baseline])
     assert (text, holds) == ("holds: LRN's neighbour term: 20.0% of its normalizer", True)
     # Overfitting: the arm without the choice must end 5 points above its training error.

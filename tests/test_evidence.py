@@ -47,7 +47,7 @@ def test_main_job_report_is_regenerated_from_its_runs(tmp_path: Path, name, runs
                 f"{SWEEPS}/relu_vs_tanh-fashion_mnist/relu",
                 f"{SWEEPS}/relu_vs_tanh-fashion_mnist/tanh",
                 "--sweep-file",
-                "sweeps/relu_vs_tanh.yaml",
+                "sweeps/relu_vs_tanh_relu.yaml",
             ],
         ),
         ("ablations-fashion_mnist", ["ablations", f"{SWEEPS}/ablations-fashion_mnist"]),

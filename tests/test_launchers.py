@@ -4,6 +4,7 @@ where they came from, and the reports read them all alike."""
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,9 +16,13 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from wandb import wandb_agent
 
 from alexlab import provenance, rundir
+from alexlab.report.__main__ import main as report_main
 from alexlab.report.compare import compare_report
+from alexlab.report.hyperband import replay
 from alexlab.report.runs import by_sweep, load_runs, varying
 from alexlab.report.sweeps import grouped, sweeps_report
+from alexlab.report.wandb_runs import WandbSweep
+from alexlab.sweep.spec import load_sweep
 from alexlab.sweep.store import SweepStore
 from alexlab.wandb_settings import wandb_run_id
 
@@ -145,6 +150,50 @@ def test_reports_over_agent_multirun_and_runner_runs_are_equal(
     assert sorted(reports["agent sweeps"].splitlines()) == sorted(
         reports["runner sweeps"].splitlines()
     )
+
+
+@pytest.mark.slow
+def test_a_report_from_offline_wandb_runs_alone_equals_one_from_their_run_directories(
+    tmp_path, monkeypatch, capsys
+):
+    # Two agents' runs logging to wandb offline (random images, one epoch, a target reached).
+    fixed = {"data": "synthetic", "model": "convnet4", "trainer.max_epochs": 1}
+    fixed |= {"trainer.precision": 32, "train.target_error": 0.95}
+    fixed |= {"logger": "[csv,wandb]", "paths.log_dir": str(tmp_path / "logs")}
+    config = yaml.safe_load(sweep_file(tmp_path, fixed, SWEPT).read_text())
+    run_as_wandb_agent(config, tmp_path, monkeypatch)
+    agent_dir = tmp_path / "logs" / "train" / "wandb_sweeps" / SWEEP_ID
+
+    def reports(source) -> tuple[list, list, list[dict]]:
+        """The reports over the runs of `source`, what each run reads back as, and its results."""
+        out = tmp_path / "reports" / str(source).replace("/", "_")
+        out.mkdir(parents=True)
+        runs = load_runs(source)
+        fields = [(r.name, r.params, r.state, r.seconds, r.sweep, r.launcher) for r in runs]
+        read = [(*each, r.config, r.curve) for each, r in zip(fields, runs, strict=True)]
+        hyperband = replay(load_sweep(REPO / "sweeps" / "relu_vs_tanh_relu.yaml"), runs)
+        compared = compare_report(source, "model.activation", {}, "act", out / "act", "relu")
+        tables = [hyperband, compared, sweeps_report([source], out / "sweeps")]
+        return tables, read, [r.results for r in runs]
+
+    tables, read, results = reports(agent_dir)
+    assert [name.rpartition("_")[2] for name, *_ in read] == ["run0relu", "run1tanh"]
+    assert all(state == "finished" and curve for _, _, state, *_, curve in read)
+    assert "| tanh |" in tables[1] and "epochs to target" in tables[2]
+    # Only the runs' .wandb files, as gathered from the agents' machines: no run directory left.
+    gathered = tmp_path / "gathered"
+    for number, path in enumerate(sorted(agent_dir.rglob("run-*.wandb"))):
+        (gathered / f"machine{number}").mkdir(parents=True)
+        shutil.copy(path, gathered / f"machine{number}")
+    shutil.rmtree(tmp_path / "logs")
+
+    wandb_tables, wandb_read, wandb_results = reports(WandbSweep(str(gathered)))
+    assert wandb_tables == tables and wandb_read == read
+    # The summary's metrics: results.json's, and the last of each other metric logged.
+    for wandb_values, values in zip(wandb_results, results, strict=True):
+        assert wandb_values.items() >= values.items()
+    report_main(["sweeps", str(gathered), "--wandb", "--out", str(tmp_path / "cli" / "sweeps")])
+    assert capsys.readouterr().out.strip() == tables[2].strip()
 
 
 def test_a_run_names_its_directory_and_wandb_run_after_its_agents_run(monkeypatch, tmp_path):

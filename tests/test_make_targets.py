@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import CONF, REPO, composed, offline_env
 from hydra import compose, initialize_config_dir
 
@@ -176,6 +177,76 @@ def test_sweep_runs_a_sweep_file(tmp_path, fashion_mnist):
     assert "1 runs complete in logs/sweeps/lrn_cifar" in output
     (results,) = (root / "logs" / "sweeps" / "lrn_cifar" / "runs").glob("*/results.json")
     assert "val/err_top1" in json.loads(results.read_text())
+
+
+# `wandb agent` for make agent's test (WANDB=): as wandb's agent does once the server sends it a
+# run (the sweep file's first, as the `sweeps` engine proposes it), it sets the sweep's
+# environment and starts the run with wandb's own code, wandb_agent.Agent._command_run; the
+# sweep file's command with Hydra's --cfg job after the program, so that the run composes its
+# config and trains nothing.
+WANDB_AGENT = """#!{python}
+import os, sys
+import yaml
+from wandb import wandb_agent
+from alexlab.sweep.engine import sweeps
+
+assert sys.argv[1] == "agent", sys.argv
+entity, project, sweep_id = sys.argv[-1].split("/")
+os.environ.update(WANDB_ENTITY=entity, WANDB_PROJECT=project, WANDB_SWEEP_ID=sweep_id)
+config = yaml.safe_load(open(os.environ["SWEEP_FILE"]))
+command = list(config["command"])
+after = command.index("${{program}}") + 1
+command[after:after] = ["--cfg", "job"]
+agent = wandb_agent.Agent(api=None, queue=None, sweep_id=sweep_id)
+agent._sweep_command = command
+run = sweeps.next_run(config, [])
+agent._command_run({{"run_id": "run0", "program": config["program"], "args": run.config}})
+(process,) = agent._run_processes.values()
+sys.exit(process.wait())
+"""
+
+
+@covers("agent")
+@pytest.mark.slow
+def test_agent_starts_runs_from_any_directory_without_the_venv_on_the_path(tmp_path):
+    root = sandbox(tmp_path)
+    agent = root / "wandb-agent"
+    agent.write_text(WANDB_AGENT.format(python=sys.executable))
+    agent.chmod(0o755)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    # A shell where the venv is not activated: `python` is some other Python, without Hydra.
+    venv = Path(sys.executable).parent
+    path = [folder for folder in make_env()["PATH"].split(":") if Path(folder) != venv]
+    env = make_env() | {
+        "PATH": ":".join(path),
+        "SWEEP_FILE": str(root / "sweeps/relu_vs_tanh_relu.yaml"),
+    }
+    sweep_id = "alexlab-tests/alexlab/q2w3e4r5"
+
+    # wandb's agent started by hand, from the repository or elsewhere: the run cannot start.
+    for cwd, failure in [(root, "No module named 'hydra'"), (elsewhere, "src/train.py")]:
+        bare = subprocess.run(
+            [agent, "agent", sweep_id], cwd=cwd, env=env, capture_output=True, text=True
+        )
+        assert bare.returncode != 0 and failure in bare.stderr, bare.stderr[-2000:]
+
+    made = ["make", "-C", str(root), "--no-print-directory", "-o", "installed", "STAMP=installed"]
+    output = ran(
+        subprocess.run(
+            [*made, "agent", f"SWEEP_ID={sweep_id}", f"WANDB={agent}"],
+            cwd=elsewhere,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    )
+    # The run's config, composed from the values the sweep sent it: its first grid point.
+    composed_config = yaml.safe_load(output[output.index("task_name:") :])
+    assert composed_config["model"]["activation"] == "relu"
+    assert composed_config["optim"]["lr"] == 0.001 and composed_config["seed"] == 0
+    assert list(composed_config["logger"]) == ["csv", "wandb"]
 
 
 @covers("data-beton")

@@ -86,11 +86,24 @@ def test_a_null_value_reaches_hydra_as_null(tmp_path):
 
 def test_every_paper_experiment_has_a_sweep_file():
     names = {p.stem for p in SWEEP_FILES}
-    assert {"relu_vs_tanh", "relu_vs_tanh_modern", "ablations", "lrn_cifar", "table1"} <= names
+    figure1 = {"relu_vs_tanh_relu", "relu_vs_tanh_tanh"}  # one sweep file per activation
+    figure1 |= {"relu_vs_tanh_modern_relu", "relu_vs_tanh_modern_tanh"}
+    assert figure1 | {"ablations", "lrn_cifar", "table1"} <= names
+
+
+@pytest.mark.parametrize("path", SWEEP_FILES, ids=lambda p: p.stem)
+def test_a_sweep_file_is_one_wandb_sweep_of_project_alexlab(path):
+    config = load_sweep(path)
+    assert (
+        config["project"] == "alexlab"
+    )  # the project `make agent SWEEP_ID=ENTITY/alexlab/ID` names
+    # Hyperband ranks every run of a sweep together: Figure 1's rates compete within an activation.
+    if "early_terminate" in config:
+        assert "values" not in config["parameters"]["model.activation"]
 
 
 def test_typo_in_a_key_fails_composition(tmp_path):
-    config = load_sweep(REPO / "sweeps" / "relu_vs_tanh.yaml")
+    config = load_sweep(REPO / "sweeps" / "relu_vs_tanh_relu.yaml")
     config["parameters"]["model.activaton"] = config["parameters"].pop("model.activation")
     with pytest.raises(Exception, match="activaton"):
         check_runs_compose(config, tmp_path)
@@ -106,7 +119,7 @@ def test_typo_in_a_key_fails_composition(tmp_path):
 )
 def test_sweep_file_errors_are_caught_before_running(tmp_path, change, message):
     path = tmp_path / "bad.yaml"
-    text = (REPO / "sweeps" / "relu_vs_tanh.yaml").read_text()
+    text = (REPO / "sweeps" / "relu_vs_tanh_relu.yaml").read_text()
     key = change.split(":")[0]
     text = re.sub(rf"^{key}:.*?(?=^\w)", "", text, flags=re.S | re.M) + change + "\n"
     path.write_text(text)
@@ -152,8 +165,8 @@ def test_local_relu_vs_tanh_sweep_reports_its_own_runs(tmp_path, fashion_mnist, 
     }
     settings = [f"--set={key}={value}" for key, value in settings.items()]
     for act in ("relu", "tanh"):  # one sweep per activation, as make reproduce-relu-speedup
-        args = ["sweeps/relu_vs_tanh.yaml", "--dir", str(directory / act), *settings]
-        run = sweep(*args, f"--set=model.activation={act}", "--no-early-terminate")
+        args = [f"sweeps/relu_vs_tanh_{act}.yaml", "--dir", str(directory / act), *settings]
+        run = sweep(*args, "--no-early-terminate")
         assert run.returncode == 0, run.stderr[-3000:]
     records = {(r.params["model.activation"], r.params["seed"]): r for r in load_runs(directory)}
     assert len(records) == 4 and all(r.state == "finished" for r in records.values())
@@ -175,7 +188,7 @@ def test_local_relu_vs_tanh_sweep_reports_its_own_runs(tmp_path, fashion_mnist, 
     assert out.with_suffix(".md").read_text() == report
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
 
-    again = sweep(*args, "--set=model.activation=tanh")  # a finished sweep is not run again
+    again = sweep(*args)  # a finished sweep (tanh's, the last) is not run again
     assert again.returncode == 0 and "2 runs complete" in again.stdout
     assert len(list((directory / "tanh" / "runs").iterdir())) == 2
 
@@ -317,7 +330,7 @@ def test_missing_sweep_file_is_one_line_naming_the_files(tmp_path):
     run = sweep("sweeps/relu_vs_tanh_typo.yaml", "--dir", str(tmp_path / "s"))
     assert run.returncode == 1
     assert run.stderr.strip().count("\n") == 0
-    assert "no such sweep file" in run.stderr and "sweeps/relu_vs_tanh.yaml" in run.stderr
+    assert "no such sweep file" in run.stderr and "sweeps/relu_vs_tanh_relu.yaml" in run.stderr
 
 
 # joblib's multirun is tested in test_launchers.py, with the reports over its runs.
@@ -342,18 +355,19 @@ def test_hydra_multirun_launchers_run_a_grid(tmp_path, launcher):
         assert "test/err_top1" in json.loads((tmp_path / str(job) / "results.json").read_text())
 
 
-def test_slurm_launcher_runs_one_task_per_gpu_of_a_ddp_job():
+@pytest.mark.parametrize("trainer, gpus", [("ddp", 4), ("cpu", None)])
+def test_slurm_launcher_runs_one_task_per_device_of_a_job_and_asks_gpus_for_gpus(trainer, gpus):
     with initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = compose(
             "train",
-            overrides=["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4"],
+            overrides=["hydra/launcher=slurm", f"trainer={trainer}", "trainer.devices=4"],
             return_hydra_config=True,
         )
     # Only the keys under test: the rest (submitit_folder) needs a running Hydra app to resolve.
     keys = ("_target_", "gpus_per_node", "tasks_per_node", "nodes")
     launcher = {key: cfg.hydra.launcher[key] for key in keys}
-    assert launcher["_target_"].endswith("submitit_launcher.SlurmLauncher")
-    assert launcher["gpus_per_node"] == launcher["tasks_per_node"] == 4
+    assert launcher["_target_"] == "hydra_plugins.alexlab_launchers.slurm.SlurmLauncher"
+    assert launcher["tasks_per_node"] == 4 and launcher["gpus_per_node"] == gpus
     assert launcher["nodes"] == 1
 
 
@@ -377,6 +391,11 @@ with open(run_dir / "metrics.csv", "w", newline="") as file:
 """
 
 
+# How hyperband ends curve_sweep's runs: at 5 checks, the median of the runs so far; the first two
+# set it, the slower two miss it.
+CURVE_SWEEP_STATES = {1: "finished", 2: "finished", 4: "stopped", 8: "stopped"}
+
+
 def curve_sweep(tmp_path: Path) -> dict:
     program = tmp_path / "curve.py"
     program.write_text(CURVE_PROGRAM)
@@ -395,13 +414,7 @@ def test_hyperband_stops_the_slow_runs_as_wandbs_sweep_engine_decides(tmp_path, 
     config = curve_sweep(tmp_path)
     records = run_sweep(config, tmp_path / "hyperband")
     states = {r.params["slowness"]: r for r in records}
-    # At 5 checks, the median of the runs so far: the first two set it, the slower two miss it.
-    assert {s: r.state for s, r in states.items()} == {
-        1: "finished",
-        2: "finished",
-        4: "stopped",
-        8: "stopped",
-    }
+    assert {s: r.state for s, r in states.items()} == CURVE_SWEEP_STATES
     assert "Band: 5" in states[4].stopped_by and "STOP" not in states[4].error
     logged = {
         s: len(read_history(tmp_path / "hyperband" / "runs" / r.name)) for s, r in states.items()

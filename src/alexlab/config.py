@@ -26,9 +26,18 @@ MOVED_TO_MODULE = ("channels_last", "compile")
 RENAMED_LRN = {"paper": "printed"}
 
 
+def gpus_per_node(accelerator: str, devices: int) -> int | None:
+    """The GPUs a SLURM job asks for on each node (conf/hydra/launcher/slurm.yaml): the trainer's
+    devices when they are GPUs (`auto` takes the cluster's), none for a CPU trainer, which a
+    cluster without GPUs would otherwise refuse."""
+    return None if accelerator == "cpu" else devices
+
+
 def register_resolvers() -> None:
-    """${fast_precision:}, ${unique_name:} and ${runs_folder:} (conf/trainer, conf/train.yaml)."""
+    """${fast_precision:}, ${gpus_per_node:}, ${unique_name:} and ${runs_folder:} (conf/trainer,
+    conf/hydra/launcher, conf/train.yaml)."""
     OmegaConf.register_new_resolver("fast_precision", fast_precision, replace=True)
+    OmegaConf.register_new_resolver("gpus_per_node", gpus_per_node, replace=True)
     # Cached: every use in one config (a multirun's sweep directory, in each job) is one name.
     OmegaConf.register_new_resolver(
         "unique_name", provenance.unique_name, use_cache=True, replace=True

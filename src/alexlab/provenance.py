@@ -1,9 +1,11 @@
 """Where a run came from and how it ended, in its run directory's run.json, whichever launcher
 started it: a wandb agent, a Hydra multirun, `python -m alexlab.sweep`, or a plain command. The
-reports read it to find a run's sweep and parameters in any tree of run directories.
+reports read it to find a run's sweep and parameters in any tree of run directories. A run that
+logs to wandb keeps it in its wandb run's summary too, with config.yaml and results.json's
+metrics, so that the reports read runs made on other machines from wandb's record alone.
 
 run.json: {"launcher", "sweep", "run", "params", "overrides", "host", "pid", "cpu", "lrn_kernel",
-           "started", "state", "ended", "error"}, and from a sweep's runner
+           "slurm", "started", "state", "ended", "error"}, and from a sweep's runner
            {"exitcode", "seconds", "stopped_by"} (sweep/runner.py)
   launcher  WANDB_AGENT | HYDRA_MULTIRUN | ALEXLAB_SWEEP | SINGLE
   sweep     wandb: ENTITY/PROJECT/SWEEP_ID (what `wandb agent` was given) | Hydra: hydra.sweep.dir
@@ -13,6 +15,8 @@ run.json: {"launcher", "sweep", "run", "params", "overrides", "host", "pid", "cp
   params    the run's parameters: the values the wandb sweep sent (the agent's
             WANDB_SWEEP_PARAM_PATH file), else the command line's overrides, typed by Hydra's parser
   cpu       the CPU's model name, which a CPU run's speed depends on
+  slurm     in a SLURM job: its id (ARRAY_TASK for a job array's) and its restarts so far (a
+            requeued job continues its run: resume.checkpoint_to_resume)
   lrn_kernel  the fused CPU LRN kernel's build flags and the ISA path it ran, or why it did not
             load (alexlab.kernels.lrn.build_info())
   state     one of rundir's states: RUNNING, then FINISHED or DIVERGED when train() returns,
@@ -27,6 +31,7 @@ import os
 import platform
 import secrets
 import socket
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -119,9 +124,20 @@ def record_start(run_dir: Path) -> None:
         "pid": os.getpid(),
         "cpu": cpu_model(),
         "lrn_kernel": lrn_kernels.build_info(),
-        "started": now(),
     }
-    rundir.write_run(run_dir, origin() | host | {"state": RUNNING})
+    if "SLURM_JOB_ID" in os.environ:
+        host["slurm"] = slurm_job()
+    host["started"] = now()
+    record = origin() | host | {"state": RUNNING}
+    rundir.write_run(run_dir, record)
+    record_in_wandb(run_dir, record)
+
+
+def slurm_job() -> dict[str, Any]:
+    env = os.environ
+    array = env.get("SLURM_ARRAY_JOB_ID"), env.get("SLURM_ARRAY_TASK_ID")
+    job = "_".join(array) if all(array) else env["SLURM_JOB_ID"]
+    return {"job": job, "restarts": int(env.get("SLURM_RESTART_COUNT", 0))}
 
 
 def cpu_model() -> str:
@@ -139,6 +155,17 @@ def record_end(run_dir: Path, state: str, error: str = "") -> None:
     if record.get("pid") == os.getpid() and record.get("host") == socket.gethostname():
         ended = {"state": state, "ended": now()} | ({"error": error} if error else {})
         rundir.write_run(run_dir, record | ended)
+        record_in_wandb(run_dir, record | ended)
+
+
+def record_in_wandb(run_dir: Path, record: dict[str, Any]) -> None:
+    """The run's record, config and final metrics (as far as written) in the summary of its wandb
+    run, if it logs to one: runs made by agents on several machines are reported from wandb's
+    record, with no shared filesystem (python -m alexlab.report --wandb)."""
+    wandb = sys.modules.get("wandb")  # loaded by the wandb logger, which started the run
+    if wandb is not None and wandb.run is not None:
+        files = {rundir.WANDB_RECORD: record, rundir.WANDB_CONFIG: rundir.read_config(run_dir)}
+        wandb.run.summary.update(rundir.read_results(run_dir) | files)
 
 
 @contextlib.contextmanager

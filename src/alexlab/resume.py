@@ -10,6 +10,7 @@ checkpoint to resume from, to check that it fits the run, and to continue the ru
 import csv
 import io
 import math
+import os
 import random
 from collections.abc import Mapping
 from pathlib import Path
@@ -153,9 +154,19 @@ class RandomState(Callback):
         random.setstate(state["python"])
 
 
+def requeued_by_slurm() -> bool:
+    """This process runs a SLURM job again, after a preemption, a timeout or `scontrol requeue`:
+    SLURM counts a job's restarts in SLURM_RESTART_COUNT."""
+    return int(os.environ.get("SLURM_RESTART_COUNT", 0)) > 0
+
+
 def checkpoint_to_resume(ckpt_path: str | None, last: Path | None) -> Path | None:
     """The file `ckpt_path` names: `last` for the run directory's own last.ckpt (None when it has
-    none yet: the run starts from the beginning), or a path."""
+    none yet: the run starts from the beginning), or a path. A requeued SLURM job runs its first
+    command again, so it continues its run directory (`last`, when checkpoints are kept) unless
+    `ckpt_path` names a file."""
+    if ckpt_path is None and last is not None and requeued_by_slurm():
+        ckpt_path = "last"
     if ckpt_path is None:
         return None
     if str(ckpt_path) == "last":

@@ -10,6 +10,9 @@ RUN_DIR/.hydra/          Hydra's record of the job: overrides.yaml, the command 
 RUN_DIR/run.json         the run's record: where it came from and how it ended (provenance.py
                          writes it as the run starts and ends; a sweep's runner adds what it saw)
 RUN_DIR/wandb_id         the wandb run that a resumed run continues
+wandb run's summary      run.json and config.yaml again (WANDB_RECORD, WANDB_CONFIG) and
+                         results.json's metrics: what a report reads of a run whose directory is
+                         on another machine
 RUN_DIR/.lock            held (flock) by the process that owns the directory: a run, a sweep's
                          runner; the kernel lets go when the process ends, however it ends
 RUN_DIR/checkpoints/     last.ckpt (resume.py) and the best epoch*.ckpt (Lightning's ModelCheckpoint)
@@ -42,6 +45,9 @@ WANDB_ID, CHECKPOINTS, LAST = "wandb_id", "checkpoints", "last.ckpt"
 LOCK, HYDRA = ".lock", ".hydra"
 LAUNCH = "launch.json"
 PROBS, LABELS = "probs", "labels.npy"
+# run.json's and config.yaml's keys in the run's wandb summary. wandb's config is no copy of
+# config.yaml: wandb keeps the values a sweep sent (data: cifar10) over the logger's (data: {...}).
+WANDB_RECORD, WANDB_CONFIG = "alexlab/run", "alexlab/config"
 
 # `python -m alexlab.sweep` gives each run its directory and its sweep's through these.
 RUN_DIR_ENV, SWEEP_DIR_ENV = "ALEXLAB_RUN_DIR", "ALEXLAB_SWEEP_DIR"

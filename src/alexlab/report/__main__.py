@@ -8,10 +8,13 @@ the sweeps' arguments; `hyperband
 SWEEP_DIR... --sweep-file FILE` replays FILE's early_terminate on sweeps run in full; `sweeps
 DIR...` tables every sweep's runs by the parameters it varies. A DIR is any tree of runs, whichever
 launcher made them: a wandb agent's (logs/train/wandb_sweeps/ID), a Hydra multirun's, or
-`python -m alexlab.sweep`'s."""
+`python -m alexlab.sweep`'s. With --wandb, each DIR is wandb's record of runs instead: a sweep on
+wandb's server (ENTITY/PROJECT/SWEEP_ID) or a folder of offline wandb runs (run-*.wandb files),
+for runs made on several machines."""
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from alexlab.errors import UserError
@@ -22,9 +25,14 @@ from alexlab.report.curves import curves_report
 from alexlab.report.ensembles import ensemble_report
 from alexlab.report.figure1 import chosen_rate, figure1_report
 from alexlab.report.hyperband import hyperband_report
+from alexlab.report.runs import RunSource
 from alexlab.report.seeds import more_seeds_report
 from alexlab.report.sweeps import sweeps_report
+from alexlab.report.wandb_runs import WandbSweep
 from alexlab.sweep.spec import load_sweep
+
+# The reports that read files besides the runs' records (evaluations, run directories), not wandb.
+FILES_ONLY = ("curves", "ensemble", "claims", "more-seeds")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -59,10 +67,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--budget", type=float, default=60.0, help="more-seeds: minutes of machine time [60]"
     )
+    parser.add_argument(
+        "--wandb",
+        action="store_true",
+        help="read the runs from wandb's record: each SWEEP_DIR is ENTITY/PROJECT/SWEEP_ID on "
+        "wandb's server or a folder of offline runs (run-*.wandb)",
+    )
     args = parser.parse_args(argv)
+    source = WandbSweep if args.wandb else Path
     try:
+        if args.wandb and args.report in FILES_ONLY:
+            reads_wandb = (
+                "relu-speedup, chosen-rate, ablations, lrn-cifar, table1, hyperband, sweeps"
+            )
+            raise UserError(
+                f"{args.report} reads run directories, not --wandb (it serves {reads_wandb})"
+            )
         if args.report == "chosen-rate":
-            print(f"{chosen_rate(Path(args.sweeps[0])):g}")
+            print(f"{chosen_rate(source(args.sweeps[0])):g}")
             return
         if args.out is None:
             raise UserError(f"{args.report} needs --out results/NAME")
@@ -74,14 +96,16 @@ def main(argv: list[str] | None = None) -> None:
             if args.sweep_file is None:
                 raise UserError("hyperband needs --sweep-file FILE (its early_terminate section)")
             config = load_sweep(args.sweep_file)
-            print(hyperband_report([Path(d) for d in args.sweeps], config, args.out))
+            print(hyperband_report([source(d) for d in args.sweeps], config, args.out))
             return
-        print(make_report(args.report, args.sweeps, args.out))
+        print(make_report(args.report, args.sweeps, args.out, source))
     except UserError as error:
         sys.exit(f"error: {error}")
 
 
-def make_report(report: str, sweeps: list[str], out: Path) -> str:
+def make_report(
+    report: str, sweeps: list[str], out: Path, source: Callable[[str], RunSource] = Path
+) -> str:
     if report == "curves":
         return curves_report([Path(run) for run in sweeps], out)
     if report == "ensemble":
@@ -89,11 +113,11 @@ def make_report(report: str, sweeps: list[str], out: Path) -> str:
     if report == "claims":
         return claims_report([Path(d) for d in sweeps], out)
     if report == "sweeps":
-        return sweeps_report([Path(d) for d in sweeps], out)
+        return sweeps_report([source(d) for d in sweeps], out)
     if report == "relu-speedup":
         conditions = [tuple(s.split("=", 1)) if "=" in s else (Path(s).name, s) for s in sweeps]
-        return figure1_report([(label, Path(d)) for label, d in conditions], out)
-    directory = Path(sweeps[0])
+        return figure1_report([(label, source(d)) for label, d in conditions], out)
+    directory = source(sweeps[0])
     if report == "ablations":
         title = "The paper's ablations: each choice undone"
         return compare_report(directory, "ablation", paper.ABLATIONS, title, out, "baseline")

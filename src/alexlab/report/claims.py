@@ -31,7 +31,6 @@ from alexlab.report.stats import (
     t_interval,
     verdict,
 )
-from alexlab.rundir import read_history
 from alexlab.tables import markdown_table
 
 DATASETS = {"imagenet": "ImageNet", "cifar10": "CIFAR-10", "fashion_mnist": "Fashion-MNIST"}
@@ -184,7 +183,7 @@ MEASURES: dict[str, Callable[[Sequence[Run], Claim], Interval | None]] = {
 def lrn_share(run: Run) -> float:
     """The share of LRN's normalizer from its neighbours' activity at the run's most active LRN
     layer, averaged over training (callbacks.LRNShare's log); NaN if the run logged none."""
-    rows = read_history(run.directory)
+    rows = run.history
     layers = {key for row in rows for key in row if key.startswith("lrn/share/")}
     means = [statistics.fmean(row[key] for row in rows if key in row) for key in layers]
     return max(means, default=math.nan)

@@ -11,7 +11,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from alexlab.errors import UserError
-from alexlab.report.runs import Run, arithmetic, by_sweep, group_by, load_runs, sweep_name
+from alexlab.report.runs import (
+    Run,
+    RunSource,
+    arithmetic,
+    by_sweep,
+    group_by,
+    load_runs,
+    sweep_name,
+)
 from alexlab.rundir import FINISHED
 from alexlab.tables import markdown_table, mean_and_spread
 
@@ -19,7 +27,7 @@ METRICS = {"test/err_top1": "top-1", "test/err_top5": "top-5"}
 
 
 def compare_report(
-    directory: Path,
+    directory: RunSource,
     by: str,
     paper: Mapping[str, str],
     title: str,

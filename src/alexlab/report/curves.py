@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 
 from alexlab.errors import UserError
 from alexlab.report.runs import training_curve
-from alexlab.rundir import read_overrides, read_results
+from alexlab.rundir import read_history, read_overrides, read_results
 from alexlab.tables import markdown_table, percent
 
 
@@ -18,7 +18,7 @@ def curves_report(runs: list[Path], out: Path) -> str:
     made_by = {run: read_overrides(run) for run in runs}
     shared = set.intersection(*(set(made) for made in made_by.values()))
     for run in runs:
-        curve = training_curve(run)
+        curve = training_curve(read_history(run))
         if not curve:
             raise UserError(f"{run}: no training curve (metrics.csv with train/err_recent)")
         results = read_results(run)

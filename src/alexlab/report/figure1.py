@@ -21,7 +21,15 @@ import matplotlib.pyplot as plt
 
 from alexlab.errors import UserError
 from alexlab.report import paper
-from alexlab.report.runs import Run, arithmetic, epochs_to, group_by, load_runs, measured
+from alexlab.report.runs import (
+    Run,
+    RunSource,
+    arithmetic,
+    epochs_to,
+    group_by,
+    load_runs,
+    measured,
+)
 from alexlab.report.stats import Interval, interval_text, ratio_interval
 from alexlab.tables import markdown_table, percent
 
@@ -86,7 +94,7 @@ def best_rate(runs: Sequence[Run], activation: str, target: float) -> float:
     return min(costs, key=costs.__getitem__)
 
 
-def chosen_rate(directory: Path) -> float:
+def chosen_rate(directory: RunSource) -> float:
     """The one learning rate of the activation whose grid `directory` holds, chosen on its
     selection seeds for the verdict's target: what `make reproduce-relu-speedup` then measures
     on other seeds."""
@@ -201,7 +209,7 @@ def selection_rows(
     return rows
 
 
-def load_conditions(conditions: Sequence[tuple[str, Path]]) -> list[tuple[str, list[Run]]]:
+def load_conditions(conditions: Sequence[tuple[str, RunSource]]) -> list[tuple[str, list[Run]]]:
     loaded = []
     for label, directory in conditions:
         runs = [r for r in measured(load_runs(directory)) if r.curve]
@@ -211,7 +219,7 @@ def load_conditions(conditions: Sequence[tuple[str, Path]]) -> list[tuple[str, l
     return loaded
 
 
-def figure1_report(conditions: Sequence[tuple[str, Path]], out: Path) -> str:
+def figure1_report(conditions: Sequence[tuple[str, RunSource]], out: Path) -> str:
     """Markdown report (also written to `out`.md, with the figure at `out`.png): per condition and
     target, ReLU's and tanh's epochs at their chosen rates and the ratio with its 95% interval
     over the measured seeds, beside the paper's Figure 1; then how the rates were chosen."""

@@ -11,8 +11,7 @@ from typing import Any
 
 from alexlab.errors import UserError
 from alexlab.report import figure1
-from alexlab.report.runs import Run, by_sweep, load_runs, sweep_name
-from alexlab.rundir import read_history
+from alexlab.report.runs import Run, RunSource, by_sweep, load_runs, sweep_name
 from alexlab.sweep.engine import sweeps
 from alexlab.tables import markdown_table
 
@@ -24,7 +23,7 @@ def replay(config: dict[str, Any], runs: list[Run]) -> dict[str, int]:
     done: list[sweeps.SweepRun] = []
     kept = {}
     for run in runs:
-        history = read_history(run.directory)
+        history = run.history
         rows = [i for i, row in enumerate(history) if metric in row]
         kept[run.name] = len(rows)
         for count, row in enumerate(rows, 1):
@@ -51,7 +50,7 @@ def epochs(run: Run, checks: int) -> float:
     return run.curve[checks - 1][0] if checks else 0.0
 
 
-def hyperband_report(directories: list[Path], config: dict[str, Any], out: Path) -> str:
+def hyperband_report(directories: list[RunSource], config: dict[str, Any], out: Path) -> str:
     """hyperband.md: per sweep, the epochs run in full and with hyperband, and whether Figure 1's
     chosen rate at each target stays the same."""
     rows, changed, all_full, all_cut = [], [], [], []

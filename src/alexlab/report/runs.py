@@ -1,5 +1,5 @@
-"""The runs in a directory tree, whichever launcher started them, with what the reports need of
-each: its sweep, parameters, state, results and training curve."""
+"""The runs in a directory tree, whichever launcher started them, or in wandb's record of them,
+with what the reports need of each: its sweep, parameters, state, results and training curve."""
 
 import json
 import math
@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from alexlab import rundir
 from alexlab.errors import UserError
+from alexlab.report.wandb_runs import WandbRecord, WandbSweep, wandb_records
 from alexlab.rundir import FINISHED, STOPPED
 from alexlab.sweep.store import SweepStore, counting_records
 
@@ -31,15 +32,24 @@ class Run:
     launcher: str = rundir.ALEXLAB_SWEEP
     config: dict[str, Any] = field(default_factory=dict)  # the run's resolved config.yaml
     curve: list[tuple[float, float]] = field(default_factory=list)  # (epochs, training error)
+    history: list[dict[str, float]] = field(default_factory=list)  # every logged row
 
     def result(self, key: str) -> float:
         return self.results.get(key, math.nan)
 
 
-def load_runs(directory: Path) -> list[Run]:
+# Where a report reads runs: a tree of run directories, or wandb's record of runs.
+RunSource = Path | WandbSweep
+
+
+def load_runs(directory: RunSource) -> list[Run]:
     """Every run at or below `directory`: the sweeps of `python -m alexlab.sweep` (a sweep.yaml,
     its runs' records; a point run again after a crash counts its complete run), then every other
-    run directory with a run.json (a wandb agent's, a Hydra multirun's, a single run's)."""
+    run directory with a run.json (a wandb agent's, a Hydra multirun's, a single run's). From a
+    WandbSweep, its runs as wandb recorded them, in the order of their run directories' paths."""
+    if isinstance(directory, WandbSweep):
+        runs = [wandb_run(record) for record in wandb_records(directory)]
+        return sorted(runs, key=lambda run: numbers_in_order(run.directory))
     sweeps = sorted(path.parent for path in directory.rglob("sweep.yaml"))
     runs = [run for sweep in sweeps for run in sweep_runs(sweep)]
     for path in sorted(rundir.run_files(directory), key=numbers_in_order):
@@ -78,19 +88,57 @@ def sweep_runs(sweep: Path) -> list[Run]:
 
 def launched_run(run_dir: Path) -> Run:
     """A run from its own run.json: its launcher, sweep and parameters, and how it ended."""
-    record = rundir.read_run(run_dir)
-    launcher = record["launcher"]
-    run = Run(
+    return recorded_run(
+        rundir.read_run(run_dir),
+        rundir.read_results(run_dir),
+        rundir.read_config(run_dir),
+        rundir.read_history(run_dir),
+        run_dir,
+    )
+
+
+def wandb_run(record: WandbRecord) -> Run:
+    """A run from wandb's record of it: run.json, config.yaml (wandb's config until the run
+    ends) and results.json's metrics from its summary (provenance.record_in_wandb), and its
+    history; its directory where it ran."""
+    summary = record.summary
+    if rundir.WANDB_RECORD not in summary:
+        raise UserError(
+            f"{record.where}: no {rundir.WANDB_RECORD} in its summary: not a run of alexlab's "
+            "src/train.py, or one made before its record went to wandb; report its run directory"
+        )
+    results = {
+        key: value
+        for key, value in summary.items()
+        if not key.startswith("_") and isinstance(value, int | float)
+    }
+    config = summary.get(rundir.WANDB_CONFIG) or record.config
+    run_dir = Path(config["paths"]["output_dir"])
+    return recorded_run(summary[rundir.WANDB_RECORD], results, config, record.history, run_dir)
+
+
+def recorded_run(
+    record: dict[str, Any],
+    results: dict[str, float],
+    config: dict[str, Any],
+    history: list[dict[str, float]],
+    run_dir: Path,
+) -> Run:
+    """A run from its record (run.json), final metrics, resolved config and logged rows, read
+    from its run directory or from wandb."""
+    return Run(
         name=run_dir.name,
         params=record["params"],
         state=record["state"],
-        results=rundir.read_results(run_dir),
+        results=results,
         seconds=rundir.seconds(record),
         directory=run_dir,
         sweep=sweep_of(record, run_dir),
-        launcher=launcher,
+        launcher=record["launcher"],
+        config=config,
+        curve=training_curve(history),
+        history=history,
     )
-    return with_files(run)
 
 
 def sweep_of(record: dict[str, Any], run_dir: Path) -> str:
@@ -106,7 +154,8 @@ def sweep_of(record: dict[str, Any], run_dir: Path) -> str:
 
 def with_files(run: Run) -> Run:
     run.config = rundir.read_config(run.directory)
-    run.curve = training_curve(run.directory)
+    run.history = rundir.read_history(run.directory)
+    run.curve = training_curve(run.history)
     return run
 
 
@@ -134,10 +183,12 @@ def varying(runs: list[Run]) -> list[str]:
     ]
 
 
-def sweep_name(sweep: str, root: Path) -> str:
+def sweep_name(sweep: str, root: RunSource) -> str:
     """A sweep as a report names it: its directory relative to the folder above `root`."""
     path = Path(sweep)
-    return str(path.relative_to(root.parent)) if path.is_relative_to(root.parent) else sweep
+    if isinstance(root, Path) and path.is_relative_to(root.parent):
+        return str(path.relative_to(root.parent))
+    return sweep
 
 
 def measured(runs: list[Run]) -> list[Run]:
@@ -146,9 +197,9 @@ def measured(runs: list[Run]) -> list[Run]:
     return [run for run in runs if run.state in (FINISHED, STOPPED)]
 
 
-def training_curve(run_dir: Path) -> list[tuple[float, float]]:
+def training_curve(history: list[dict[str, float]]) -> list[tuple[float, float]]:
     """(epochs, training error) at each of TargetError's checks: Figure 1's curve."""
-    rows = [row for row in rundir.read_history(run_dir) if "train/err_recent" in row]
+    rows = [row for row in history if "train/err_recent" in row]
     return [(row["train/epochs"], row["train/err_recent"]) for row in rows]
 
 

@@ -15,6 +15,7 @@ from alexlab.errors import UserError
 from alexlab.report.compare import draw
 from alexlab.report.runs import (
     Run,
+    RunSource,
     by_sweep,
     group_by,
     load_runs,
@@ -36,7 +37,7 @@ EPOCHS = "train/epochs_to_target"
 Panel = tuple[str, dict[str, list[Run]], str]  # a sweep's name, its groups, the error shown
 
 
-def sweeps_report(directories: Sequence[Path], out: Path) -> str:
+def sweeps_report(directories: Sequence[RunSource], out: Path) -> str:
     """NAME.md: per sweep, its launcher, what it varies and each group's errors (mean ± spread
     over seeds) and epochs to the target; NAME.png: each group's runs, per sweep."""
     sections, panels = [], []

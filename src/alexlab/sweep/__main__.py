@@ -24,7 +24,8 @@ def interrupt(signum: int, frame: object) -> None:
 def print_preview(config: dict, directory: Path, args: argparse.Namespace) -> None:
     """The runs left and, from a probe of the first, the wall time they would take: printed
     before a sweep starts (nothing is asked); --dry-run adds each new run's command."""
-    estimate = not args.no_estimate or args.dry_run
+    # The probe times this machine, not a cluster's nodes.
+    estimate = args.launcher == "local" and (not args.no_estimate or args.dry_run)
     found = preview(config, directory, args.parallel, args.count, probe_first=estimate)
     print(found.summary(), flush=True)
     if args.dry_run:
@@ -64,6 +65,21 @@ def main(argv: list[str] | None = None) -> None:
         help="run every run to its end, ignoring the file's early_terminate (the full grid that "
         "`python -m alexlab.report hyperband` replays hyperband on)",
     )
+    parser.add_argument(
+        "--launcher",
+        choices=["local", "slurm"],
+        default="local",
+        help="where the runs run: processes of this machine, or SLURM jobs (submitit) on a "
+        "filesystem the nodes share with this runner [local]",
+    )
+    parser.add_argument(
+        "--slurm",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a SLURM job's resource as submitit names it (slurm_partition, timeout_min, mem_gb, "
+        "cpus_per_task, gpus_per_node, ...) over conf/hydra/launcher/slurm.yaml's",
+    )
     args = parser.parse_args(argv)
     directory = args.dir or Path("logs/sweeps") / args.sweep_file.stem
     signal.signal(signal.SIGTERM, interrupt)  # `kill`, a scheduler's preemption: as Ctrl-C
@@ -74,10 +90,17 @@ def main(argv: list[str] | None = None) -> None:
         config = load_sweep(args.sweep_file, args.settings)
         if args.no_early_terminate:
             config.pop("early_terminate", None)
+        launcher = None
+        if args.launcher == "slurm":  # submitit and the config layer, for SLURM's runs alone
+            from alexlab.sweep.slurm import SlurmLauncher
+
+            launcher = SlurmLauncher(directory, args.slurm)
         print_preview(config, directory, args)
         if args.dry_run:
             return
-        records = run_sweep(config, directory, parallel=args.parallel, count=args.count)
+        records = run_sweep(
+            config, directory, parallel=args.parallel, count=args.count, launcher=launcher
+        )
     except UserError as error:
         sys.exit(f"error: {error}")
     except KeyboardInterrupt:

@@ -10,7 +10,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from rich.console import Console
 from rich.progress import Progress
@@ -46,9 +46,16 @@ class Launched:
     run_dir: Path
     params: dict[str, Any]
     command: list[str]
-    process: subprocess.Popen
+    process: Any  # a subprocess.Popen, or what a Launcher's start returns
     start: float
     resumes: list[str]
+
+
+class Launcher(Protocol):
+    """Where the runs run: LocalLauncher, or sweep/slurm.py's SlurmLauncher. What `start` returns
+    answers poll(), terminate(), kill() and wait() as subprocess.Popen does."""
+
+    def start(self, command: list[str], log: Path, env: dict[str, str]) -> Any: ...
 
 
 def run_sweep(
@@ -57,18 +64,22 @@ def run_sweep(
     parallel: int = 1,
     count: int | None = None,
     console: Console | None = None,
+    launcher: Launcher | None = None,
 ) -> list[RunRecord]:
-    """Run the sweep's runs, `parallel` at a time, until its engine has no more to propose (a grid
-    is done) or `count` runs have started. Finished runs in `directory` are kept and not run
-    again; killed ones (and those a killed runner left without a record) resume first, from their
-    last checkpoint in their own directories; crashed ones start again in new ones. With an
+    """Run the sweep's runs, `parallel` at a time (on this machine, or as `launcher` starts them),
+    until its engine has no more to propose (a grid is done) or `count` runs have started.
+    Finished runs in `directory` are kept and not run again; killed ones (and those a killed
+    runner left without a record) resume first, from their last checkpoint in their own
+    directories; crashed ones start again in new ones. With an
     `early_terminate` section, running runs that wandb's hyperband (the `sweeps` package's
     `stop_runs`, as wandb's server calls it) marks are terminated and recorded as stopped.
     Returns every record in the directory."""
     if config["method"] != "grid" and count is None and "run_cap" not in config:
         raise UserError(f"a {config['method']} sweep never ends by itself: give --count N")
     with claimed(directory, "sweep runner"):  # two runners would run every point twice
-        return run_claimed(config, SweepStore(directory, config), parallel, count, console)
+        store = SweepStore(directory, config)
+        launcher = launcher or LocalLauncher(threads_per_run(parallel))
+        return run_claimed(config, store, parallel, count, console, launcher)
 
 
 def run_claimed(
@@ -77,6 +88,7 @@ def run_claimed(
     parallel: int,
     count: int | None,
     console: Console | None,
+    launcher: Launcher,
 ) -> list[RunRecord]:
     """run_sweep's loop, while this runner holds the sweep directory."""
     directory = store.directory
@@ -86,7 +98,6 @@ def run_claimed(
     if count is None and "run_cap" in config:  # wandb's cap counts the sweep's runs so far
         count = max(0, config["run_cap"] - len(history))
     running: list[Launched] = []
-    threads = threads_per_run(parallel)
     started = 0
     last_stop_check = time.perf_counter()
     with Progress(console=console, transient=True) as progress:
@@ -96,13 +107,13 @@ def run_claimed(
             while True:
                 while len(running) < parallel and (count is None or started < count):
                     if unfinished:
-                        running.append(resume(config, store, unfinished.pop(0), threads))
+                        running.append(resume(config, store, unfinished.pop(0), launcher))
                         started += 1
                         continue
                     proposal = sweeps.next_run(config, history + [as_sweep_run(r) for r in running])
                     if proposal is None:
                         break
-                    running.append(launch(config, store, proposal.config, started == 0, threads))
+                    running.append(launch(config, store, proposal.config, started == 0, launcher))
                     started += 1
                 if not running:
                     break
@@ -143,17 +154,19 @@ def launch(
     store: SweepStore,
     args: dict[str, Any],
     check: bool,
-    threads: int,
+    launcher: Launcher,
 ) -> Launched:
     params = {key: spec["value"] for key, spec in args.items()}
     run_dir = store.new_run_dir(params)
     command = agent_command(config, args, run_dir / "args.json")
     if check:
         check_composes(command, run_dir)
-    return start(store, run_dir, params, command, [], threads)
+    return start(store, run_dir, params, command, [], launcher)
 
 
-def resume(config: dict[str, Any], store: SweepStore, run: Unfinished, threads: int) -> Launched:
+def resume(
+    config: dict[str, Any], store: SweepStore, run: Unfinished, launcher: Launcher
+) -> Launched:
     """Continue a run in its own directory from its last checkpoint (`ckpt_path=last`), or start
     it again there when it has none or an unreadable one; its record will say which."""
     last = last_checkpoint(run.run_dir)
@@ -175,7 +188,7 @@ def resume(config: dict[str, Any], store: SweepStore, run: Unfinished, threads: 
     args = {key: {"value": value} for key, value in run.params.items()}
     args["ckpt_path"] = {"value": "last"}
     command = agent_command(config, args, run.run_dir / "args.json")
-    return start(store, run.run_dir, run.params, command, [*run.resumes, note], threads)
+    return start(store, run.run_dir, run.params, command, [*run.resumes, note], launcher)
 
 
 def start(
@@ -184,21 +197,31 @@ def start(
     params: dict[str, Any],
     command: list[str],
     resumes: list[str],
-    threads: int,
+    launcher: Launcher,
 ) -> Launched:
     store.save_launch(run_dir, params, command, resumes)
-    with open(run_dir / "train.log", "a") as log:
-        process = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            # conf/train.yaml puts the run's Hydra directory there; run.json names the sweep
-            env={"OMP_NUM_THREADS": str(threads)}
-            | os.environ
-            | {RUN_DIR_ENV: str(run_dir.resolve()), SWEEP_DIR_ENV: str(store.directory)},
-            preexec_fn=DIE_WITH_RUNNER,
-        )
+    # conf/train.yaml puts the run's Hydra directory there; run.json names the sweep
+    env = {RUN_DIR_ENV: str(run_dir.resolve()), SWEEP_DIR_ENV: str(store.directory)}
+    process = launcher.start(command, run_dir / "train.log", env)
     return Launched(run_dir, params, command, process, time.perf_counter(), resumes)
+
+
+class LocalLauncher:
+    """Each run a process of this machine's, `threads` threads (unless the user's own
+    OMP_NUM_THREADS says otherwise), that dies with the runner."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+
+    def start(self, command: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
+        with open(log, "a") as out:
+            return subprocess.Popen(
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={"OMP_NUM_THREADS": str(self.threads)} | os.environ | env,
+                preexec_fn=DIE_WITH_RUNNER,
+            )
 
 
 _prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
