@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast lint format train bench-loader bench-train bench-checkpoint data-beton sweep agent \
+.PHONY: help install test test-cluster test-fast lint format train bench-loader bench-train bench-checkpoint data-beton sweep agent \
 	reproduce-relu-speedup reproduce-ablations reproduce-lrn-cifar reproduce-table1 evaluate-table1 claims \
 	more-seeds
 
@@ -53,8 +53,11 @@ $(TEST_STAMP): $(STAMP)
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_APT_PACKAGES); }
 	touch $@
 
-test: $(TEST_STAMP) ## run the test suite, every tier [~9 min]
-	$(TEST)
+test: $(STAMP) ## run the test suite, every tier but the SLURM cluster's [~10 min]
+	$(TEST) -m "not cluster"
+
+test-cluster: $(TEST_STAMP) ## the tests on a real SLURM cluster of one node that they start (docs/cluster.md) [~3 min]
+	$(TEST) -m cluster
 
 test-fast: $(STAMP) ## the inner loop: the tests that neither train nor start a process (not marked slow) [~1 min]
 	$(TEST) -m "not slow"

@@ -15,11 +15,12 @@ from pathlib import Path
 
 DAEMONS = ("munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd")
 # slurmdbd answers through munged's default socket whatever its config says, so one munged serves
-# every cluster on this machine (two test workers may each run one): each cluster holds LOCK
-# shared while it runs, and the last to stop stops the munged that one of them started.
+# every cluster on this machine (two test workers may each run one). Each cluster holds USERS
+# shared while it runs; the last to stop stops the munged that one of them started. STARTING
+# orders a start's check for munged against a stop's.
 MUNGE_SOCKET = Path("/run/munge/munge.socket.2")
 MUNGE_PID = MUNGE_SOCKET.parent / "alexlab-munged.pid"
-LOCK = Path("/tmp/alexlab-slurm-cluster.lock")
+STARTING, USERS = Path("/tmp/alexlab-slurm-starting.lock"), Path("/tmp/alexlab-slurm-users.lock")
 
 
 def installed() -> bool:
@@ -59,17 +60,26 @@ def node_line() -> str:
 def slurm_cluster(folder: Path) -> Iterator[dict[str, str]]:
     """Start the cluster with its files in `folder`; yield the environment that reaches it
     (SLURM_CONF), for sbatch, squeue, sacct and submitit alike."""
-    with open(LOCK, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one cluster at a time starts munged, if none runs
+    with open(STARTING, "a") as starting, open(USERS, "a") as users:
+        with held(starting):
+            start_munged(folder)
+            fcntl.flock(users, fcntl.LOCK_SH)
         try:
             with contextlib.ExitStack() as stack:
-                start_munged(folder)
-                fcntl.flock(lock, fcntl.LOCK_SH)
                 yield start(folder, stack)
         finally:
-            with contextlib.suppress(BlockingIOError):
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # no other cluster runs
+            with held(starting), contextlib.suppress(BlockingIOError):
+                fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)  # no other cluster runs
                 stop_pid(MUNGE_PID)
+
+
+@contextlib.contextmanager
+def held(lock_file) -> Iterator[None]:
+    fcntl.flock(lock_file, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
 def start_munged(folder: Path) -> None:

@@ -113,13 +113,14 @@ def test_help_lists_every_documented_target():
     assert listed == help_targets()
 
 
-@covers("install", "test", "test-fast")
+@covers("install", "test", "test-fast", "test-cluster")
 @pytest.mark.parametrize(
     "target, expected",
     [
         ("install", "pip install -q --no-build-isolation -e"),
-        ("test", "-m pytest"),
+        ("test", '-m pytest -q -n 2 --dist load -m "not cluster"'),
         ("test-fast", "-m pytest"),
+        ("test-cluster", "apt-get install -y -qq slurmctld slurmd slurm-client slurmdbd"),
     ],
 )
 def test_targets_ci_runs_itself_have_recipes_that_parse(target, expected):

@@ -18,7 +18,7 @@ from alexlab.sweep import runner
 from alexlab.sweep.runner import run_sweep
 from alexlab.sweep.slurm import SlurmLauncher
 
-pytestmark = pytest.mark.slow  # a cluster and SLURM jobs that train
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]  # a cluster, and SLURM jobs that train
 
 # The cluster's node is this machine: one CPU and 1 GB a job, two jobs at a time.
 ON_THE_TEST_CLUSTER = ("hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1")
