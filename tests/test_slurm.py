@@ -6,6 +6,7 @@ SLURM jobs."""
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -28,7 +29,7 @@ HELD_AT_STEP = 20  # mid-epoch 1; the last checkpoint is epoch 0's end, step 16
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     if not installed():
-        pytest.fail("SLURM is missing: `make test` installs it (Debian's slurmctld, slurmdbd, ...)")
+        pytest.fail("SLURM is missing: `make test-cluster` installs it (Debian's slurmctld, ...)")
     with slurm_cluster(tmp_path_factory.mktemp("slurm")) as env:
         yield env
 
@@ -145,3 +146,48 @@ def test_the_runner_runs_a_sweep_with_early_termination_as_slurm_jobs(
     ).stdout.split()
     ended = [state.split("+")[0] for state in accounted[1::2]]  # CANCELLED+: by a user
     assert sorted(ended) == ["CANCELLED", "CANCELLED", "COMPLETED", "COMPLETED"], accounted
+
+
+def test_the_runners_preempted_slurm_job_continues_to_the_uninterrupted_numbers(
+    tmp_path, cluster, monkeypatch, fashion_mnist
+):
+    for key, value in cluster | {"PYTHONPATH": str(REPO / "tests")}.items():
+        monkeypatch.setenv(key, value)
+    marker = tmp_path / "held"
+    fixed = dict(switch.split("=", 1) for switch in SHORT_RUN)
+    fixed |= {"callbacks.progress_bar": None, "+callbacks.hold._target_": "faults.Hold"}
+    fixed |= {"+callbacks.hold.marker": str(marker)}
+    parameters = {key: {"value": value} for key, value in fixed.items()}
+    parameters["+callbacks.hold.step"] = {"values": [HELD_AT_STEP, -1]}  # held, its twin not
+    config = {
+        "program": str(REPO / "src" / "train.py"),
+        "method": "grid",
+        "parameters": parameters,
+        "command": ["${env}", "${interpreter}", "${program}", "${args_no_hyphens}"],
+    }
+
+    def preempt_when_held() -> None:
+        deadline = time.monotonic() + 180
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        requeue(marker.read_text(), cluster)
+
+    preempting = threading.Thread(target=preempt_when_held)
+    preempting.start()
+    directory = tmp_path / "sweep"
+    launcher = SlurmLauncher(directory, ["cpus_per_task=1", "mem_gb=1"])
+    records = run_sweep(config, directory, parallel=2, launcher=launcher)
+    preempting.join()
+
+    # The runner saw one job through its requeue; the run continued from its last.ckpt.
+    by_step = {r.params["+callbacks.hold.step"]: r for r in records}
+    assert {step: r.state for step, r in by_step.items()} == {
+        HELD_AT_STEP: "finished",
+        -1: "finished",
+    }
+    preempted, uninterrupted = (directory / "runs" / by_step[s].name for s in (HELD_AT_STEP, -1))
+    assert json.loads((preempted / "run.json").read_text())["slurm"]["restarts"] == 1
+    log = (preempted / "train.log").read_text()
+    assert f"resuming from {preempted.resolve()}/checkpoints/last.ckpt (epoch 0, step 16)" in log
+    for name in ("results.json", "metrics.csv"):  # the same numbers, every row once
+        assert (preempted / name).read_text() == (uninterrupted / name).read_text()
