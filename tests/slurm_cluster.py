@@ -17,7 +17,7 @@ DAEMONS = ("munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd")
 # slurmdbd answers through munged's default socket whatever its config says, so one munged serves
 # every cluster on this machine (two test workers may each run one). Each cluster holds USERS
 # shared while it runs; the last to stop stops the munged that one of them started. STARTING
-# orders a start's check for munged against a stop's.
+# lets one cluster at a time start or stop.
 MUNGE_SOCKET = Path("/run/munge/munge.socket.2")
 MUNGE_PID = MUNGE_SOCKET.parent / "alexlab-munged.pid"
 STARTING, USERS = Path("/tmp/alexlab-slurm-starting.lock"), Path("/tmp/alexlab-slurm-users.lock")
@@ -50,6 +50,13 @@ def succeeds(*command: str, env: dict[str, str] | None = None) -> bool:
     return subprocess.run(command, capture_output=True, env=env).returncode == 0
 
 
+def run_or_say(command: list[str]) -> None:
+    """Run a set-up command; if it fails, raise with its output (which a test's report shows)."""
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{command[0]} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+
+
 def node_line() -> str:
     """This machine as `slurmd -C` sees it (its name, CPUs and memory), for slurm.conf."""
     found = subprocess.run(["slurmd", "-C"], capture_output=True, text=True, check=True).stdout
@@ -61,12 +68,13 @@ def slurm_cluster(folder: Path) -> Iterator[dict[str, str]]:
     """Start the cluster with its files in `folder`; yield the environment that reaches it
     (SLURM_CONF), for sbatch, squeue, sacct and submitit alike."""
     with open(STARTING, "a") as starting, open(USERS, "a") as users:
-        with held(starting):
-            start_munged(folder)
-            fcntl.flock(users, fcntl.LOCK_SH)
         try:
             with contextlib.ExitStack() as stack:
-                yield start(folder, stack)
+                with held(starting):  # one start at a time: munged, and the free ports each takes
+                    start_munged(folder)
+                    fcntl.flock(users, fcntl.LOCK_SH)
+                    env = start(folder, stack)
+                yield env
         finally:
             with held(starting), contextlib.suppress(BlockingIOError):
                 fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)  # no other cluster runs
@@ -112,7 +120,7 @@ def start(folder: Path, stack: contextlib.ExitStack) -> dict[str, str]:
     env = dict(os.environ, SLURM_CONF=str(folder / "slurm.conf"))
     slurmctld_port, slurmd_port, db_port, dbd_port = free_ports(4)
 
-    subprocess.run(
+    run_or_say(
         [
             "mariadb-install-db",
             "--no-defaults",
@@ -120,9 +128,7 @@ def start(folder: Path, stack: contextlib.ExitStack) -> dict[str, str]:
             "--user=root",
             "--auth-root-authentication-method=normal",
             "--skip-test-db",
-        ],
-        capture_output=True,
-        check=True,
+        ]
     )
     db_socket = run / "db.sock"
     daemon(

@@ -151,7 +151,7 @@ def test_the_runner_runs_a_sweep_with_early_termination_as_slurm_jobs(
 def test_the_runners_preempted_slurm_job_continues_to_the_uninterrupted_numbers(
     tmp_path, cluster, monkeypatch, fashion_mnist
 ):
-    for key, value in cluster | {"PYTHONPATH": str(REPO / "tests")}.items():
+    for key, value in (cluster | {"PYTHONPATH": str(REPO / "tests")}).items():
         monkeypatch.setenv(key, value)
     marker = tmp_path / "held"
     fixed = dict(switch.split("=", 1) for switch in SHORT_RUN)
