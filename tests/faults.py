@@ -7,6 +7,8 @@ import time
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
+from alexlab.resume import requeued_by_slurm
+
 
 class Kill(Callback):
     """SIGKILLs its own process when a training step begins after `step` steps: no handler runs,
@@ -22,14 +24,14 @@ class Kill(Callback):
 
 class Hold(Callback):
     """Holds its run when a training step begins after `step` steps, on the job's first attempt
-    only (SLURM_RESTART_COUNT unset or 0): it writes `marker` and waits for the SIGTERM that a
+    only (not requeued_by_slurm): it writes `marker` and waits for the SIGTERM that a
     preemption sends, then lets Lightning end the run as it ends any run given SIGTERM."""
 
     def __init__(self, step: int, marker: str) -> None:
         self.step, self.marker = step, marker
 
     def on_train_batch_start(self, trainer: L.Trainer, *args: object) -> None:
-        if trainer.global_step != self.step or int(os.environ.get("SLURM_RESTART_COUNT", 0)):
+        if trainer.global_step != self.step or requeued_by_slurm():
             return
         with open(self.marker, "w") as marker:
             marker.write(os.environ.get("SLURM_JOB_ID", ""))

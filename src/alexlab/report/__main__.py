@@ -31,28 +31,26 @@ from alexlab.report.sweeps import sweeps_report
 from alexlab.report.wandb_runs import WandbSweep
 from alexlab.sweep.spec import load_sweep
 
+REPORTS = (
+    "relu-speedup",
+    "chosen-rate",
+    "more-seeds",
+    "ablations",
+    "lrn-cifar",
+    "table1",
+    "curves",
+    "ensemble",
+    "claims",
+    "hyperband",
+    "sweeps",
+)
 # The reports that read files besides the runs' records (evaluations, run directories), not wandb.
 FILES_ONLY = ("curves", "ensemble", "claims", "more-seeds")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m alexlab.report", description=__doc__)
-    parser.add_argument(
-        "report",
-        choices=[
-            "relu-speedup",
-            "chosen-rate",
-            "more-seeds",
-            "ablations",
-            "lrn-cifar",
-            "table1",
-            "curves",
-            "ensemble",
-            "claims",
-            "hyperband",
-            "sweeps",
-        ],
-    )
+    parser.add_argument("report", choices=REPORTS)
     parser.add_argument(
         "sweeps",
         nargs="+",
@@ -77,9 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     source = WandbSweep if args.wandb else Path
     try:
         if args.wandb and args.report in FILES_ONLY:
-            reads_wandb = (
-                "relu-speedup, chosen-rate, ablations, lrn-cifar, table1, hyperband, sweeps"
-            )
+            reads_wandb = ", ".join(r for r in REPORTS if r not in FILES_ONLY)
             raise UserError(
                 f"{args.report} reads run directories, not --wandb (it serves {reads_wandb})"
             )
