@@ -4,7 +4,6 @@ import hydra
 from omegaconf import DictConfig
 
 from alexlab.config import register_resolvers
-from alexlab.evaluation import evaluate
 
 register_resolvers()  # before Hydra composes the config: hydra.run.dir uses them
 
@@ -12,6 +11,8 @@ register_resolvers()  # before Hydra composes the config: hydra.run.dir uses the
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
     register_resolvers()  # again in a launcher's worker (joblib, submitit): it runs main alone
+    from alexlab.evaluation import evaluate  # here: tab completion and --cfg never load torch
+
     evaluate(cfg)
 
 

@@ -4,7 +4,6 @@ import hydra
 from omegaconf import DictConfig
 
 from alexlab.config import register_resolvers
-from alexlab.training import train
 
 register_resolvers()  # before Hydra composes the config: hydra.run.dir uses them
 
@@ -12,6 +11,10 @@ register_resolvers()  # before Hydra composes the config: hydra.run.dir uses the
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     register_resolvers()  # again in a launcher's worker (joblib, submitit): it runs main alone
+    # Imported here, not above: Hydra's tab completion, --cfg and --help, and a start that its
+    # Hydra callback refuses (alexlab/guard.py), end before this and never load torch or Lightning.
+    from alexlab.training import train
+
     # The returned value is what Hydra sweepers (e.g. Optuna) minimize.
     return train(cfg).get("val/err_top1")
 

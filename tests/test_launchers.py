@@ -200,14 +200,14 @@ def test_a_report_from_offline_wandb_runs_alone_equals_one_from_their_run_direct
 def test_a_run_names_its_directory_and_wandb_run_after_its_agents_run(monkeypatch, tmp_path):
     monkeypatch.setenv("WANDB_RUN_ID", "abc12345")
     monkeypatch.setenv("WANDB_SWEEP_ID", "s1")
-    assert provenance.unique_name() == "abc12345"
-    assert provenance.runs_folder() == "wandb_sweeps/s1"
+    assert rundir.unique_name() == "abc12345"
+    assert rundir.runs_folder() == "wandb_sweeps/s1"
     assert wandb_run_id(tmp_path, checkpoint=None) == "abc12345"  # the run its sweep knows
     monkeypatch.delenv("WANDB_RUN_ID")
     monkeypatch.delenv("WANDB_SWEEP_ID")
-    names = {provenance.unique_name() for _ in range(100)}
+    names = {rundir.unique_name() for _ in range(100)}
     assert len(names) == 100 and all(len(name) == 6 for name in names)
-    assert provenance.runs_folder() == "runs"
+    assert rundir.runs_folder() == "runs"
 
 
 def test_parameters_are_typed_as_hydra_types_the_command_line():

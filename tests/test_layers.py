@@ -1,10 +1,12 @@
 """The package's layers only look down, and the reports run without the training stack."""
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import REPO
 
 SRC = REPO / "src" / "alexlab"
@@ -82,3 +84,35 @@ def test_the_reports_load_neither_lightning_nor_hydra_nor_torch():
 def test_the_sweep_runner_starts_without_lightning_or_hydra():
     # Each run loads them in its own process; the runner, started often, need not.
     assert not {"lightning", "hydra"} & top_modules_loaded_by("import alexlab.sweep.__main__")
+
+
+def top_modules_imported_by_train_py(*args: str, env: dict[str, str]) -> set[str]:
+    """The top-level packages `python src/train.py ARGS` imports (python -X importtime's record)."""
+    run = subprocess.run(
+        [sys.executable, "-X", "importtime", str(REPO / "src" / "train.py"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    records = [line.split("|") for line in run.stderr.splitlines() if line.startswith("import t")]
+    assert records, run.stderr[-2000:]
+    return {record[-1].strip().split(".")[0] for record in records}
+
+
+COMPLETION = "python src/train.py model.activ"
+
+
+@pytest.mark.parametrize(
+    "args, extra_env",
+    [
+        (["--cfg", "job", "model.activation=tanh"], {}),
+        (["-sc", "query=bash"], {"COMP_LINE": COMPLETION, "COMP_POINT": str(len(COMPLETION))}),
+        (["optim.lr=-1", "hydra.run.dir=/nonexistent/refused"], {}),
+    ],
+    ids=["cfg", "tab-completion", "refused-value"],
+)
+def test_train_py_composes_completes_and_refuses_without_loading_torch(args, extra_env):
+    # Hydra's tab completion runs the script for every query: loading torch and Lightning made
+    # each take 6-7 s.
+    imported = top_modules_imported_by_train_py(*args, env=os.environ | extra_env)
+    assert "hydra" in imported and not {"torch", "lightning"} & imported

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from alexlab import provenance
+from alexlab import rundir
 from alexlab.errors import UserError
 from alexlab.hardware import fast_precision
 
@@ -39,10 +39,8 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("fast_precision", fast_precision, replace=True)
     OmegaConf.register_new_resolver("gpus_per_node", gpus_per_node, replace=True)
     # Cached: every use in one config (a multirun's sweep directory, in each job) is one name.
-    OmegaConf.register_new_resolver(
-        "unique_name", provenance.unique_name, use_cache=True, replace=True
-    )
-    OmegaConf.register_new_resolver("runs_folder", provenance.runs_folder, replace=True)
+    OmegaConf.register_new_resolver("unique_name", rundir.unique_name, use_cache=True, replace=True)
+    OmegaConf.register_new_resolver("runs_folder", rundir.runs_folder, replace=True)
 
 
 def run_config_of_any_age(config: DictConfig) -> DictConfig:

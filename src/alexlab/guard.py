@@ -13,8 +13,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from alexlab import rundir
+from alexlab.checks import check_values
 from alexlab.errors import UserError
-from alexlab.training import check_inputs, claimed_for_this_run, refuse_finished_run
 
 MULTIRUN_RECORD = "multirun.yaml"  # what Hydra's sweepers write in the sweep directory
 
@@ -36,10 +36,10 @@ class RunDirectoryGuard(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         run_dir = Path(config.hydra.run.dir)
         try:
-            check_inputs(config)
+            check_values(config)
             if config.get("ckpt_path") is None:
-                refuse_finished_run(run_dir)
-            self.claim.enter_context(claimed_for_this_run(run_dir))
+                rundir.refuse_finished_run(run_dir)
+            self.claim.enter_context(rundir.claimed_for_this_run(run_dir))
         except UserError as error:
             sys.exit(f"error: {error}")
 
@@ -60,7 +60,7 @@ class RunDirectoryGuard(Callback):
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         job_dir = Path(config.hydra.runtime.output_dir)
         try:
-            check_inputs(config)
+            check_values(config)
         except UserError as error:
             if all(map(rundir.left_by_a_start, job_dir.iterdir())):
                 shutil.rmtree(job_dir)

@@ -1,6 +1,7 @@
-"""Defaults that depend on the machine a run lands on, chosen by `make bench-train`'s measurements."""
+"""Defaults that depend on the machine a run lands on, chosen by `make bench-train`'s measurements.
 
-import torch
+The resolver below is registered wherever a config is composed, tab completion and
+`--cfg job` included, which never resolve it: torch is imported when a value is resolved."""
 
 
 def fast_precision(accelerator: str) -> str:
@@ -11,6 +12,8 @@ def fast_precision(accelerator: str) -> str:
     report bf16 support (Ampere and later). On other CPUs bf16 is emulated and slower than fp32,
     so 32; older GPUs get 16-mixed.
     """
+    import torch
+
     if accelerator == "auto":
         accelerator = "gpu" if torch.cuda.is_available() else "cpu"
     if accelerator in ("gpu", "cuda"):

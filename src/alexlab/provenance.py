@@ -29,7 +29,6 @@ import contextlib
 import datetime
 import os
 import platform
-import secrets
 import socket
 import sys
 from collections.abc import Iterator
@@ -60,21 +59,6 @@ from alexlab.rundir import (
 
 # Overrides that say how a run is carried out, not what it is: a resumed run is the same run.
 NOT_PARAMETERS = ("ckpt_path",)
-
-
-def runs_folder() -> str:
-    """Where a new run directory goes below logs/TASK/ (conf/train.yaml): a wandb agent's runs in
-    their sweep's folder, wandb_sweeps/SWEEP_ID/, so that a report can be given one sweep's runs;
-    any other run in runs/."""
-    sweep = os.environ.get("WANDB_SWEEP_ID")
-    return f"wandb_sweeps/{sweep}" if sweep else "runs"
-
-
-def unique_name() -> str:
-    """The end of a new run directory's name (conf/train.yaml, after the time): the wandb run id
-    under a wandb agent, else 6 random hex digits, so that runs started in the same second (two
-    agents, two shells) get directories of their own."""
-    return os.environ.get("WANDB_RUN_ID") or secrets.token_hex(3)
 
 
 def origin() -> dict[str, Any]:

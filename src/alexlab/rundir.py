@@ -28,6 +28,7 @@ import fcntl
 import json
 import math
 import os
+import secrets
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -65,6 +66,25 @@ ALEXLAB_SWEEP, SINGLE = "alexlab.sweep", "single run"
 RUNNING, FINISHED, DIVERGED = "running", "finished", "diverged"
 STOPPED, KILLED, CRASHED = "stopped", "killed", "crashed"
 COMPLETE = (FINISHED, DIVERGED, STOPPED)
+
+
+# Where a process learns its place among a run's processes (Lightning's launchers, torchrun, SLURM).
+RANKS = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
+
+
+def runs_folder() -> str:
+    """Where a new run directory goes below logs/TASK/ (conf/train.yaml): a wandb agent's runs in
+    their sweep's folder, wandb_sweeps/SWEEP_ID/, so that a report can be given one sweep's runs;
+    any other run in runs/."""
+    sweep = os.environ.get("WANDB_SWEEP_ID")
+    return f"wandb_sweeps/{sweep}" if sweep else "runs"
+
+
+def unique_name() -> str:
+    """The end of a new run directory's name (conf/train.yaml, after the time): the wandb run id
+    under a wandb agent, else 6 random hex digits, so that runs started in the same second (two
+    agents, two shells) get directories of their own."""
+    return os.environ.get("WANDB_RUN_ID") or secrets.token_hex(3)
 
 
 @dataclass
@@ -111,6 +131,22 @@ def claimed(directory: Path, by: str) -> Iterator[None]:
         if claim.depth == 0:
             (directory / LOCK).unlink(missing_ok=True)  # before letting go: see lock()
             os.close(_held.pop(key).fd)
+
+
+def claimed_for_this_run(output_dir: Path) -> contextlib.AbstractContextManager:
+    """The run directory, held by the run's first process: DDP's others (Lightning starts them
+    with the run's script again, SLURM with its tasks) share it."""
+    first = all(int(os.environ.get(name, 0)) == 0 for name in RANKS)
+    return claimed(output_dir, "run") if first else contextlib.nullcontext()
+
+
+def refuse_finished_run(output_dir: Path) -> None:
+    """A new run (one that resumes no checkpoint) never starts in a finished run's directory."""
+    if has_results(output_dir):
+        raise UserError(
+            f"{output_dir} holds a finished run (results.json): give this one another directory "
+            "(hydra.run.dir=...), or continue that one with ckpt_path=last"
+        )
 
 
 def left_by_a_start(path: Path) -> bool:

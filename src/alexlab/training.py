@@ -1,6 +1,5 @@
 """Compose a run from its config: datamodule -> network -> LightningModule -> Trainer -> results."""
 
-import contextlib
 import errno
 import os
 import signal
@@ -26,9 +25,6 @@ from alexlab.wandb_settings import default_wandb_mode, wandb_run_id, wandb_wante
 # The run directory always holds Hydra's .hydra/ when the CSV logger starts; nothing is deleted.
 warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
 
-
-# Where a process learns its place among a run's processes (Lightning's launchers, torchrun, SLURM).
-RANKS = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
 # A disk that is full, read-only or not this user's: the reason to stop, not a bug to trace.
 DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES)
 
@@ -39,7 +35,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     The run directory's run.json says how the run ended."""
     output_dir = Path(cfg.paths.output_dir)
     try:
-        with claimed_for_this_run(output_dir), provenance.recording_end(output_dir):
+        with rundir.claimed_for_this_run(output_dir), provenance.recording_end(output_dir):
             return _train(cfg)
     except UserError as error:
         sys.exit(f"error: {error}")
@@ -57,15 +53,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
             sys.modules["wandb"].finish()
 
 
-def claimed_for_this_run(output_dir: Path) -> contextlib.AbstractContextManager:
-    """The run directory, held by the run's first process: DDP's others (Lightning starts them
-    with this script again, SLURM with its tasks) share it."""
-    first = all(int(os.environ.get(name, 0)) == 0 for name in RANKS)
-    return rundir.claimed(output_dir, "run") if first else contextlib.nullcontext()
-
-
 def _train(cfg: DictConfig) -> dict[str, float]:
-    check_inputs(cfg)
+    check_values(cfg)
     check_writable(cfg)
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
@@ -180,25 +169,8 @@ def starting_point(
         checkpoint = read_checkpoint(ckpt_path)
         resume.check_fits(checkpoint, module, ckpt_path)
         return ckpt_path, checkpoint
-    refuse_finished_run(output_dir)
+    rundir.refuse_finished_run(output_dir)
     return None, None
-
-
-def refuse_finished_run(output_dir: Path) -> None:
-    """A new run (one that resumes no checkpoint) never starts in a finished run's directory."""
-    if rundir.has_results(output_dir):
-        raise UserError(
-            f"{output_dir} holds a finished run (results.json): give this one another directory "
-            "(hydra.run.dir=...), or continue that one with ckpt_path=last"
-        )
-
-
-def check_inputs(cfg: DictConfig) -> None:
-    """The config's values that no object checks as it is built (alexlab/checks.py)."""
-    try:
-        check_values(cfg)
-    except ConfigError as error:
-        raise UserError(str(error)) from None
 
 
 def check_writable(cfg: DictConfig) -> None:
