@@ -2,18 +2,24 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import CONF, REPO, composed
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
+from PIL import Image
+from test_data import pack_cifar
+from test_imagenet_folder import add_copies, make_tree
 from torch import nn
 
 from alexlab.config import check_own_targets, own_targets, run_config_of_any_age
-from alexlab.errors import UserError
+from alexlab.data.write_beton import write_beton
+from alexlab.errors import ConfigError, UserError
 from alexlab.models import ConvLocal
 from alexlab.module import Classifier
-from alexlab.training import build_module, parameter_group_switches
+from alexlab.training import build_datamodule, build_module, parameter_group_switches
 
 
 def options(group: str) -> list[str]:
@@ -37,22 +43,88 @@ def test_every_config_file_composes(group, option):
         assert cfg.task_name == option
     elif group == "ablation":  # each undoes one of the paper's choices, baseline none
         assert (cfg == composed()) == (option == "baseline")
-    else:
-        assert cfg[group]
+    else:  # callbacks=none: lightning-hydra-template's way to switch every callback off
+        assert bool(cfg[group]) == (option != "none")
 
 
-@pytest.mark.parametrize("option", options("model"))
-def test_model_configs_instantiate_to_networks(option):
-    # As lightning-hydra-template users build a net: instantiate(cfg.model), nothing split off.
-    cfg = composed(f"model={option}", "data=synthetic")
-    size = 224 if option in ("alexnet", "alexnet2012") else 32  # ImageNet nets, ImageNet crops
-    net = instantiate(cfg.model, num_classes=10, in_channels=3, input_size=size)
-    assert isinstance(net, nn.Module)
+@pytest.fixture(scope="module")
+def data_overrides(tmp_path_factory, foolbox_data) -> dict[str, list[str]]:
+    """Each data config's overrides that point it at real images here: Fashion-MNIST as it is,
+    CIFAR-10 and ImageNet (folders and betons) from the real samples."""
+    root = tmp_path_factory.mktemp("data")
+    files = sorted(foolbox_data.glob("cifar10_*.png"))
+    images = np.stack([np.asarray(Image.open(f).convert("RGB")).transpose(2, 0, 1) for f in files])
+    labels = np.array([int(f.stem.split("_")[-1]) for f in files])
+    pack_cifar(root / "cifar-10-batches-py", images, labels)
+    imagenet = root / "imagenet"
+    make_tree(imagenet)
+    add_copies(imagenet)  # one image of each class is held out for validation
+    betons = {split: root / f"imagenet_{split}.beton" for split in ("train", "val")}
+    for split, beton in betons.items():
+        write_beton(imagenet / split, beton, workers=2)
+    imagenet_options = ["data.val_per_class=1", "data.batch_size=4", "data.stats_images=8"]
+    return {
+        "fashion_mnist": ["data.subset=64", "data.val_size=64"],
+        "synthetic": [],
+        "cifar10": [f"data.root={root}", "data.val_size=4"],
+        "imagenet_folder": [f"data.root={imagenet}", "data.num_workers=0", *imagenet_options],
+        "imagenet_ffcv": [
+            f"data.train_beton={betons['train']}",
+            f"data.test_beton={betons['val']}",
+            f"data.stats_file={root / 'ffcv_stats.pt'}",
+            *imagenet_options,
+        ],
+    }
 
 
-def test_bare_model_config_is_the_paper_net():
-    net = instantiate(composed("model=alexnet").model)
-    assert sum(p.numel() for p in net.parameters()) == 60_965_224
+@pytest.mark.slow  # reads real images, writes two betons
+@pytest.mark.parametrize("model", options("model"))
+@pytest.mark.parametrize("data", options("data"))
+def test_instantiating_the_model_config_builds_the_net_the_run_trains(model, data, data_overrides):
+    # As lightning-hydra-template users build a net: instantiate(cfg.model), nothing passed in.
+    cfg = composed(f"model={model}", f"data={data}", *data_overrides[data])
+    datamodule = build_datamodule(cfg.data, "fit")
+    try:
+        net = instantiate(cfg.model)
+    except InstantiationException as error:  # a net too big for the images (alexnet on 28 px)
+        assert isinstance(error.__cause__, ConfigError), error
+        with pytest.raises(UserError, match=f"model.{error.__cause__.key}="):
+            build_module(cfg, datamodule)
+        return
+    trained = build_module(cfg, datamodule).net
+    assert parameter_count(net) == parameter_count(trained)
+    images, labels = datamodule.on_after_batch_transfer(next(iter(datamodule.val_dataloader())), 0)
+    assert net.eval()(images[:1]).shape == (1, datamodule.num_classes)
+    assert int(labels.max()) < cfg.model.num_classes
+
+
+def parameter_count(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+# alexnet_small on Fashion-MNIST's 1x28x28 images, 10 classes, weights and biases by hand: conv1
+# 24 5x5 on 1 channel, conv2 64 5x5 on 12 (two columns), conv3 96 3x3 on 64, conv4 96 3x3 on 48,
+# conv5 64 3x3 on 48, fc6 on 64x3x3 = 576 inputs, fc 1024 -> 1024 -> 10.
+MAIN_JOB_PARAMETERS = (
+    (24 * 25 * 1 + 24)
+    + (64 * 25 * 12 + 64)
+    + (96 * 9 * 64 + 96)
+    + (96 * 9 * 48 + 96)
+    + (64 * 9 * 48 + 64)
+    + (576 * 1024 + 1024)
+    + (1024 * 1024 + 1024)
+    + (1024 * 10 + 10)
+)
+
+
+def test_the_main_jobs_net_is_a_quarter_width_alexnet_for_fashion_mnist():
+    net = instantiate(composed("experiment=fashion_mnist").model)
+    assert parameter_count(net) == MAIN_JOB_PARAMETERS
+
+
+def test_bare_model_config_on_imagenet_is_the_paper_net():
+    net = instantiate(composed("model=alexnet", "data=imagenet_ffcv").model)
+    assert parameter_count(net) == 60_965_224
 
 
 def test_speed_switches_reach_the_lightning_module():
@@ -99,6 +171,7 @@ def test_a_run_made_before_the_speed_switches_moved_rebuilds_its_net(tmp_path):
     config = run_config_of_any_age(old)
     assert "channels_last" not in config.model and "compile" not in config.model
     assert config.module.channels_last is True and config.module.compile is False
+    # Its config predates the data's shape in it: src/eval.py gives the net its datamodule's.
     net = instantiate(config.model, num_classes=10, in_channels=1, input_size=28)
     assert isinstance(net, ConvLocal)
     assert old.model.channels_last is True  # the loaded config is left as it was
@@ -182,7 +255,7 @@ def test_experiments_pin_fp32_whatever_the_machine(experiment):
 
 def test_lrn_cifar_is_cuda_convnets_conv_local_net_with_its_layer_params():
     cfg = composed("experiment=lrn_cifar", "model.lrn=code")
-    net = instantiate(cfg.model, num_classes=10, in_channels=3, input_size=32)
+    net = instantiate(cfg.model)
     assert isinstance(net, ConvLocal) and cfg.data.mean == "image" and not cfg.data.augment.crops
     module = Classifier(
         net, instantiate(cfg.optim.optimizer), num_classes=10, **parameter_group_switches(cfg.optim)

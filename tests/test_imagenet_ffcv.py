@@ -85,8 +85,12 @@ def epoch(loader) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_test_batches_are_the_centre_crops_of_val_in_order(betons, tmp_path):
-    data = datamodule(betons, tmp_path, test_patches=1)
+    data = datamodule(betons, tmp_path, test_patches=1, num_classes=19)
     assert (data.num_classes, data.image_size) == (19, 227)
+    with pytest.raises(
+        ConfigError, match=r"^num_classes=18 is not valid: the labels of .* up to 18"
+    ):
+        datamodule(betons, tmp_path, num_classes=18)
     images, labels = epoch(data.test_dataloader())
     stored = stored_images()
     assert images.dtype == torch.uint8 and images.shape == (20, 3, 227, 227)
@@ -319,6 +323,7 @@ def test_eval_py_scores_an_ffcv_run_with_its_ten_patches_or_the_centre_crop(beto
         f"data.train_beton={betons['train_jpg']}",
         f"data.test_beton={betons['val_jpg']}",
         "data.val_per_class=1",
+        "data.num_classes=19",  # the samples' classes
         f"data.stats_file={tmp_path / 'stats.pt'}",
         "data.batch_size=4",
         "trainer.max_epochs=1",

@@ -91,7 +91,7 @@ def channel_mean(data: ImageNetFolderDataModule) -> torch.Tensor:
 def test_batches_have_the_paper_shapes(tree, crop_size: int) -> None:
     root, _ = tree
     data = datamodule(root, None, crop_size=crop_size, batch_size=8, num_workers=2)
-    assert (data.num_classes, data.in_channels, data.image_size) == (19, 3, crop_size)
+    assert (data.num_classes, data.in_channels, data.image_size) == (1000, 3, crop_size)
     train_loader = data.train_dataloader()
     assert train_loader.persistent_workers and not train_loader.drop_last
     stored = next(iter(train_loader))  # the stored 256x256 images, augmented on the device
@@ -111,8 +111,12 @@ def test_batches_have_the_paper_shapes(tree, crop_size: int) -> None:
 
 def test_labels_are_sorted_class_folders_and_centre_crops_of_val(tree) -> None:
     root, sources = tree
-    data = datamodule(root, "test", crop_size=227, test_patches=1)
-    assert data.num_classes == 19  # two of the 20 samples share class 609
+    data = datamodule(root, "test", crop_size=227, test_patches=1, num_classes=19)
+    assert len(data.classes) == 19  # two of the 20 samples share class 609
+    with pytest.raises(
+        ConfigError, match=r"^num_classes=18 is not valid: .* holds 19 class folders"
+    ):
+        datamodule(root, "test", num_classes=18)
     images, labels = next(iter(data.test_dataloader()))
     order = expected_order(sources)
     assert labels.tolist() == [label for label, _ in order]

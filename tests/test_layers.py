@@ -19,8 +19,8 @@ LAYERS = [
     # reading a checkpoint, which the sweep runner does without loading Lightning
     {"provenance", "config", "checks"},
     {"data", "models", "optim", "schedules"},
-    {"module", "callbacks", "resume"},
-    {"instantiate", "wandb_settings", "training", "evaluation", "guard"},
+    {"module", "callbacks", "resume", "optuna_pruning"},
+    {"instantiate", "wandb_settings", "training", "evaluation", "guard", "api"},
     {"sweep"},
     {"report"},
 ]

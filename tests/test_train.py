@@ -139,9 +139,20 @@ def test_checkpoint_of_another_model_config_names_the_keys_that_differ(tmp_path,
         f"error: ckpt_path={last} was trained with another model config: "
         "model.activation='relu' there, 'tanh' here"
     )
-    run = train(tmp_path, *SYNTHETIC, "model=convnet4", "data.num_classes=7", f"ckpt_path={last}")
+    seven = (*SYNTHETIC, "model=convnet4", "data.num_classes=7")
+    run = train(tmp_path, *seven, f"ckpt_path={last}")
     assert one_line_error(run) == (
-        f"error: ckpt_path={last} holds weights of another net: "
+        f"error: ckpt_path={last} was trained with another model config: "
+        "model.num_classes=10 there, 7 here"
+    )
+    # A checkpoint that keeps no model config (another program's) is checked weight by weight.
+    checkpoint = torch.load(last, weights_only=False)
+    del checkpoint["hyper_parameters"]["net_config"]
+    bare = tmp_path / "bare.ckpt"
+    torch.save(checkpoint, bare)
+    run = train(tmp_path, *seven, f"ckpt_path={bare}")
+    assert one_line_error(run) == (
+        f"error: ckpt_path={bare} holds weights of another net: "
         "net.classifier.weight is (10, 1024) there, (7, 1024) here, "
         "net.classifier.bias is (10,) there, (7,) here"
     )

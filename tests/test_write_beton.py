@@ -1,6 +1,8 @@
 """write_beton on 20 real ImageNet JPEGs (shipped in the foolbox package), read back with FFCV."""
 
 import multiprocessing
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -52,8 +54,8 @@ def read_beton(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(images), np.concatenate(labels).reshape(-1)
 
 
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*COMMAND, *args], capture_output=True, text=True, timeout=100)
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*COMMAND, *args], capture_output=True, text=True, timeout=100, env=env)
 
 
 @pytest.mark.timeout(120)
@@ -73,9 +75,17 @@ def test_raw_beton_holds_the_paper_images_and_imagefolder_labels(train, tmp_path
 def test_command_writes_jpegs_close_to_the_paper_images(train, tmp_path: Path) -> None:
     src, order = train
     out = tmp_path / "sub" / "train.beton"
-    result = run("--src", str(src), "--out", str(out), "--quality", "90", "--workers", "64")
+    # As on a terminal (rich draws its bars only there): the check's and the write's bars.
+    terminal = os.environ | {"TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1"}
+    result = run(
+        *("--src", str(src), "--out", str(out), "--quality", "90", "--workers", "64"), env=terminal
+    )
     assert result.returncode == 0, result.stderr
     assert f"wrote 20 images to {out}" in result.stdout
+    bars = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", result.stdout)  # colours and cursor moves
+    for phase in ("Checking 20 images", "Writing 20 images"):
+        assert re.search(f"{phase} ━+ 100%", bars), f"no finished {phase!r} bar in {bars[-2000:]}"
+    assert "it/s]" not in result.stderr  # FFCV's own tqdm bar stays off
     images, labels = read_beton(out)
     assert labels.tolist() == [label for label, _ in order]
     expected = np.stack([paper_image(source) for _, source in order])

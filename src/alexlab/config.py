@@ -7,10 +7,12 @@ The entry points (src/train.py, src/eval.py, the benchmarks, the tests' conftest
 
 import copy
 import functools
+import os
 from pathlib import Path
 from typing import Any
 
 import yaml
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from alexlab import rundir
@@ -34,13 +36,36 @@ def gpus_per_node(accelerator: str, devices: int) -> int | None:
 
 
 def register_resolvers() -> None:
-    """${fast_precision:}, ${gpus_per_node:}, ${unique_name:} and ${runs_folder:} (conf/trainer,
-    conf/hydra/launcher, conf/train.yaml)."""
+    """The resolvers conf/ uses: ${fast_precision:} (conf/trainer), ${gpus_per_node:}
+    (conf/hydra/launcher), ${new_run_dir:} and ${unique_name:} (conf/train.yaml's run and sweep
+    directories), ${working_dir:} and ${run_dir:} (conf/paths)."""
     OmegaConf.register_new_resolver("fast_precision", fast_precision, replace=True)
     OmegaConf.register_new_resolver("gpus_per_node", gpus_per_node, replace=True)
     # Cached: every use in one config (a multirun's sweep directory, in each job) is one name.
     OmegaConf.register_new_resolver("unique_name", rundir.unique_name, use_cache=True, replace=True)
-    OmegaConf.register_new_resolver("runs_folder", rundir.runs_folder, replace=True)
+    OmegaConf.register_new_resolver("new_run_dir", rundir.new_run_dir, use_cache=True, replace=True)
+    OmegaConf.register_new_resolver("working_dir", working_dir, replace=True)
+    OmegaConf.register_new_resolver("run_dir", run_dir, replace=True)
+
+
+def hydra_runtime(key: str) -> str | None:
+    """Hydra's runtime.KEY for the job it runs; None in a config composed without running it
+    (Hydra's compose API, alexlab.api.compose), for which Hydra sets no runtime."""
+    if not HydraConfig.initialized():
+        return None
+    return OmegaConf.select(HydraConfig.get(), f"runtime.{key}", default=None)
+
+
+def working_dir() -> str:
+    """paths.root_dir: the directory the command ran in (Hydra's runtime.cwd)."""
+    return hydra_runtime("cwd") or os.getcwd()
+
+
+def run_dir(new: str) -> str:
+    """paths.output_dir: the job's directory (Hydra's runtime.output_dir); in a config composed
+    without running it, `new`, the directory its hydra.run.dir names (${new_run_dir:} is cached:
+    one per config), so that such a config resolves whole and instantiates (alexlab.api)."""
+    return hydra_runtime("output_dir") or new
 
 
 def run_config_of_any_age(config: DictConfig) -> DictConfig:

@@ -7,12 +7,14 @@ averaged over the test patches first). They are saved as float16 in the evaluati
 files alone (predictions.py and the `ensemble` report) without running a net again.
 """
 
+import copy
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from lightning import LightningDataModule
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from alexlab import rundir
@@ -62,7 +64,7 @@ def _evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
                     data[key] = value
         datamodule = build_datamodule(data, "test" if cfg.split == "test" else "fit")
         datamodule.predict_split = cfg.split
-        module = build_module(net.config, datamodule)
+        module = build_module(with_data_shape(net.config, datamodule), datamodule)
         checkpoint = read_checkpoint(net.checkpoint)
         check_fits(checkpoint, module, net.checkpoint)  # else a traceback
         module.load_state_dict(checkpoint["state_dict"])
@@ -88,6 +90,17 @@ def _evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
     rundir.save_predictions(Path(cfg.paths.output_dir), probs, labels, results)
     print(results_table(results))
     return results
+
+
+def with_data_shape(config: DictConfig, datamodule: LightningDataModule) -> DictConfig:
+    """A run's config whose model reads the data's shape; that of a run made before its config
+    held the shape (model.num_classes, ...) from its datamodule."""
+    if "num_classes" in config.model:
+        return config
+    config = copy.deepcopy(config)
+    shape = {"num_classes": "num_classes", "in_channels": "in_channels", "input_size": "image_size"}
+    config.model.merge_with({key: getattr(datamodule, name) for key, name in shape.items()})
+    return config
 
 
 def locate(path: Path) -> Net:

@@ -80,6 +80,13 @@ def runs_folder() -> str:
     return f"wandb_sweeps/{sweep}" if sweep else "runs"
 
 
+def new_run_dir(log_dir: str, task_name: str) -> str:
+    """A new run's directory (conf/train.yaml's hydra.run.dir): LOG_DIR/TASK/FOLDER/TIME_NAME, the
+    folder runs_folder()'s, the name unique_name()'s."""
+    started = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    return f"{log_dir}/{task_name}/{runs_folder()}/{started}_{unique_name()}"
+
+
 def unique_name() -> str:
     """The end of a new run directory's name (conf/train.yaml, after the time): the wandb run id
     under a wandb agent, else 6 random hex digits, so that runs started in the same second (two

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    # Two lines where pandas' DataFrame.to_markdown would bring pandas and tabulate into every
+    # report, and re-pad every committed report's table.
     lines = [headers, ["---"] * len(headers), *rows]
     return "\n".join("| " + " | ".join(map(str, line)) + " |" for line in lines) + "\n"
 

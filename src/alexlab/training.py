@@ -30,31 +30,40 @@ DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Train and test as `cfg` says, holding the run directory (a second start there is refused);
-    bad input exits with one line naming the key or path, and leaves no directory it created.
-    The run directory's run.json says how the run ended."""
-    output_dir = Path(cfg.paths.output_dir)
+    """src/train.py's run: `run(cfg)`, its bad input one error line naming the key or path and
+    exit status 1, a full disk one line, SIGTERM exit status 143."""
     try:
-        with rundir.claimed_for_this_run(output_dir), provenance.recording_end(output_dir):
-            return _train(cfg)
+        return run(cfg)
     except UserError as error:
         sys.exit(f"error: {error}")
     except OSError as error:
         if error.errno not in DISK_ERRORS:
             raise
         # run.json says how it crashed (when the disk took it); the user needs no traceback.
-        sys.exit(f"error: {error.filename or output_dir}: {error.strerror}; the run stopped")
+        sys.exit(
+            f"error: {error.filename or cfg.paths.output_dir}: {error.strerror}; the run stopped"
+        )
     except SIGTERMException:
         # Lightning's SIGTERMException is a SystemExit of status 0, which a scheduler reads as a
         # job done; a process ended by SIGTERM exits 128 + 15.
         sys.exit(128 + signal.SIGTERM)
+
+
+def run(cfg: DictConfig) -> dict[str, float]:
+    """Train and test as `cfg` says and return the final metrics, holding the run directory (a
+    second start there is refused); bad input raises UserError naming the key or path, and
+    leaves no directory it created. The run directory's run.json says how the run ended."""
+    check_values(cfg)  # before the run directory exists
+    output_dir = Path(cfg.paths.output_dir)
+    try:
+        with rundir.claimed_for_this_run(output_dir), provenance.recording_end(output_dir):
+            return _train(cfg)
     finally:
         if wandb_wanted(cfg) and "wandb" in sys.modules:
             sys.modules["wandb"].finish()
 
 
 def _train(cfg: DictConfig) -> dict[str, float]:
-    check_values(cfg)
     check_writable(cfg)
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
@@ -134,13 +143,7 @@ def parameter_group_switches(optim: DictConfig) -> dict[str, Any]:
 def build_module(cfg: DictConfig, datamodule: L.LightningDataModule) -> Classifier:
     """The run's network in its LightningModule, from cfg.model, cfg.module and cfg.optim."""
     net_config, module_config = cfg.model, cfg.module
-    net = build(
-        net_config,
-        "model",
-        num_classes=datamodule.num_classes,
-        in_channels=datamodule.in_channels,
-        input_size=datamodule.image_size,
-    )
+    net = build(net_config, "model")  # its config reads the data's shape (conf/model)
     classifier = build(module_config, "module")
     try:
         return classifier(

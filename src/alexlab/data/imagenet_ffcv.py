@@ -33,7 +33,7 @@ from alexlab.data.holdout import hold_out
 from alexlab.data.imagenet_options import ImageNetOptions
 from alexlab.data.splits import SplitsDataModule
 from alexlab.data.stats import RESIZE
-from alexlab.errors import DataNotFoundError, check_choice, check_range
+from alexlab.errors import ConfigError, DataNotFoundError, check_choice, check_range
 
 CROPS = ("paper", "random_resized")
 FOLDERS = {"train": "train", "test": "val"}  # ILSVRC's folder for each beton
@@ -88,8 +88,14 @@ class ImageNetFFCVDataModule(SplitsDataModule):
         self.loaders: list[SafeLoader] = []
         reader = Reader(str(self.betons["train"]))
         labels = reader.metadata[f"f{list(reader.handlers).index('label')}"]  # the IntField
-        self.num_classes = int(labels.max()) + 1
-        self.image_size = opts.crop_size
+        self.num_classes, self.image_size = opts.num_classes, opts.image_size
+        if labels.max() >= self.num_classes:
+            raise ConfigError(
+                "num_classes",
+                self.num_classes,
+                f"the labels of {self.betons['train']} go up to {labels.max()}: at least "
+                f"{labels.max() + 1}",
+            )
         train, val = hold_out(labels, opts.val_per_class, opts.seed)
         self.indices = {"train": train, "val": val}
 

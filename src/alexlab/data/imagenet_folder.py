@@ -24,7 +24,7 @@ from alexlab.data.holdout import hold_out
 from alexlab.data.imagenet_options import ImageNetOptions
 from alexlab.data.splits import SplitsDataModule
 from alexlab.data.stats import image_folder, pixel_values, resize_centre
-from alexlab.errors import DataNotFoundError
+from alexlab.errors import ConfigError, DataNotFoundError
 
 
 def class_folders(folder: Path) -> list[str]:
@@ -87,8 +87,13 @@ class ImageNetFolderDataModule(SplitsDataModule):
         self.options = opts = ImageNetOptions(**options)
         self.root = Path(root).expanduser()
         self.classes = check_layout(self.root)
-        self.num_classes = len(self.classes)
-        self.image_size = opts.crop_size
+        self.num_classes, self.image_size = opts.num_classes, opts.image_size
+        if len(self.classes) > self.num_classes:
+            raise ConfigError(
+                "num_classes",
+                self.num_classes,
+                f"{self.root / 'train'} holds {len(self.classes)} class folders: at least that",
+            )
         self.batch_size, self.num_workers, self.seed = opts.batch_size, opts.num_workers, opts.seed
         self.augment = opts.augment
         self.stats_file = Path(opts.stats_file or self.root / "alexlab_stats.pt")

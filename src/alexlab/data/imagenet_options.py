@@ -6,7 +6,7 @@ from pathlib import Path
 
 from alexlab.data.augment import Augment
 from alexlab.data.in_memory import MEANS
-from alexlab.errors import check_choice, check_range
+from alexlab.errors import ConfigError, check_choice, check_range
 
 CROP_SIZES = (224, 227)
 TEST_PATCHES = (1, 10)
@@ -25,9 +25,22 @@ class ImageNetOptions:
     stats_images: int = 10_000  # training images the mean, std and RGB eigenpairs come from
     val_per_class: int = 10  # training images per class held out for validation
     seed: int = 0  # which ones
+    # The data's shape as its config states it for the model's (conf/model reads data.*).
+    num_classes: int = 1000  # ILSVRC-2012's; at least the classes of the images read
+    in_channels: int = 3
+    image_size: int | None = None  # the net's input: the crops (None: crop_size)
 
     def __post_init__(self) -> None:
         check_choice("crop_size", self.crop_size, CROP_SIZES)
+        check_choice("in_channels", self.in_channels, (3,))
+        check_range("num_classes", self.num_classes, 1, float("inf"), integer=True)
+        if self.image_size not in (None, self.crop_size):
+            raise ConfigError(
+                "image_size",
+                self.image_size,
+                f"the net sees the crops, crop_size={self.crop_size}: set crop_size instead",
+            )
+        self.image_size = self.crop_size
         check_choice("test_patches", self.test_patches, TEST_PATCHES)
         check_choice("mean", self.mean, MEANS)
         check_range("batch_size", self.batch_size, 1, float("inf"))

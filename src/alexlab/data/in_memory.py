@@ -48,8 +48,17 @@ class InMemoryDataModule(SplitsDataModule):
         mean: str = "image",
         num_workers: int = 0,
         seed: int = 0,
+        num_classes: int | None = None,
+        in_channels: int | None = None,
+        image_size: int | None = None,
     ) -> None:
         super().__init__()
+        # The data's shape as its config states it for the model's (conf/model reads data.*): a
+        # dataset of one shape takes only its own.
+        shape = {"num_classes": num_classes, "in_channels": in_channels, "image_size": image_size}
+        for key, value in shape.items():
+            if value is not None:
+                check_choice(key, value, [getattr(self, key)])
         check_range("batch_size", batch_size, 1, float("inf"))
         check_choice("mean", mean, MEANS)
         if subset is not None:

@@ -9,16 +9,22 @@ folder among the sorted class folders. Run it once per split (ROOT/train, then R
 
 import argparse
 import contextlib
+import functools
 import multiprocessing
 import os
 import sys
+import threading
 import traceback
+from collections.abc import Iterator
 from multiprocessing.pool import ThreadPool
+from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
+from unittest import mock
 
+import ffcv.writer
 import numpy as np
 from PIL import Image
-from rich.progress import track
+from rich.progress import Progress, track
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
 from alexlab.data.ffcv_ops import DatasetWriter, IntField, RGBImageField
@@ -50,6 +56,7 @@ class PaperImages:
     def __init__(self, samples: list[tuple[str, int]]) -> None:
         self.samples = samples
         self.error = multiprocessing.Array("c", MAX_ERROR_BYTES)
+        self.done = multiprocessing.Value("q", 0)  # images read, for the progress bar
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -59,7 +66,10 @@ class PaperImages:
             return PLACEHOLDER, 0
         path, label = self.samples[index]
         try:
-            return paper_image(path), label
+            image = paper_image(path)
+            with self.done.get_lock():
+                self.done.value += 1
+            return image, label
         except Exception as e:
             if not isinstance(e, OSError):  # not a bad file but a bug: keep its traceback
                 traceback.print_exc()
@@ -113,6 +123,28 @@ def find_corrupt(samples: list[tuple[str, int]], workers: int) -> dict[str, str]
             track(checked, total=len(paths), description=f"Checking {len(paths)} images")
         )
     return {path: problem for path, problem in zip(paths, problems, strict=True) if problem}
+
+
+@contextlib.contextmanager
+def progress_polled(description: str, total: int, done: Synchronized) -> Iterator[None]:
+    """A progress bar for the block, as rich's `track` draws one, of work done in other processes
+    that count it in `done`."""
+    finished = threading.Event()
+    with Progress(*Progress.get_default_columns()) as progress:
+        task = progress.add_task(description, total=total)
+
+        def poll() -> None:
+            while not finished.wait(0.2):
+                progress.update(task, completed=done.value)
+
+        thread = threading.Thread(target=poll, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            finished.set()
+            thread.join()
+            progress.update(task, completed=done.value)
 
 
 def cleanup(writer: object, children_before: set, partial: Path) -> None:
@@ -182,7 +214,13 @@ def write_beton(
     children_before = set(multiprocessing.active_children())
     try:
         writer = DatasetWriter(str(partial), fields, num_workers=workers)
-        writer.from_indexed_dataset(dataset)
+        # FFCV's own bar (tqdm, on stderr) is off: the check's and the write's are rich's.
+        quiet = functools.partial(ffcv.writer.tqdm, disable=True)
+        with (
+            mock.patch.object(ffcv.writer, "tqdm", quiet),
+            progress_polled(f"Writing {len(samples)} images", len(samples), dataset.done),
+        ):
+            writer.from_indexed_dataset(dataset)
         if dataset.error.value:
             raise UserError(dataset.error.value.decode(errors="replace"))
         os.replace(partial, out)
