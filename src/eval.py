@@ -1,9 +1,11 @@
 """Score checkpoints and their ensemble: `python src/eval.py ckpt_paths=[RUN_DIR,...]` (Hydra overrides)."""
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
-from alexlab.config import register_resolvers
+from alexlab.config import refuse_null_groups, register_resolvers
 
 register_resolvers()  # before Hydra composes the config: hydra.run.dir uses them
 
@@ -17,4 +19,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    refuse_null_groups(sys.argv[1:], "eval")  # Hydra's own refusal is a traceback
     main()

@@ -1,9 +1,11 @@
 """Train and test one configuration: `python src/train.py model.activation=tanh` (Hydra overrides)."""
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
-from alexlab.config import register_resolvers
+from alexlab.config import refuse_null_groups, register_resolvers
 
 register_resolvers()  # before Hydra composes the config: hydra.run.dir uses them
 
@@ -20,4 +22,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    refuse_null_groups(sys.argv[1:], "train")  # Hydra's own refusal is a traceback
     main()

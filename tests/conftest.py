@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from alexlab import training
+from alexlab import api, training
 from alexlab.config import register_resolvers
 from alexlab.sweep.engine import sweeps
 
@@ -63,11 +63,14 @@ def composed_with_choices(
         cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
     with read_write(cfg), open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(output_dir)
-    HydraConfig.instance().set_config(cfg)
-    choices = OmegaConf.to_container(cfg.hydra.runtime.choices)
-    with read_write(cfg), open_dict(cfg):
-        del cfg["hydra"]
-    return OmegaConf.create(OmegaConf.to_container(cfg, resolve=True)), choices
+    HydraConfig.instance().set_config(cfg)  # for ${hydra:...}, as in a job Hydra runs
+    try:
+        choices = OmegaConf.to_container(cfg.hydra.runtime.choices)
+        with read_write(cfg), open_dict(cfg):
+            del cfg["hydra"]
+        return OmegaConf.create(OmegaConf.to_container(cfg, resolve=True)), choices
+    finally:
+        HydraConfig.instance().cfg = None  # no job runs: the next composition is outside one
 
 
 def composed(*overrides: str, output_dir: Path = Path("/tmp/alexlab-run")) -> DictConfig:
@@ -110,6 +113,12 @@ def train(tmp_path: Path, *overrides: str, timeout: int = 300) -> subprocess.Com
     return subprocess.run(
         command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
     )
+
+
+def train_here(run_dir: Path, *overrides: str) -> dict[str, float]:
+    """A run made in this process (alexlab.api.run) in `run_dir`, for a test that needs a run's
+    files and not the command: no seconds of imports."""
+    return api.run([f"hydra.run.dir={run_dir}", "callbacks.progress_bar=null", *overrides]).results
 
 
 def train_command(tmp_path: Path, *overrides: str) -> tuple[list[str], dict[str, str]]:

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO, SHORT_RUN, train
+from conftest import REPO, SHORT_RUN, train_here
 from filelock import FileLock
 from torch import nn
 
+from alexlab import api, evaluation
 from alexlab.module import Classifier
 from alexlab.predictions import ensemble
 
@@ -40,8 +41,7 @@ def seeds(
     with FileLock(f"{shared}.lock"):
         if not (shared / "trained").exists():
             for seed, run_dir in enumerate(runs):
-                run = train(run_dir, *SHORT_RUN, f"seed={seed}")
-                assert run.returncode == 0, run.stderr[-3000:]
+                train_here(run_dir, *SHORT_RUN, f"seed={seed}")
             (shared / "trained").touch()
     return runs
 
@@ -132,37 +132,51 @@ def test_a_run_whose_config_names_a_foreign_target_is_refused_unrun(tmp_path, se
     assert not marker.exists()
 
 
-def test_a_missing_list_or_a_bad_checkpoint_is_one_error_line(tmp_path, seeds):
-    def last_line(*overrides: str) -> str:
-        run = evaluate(tmp_path / "eval", *overrides)
-        assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr[-3000:]
-        return run.stderr.strip().splitlines()[-1]
+def eval_error(out: Path, *overrides: str) -> str:
+    """The line `python src/eval.py` exits with on bad input, from `evaluation.evaluate` run in
+    this process with its directory at `out` (a subprocess costs seconds of imports;
+    test_nets_of_other_data_are_one_error_line runs the command)."""
+    cfg = api.compose([f"paths.output_dir={out}", *overrides], config_name="eval")
+    with pytest.raises(SystemExit) as stopped:
+        evaluation.evaluate(cfg)
+    return str(stopped.value.code)
 
+
+def test_a_missing_list_or_a_bad_checkpoint_is_one_error_line(tmp_path, seeds):
+    out = tmp_path / "eval"
     listed = "ckpt_paths: give the nets as a list, ckpt_paths=[RUN_DIR,...] (run directories or "
-    assert last_line() == f"error: {listed}checkpoint files)"
-    assert last_line(f"ckpt_paths={seeds[0]}") == f"error: {listed}checkpoint files)"
+    assert eval_error(out) == f"error: {listed}checkpoint files)"
+    assert eval_error(out, f"ckpt_paths={seeds[0]}") == f"error: {listed}checkpoint files)"
     copy = tmp_path / "copy"
     shutil.copytree(seeds[0], copy)
     garbage = copy / "checkpoints" / "garbage.ckpt"
     garbage.write_bytes(b"not a checkpoint")
-    assert last_line(f"ckpt_paths=[{garbage}]") == (
+    assert eval_error(out, f"ckpt_paths=[{garbage}]") == (
         f"error: ckpt_path={garbage} is not a checkpoint: not a file torch.save wrote whole"
     )
     other = tmp_path / "other"  # the same data, another activation; its weights do not matter
-    run = train(other, *SHORT_RUN, "model.activation=tanh", "trainer.max_epochs=1", "test=false")
-    assert run.returncode == 0, run.stderr[-3000:]
+    short = [o for o in SHORT_RUN if not o.startswith("trainer.max_epochs")]
+    api.run(
+        [
+            *short,
+            "model.activation=tanh",
+            "trainer.max_epochs=1",
+            "test=false",
+            f"hydra.run.dir={other}",
+        ]
+    )
     foreign = copy / "checkpoints" / "foreign.ckpt"
     shutil.copyfile(next((other / "checkpoints").glob("epoch*.ckpt")), foreign)
-    assert last_line(f"ckpt_paths=[{foreign}]") == (
+    assert eval_error(out, f"ckpt_paths=[{foreign}]") == (
         f"error: ckpt_path={foreign} was trained with another model config: "
         "model.activation='tanh' there, 'relu' here"
     )
+    assert not out.exists()
 
 
 def test_nets_of_other_data_are_one_error_line(tmp_path, seeds):
     synthetic = tmp_path / "synthetic"
-    run = train(synthetic, "data=synthetic", "model=convnet4", "trainer.max_epochs=1")
-    assert run.returncode == 0, run.stderr[-3000:]
+    train_here(synthetic, "data=synthetic", "model=convnet4", "trainer.max_epochs=1")
     out = tmp_path / "eval"
     run = evaluate(out, f"ckpt_paths=[{seeds[0]},{synthetic}]")
     assert run.returncode != 0 and "Traceback" not in run.stderr

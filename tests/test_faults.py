@@ -124,7 +124,7 @@ def test_the_cost_probe_dies_with_its_runner(tmp_path):
 
 def test_a_sweep_whose_runner_is_killed_resumes_its_stopped_run(tmp_path, fashion_mnist):
     switches = (*SHORT_RUN, "callbacks.checkpoint.every_n_steps=4")
-    path = sweep_file(tmp_path, parameters(switches), {"seed": [0, 1, 2]})
+    path = sweep_file(tmp_path, parameters(switches), {"seed": [0, 1]})
     directory = tmp_path / "sweep"
     runner = subprocess.Popen(sweep_command(path, directory), cwd=REPO, stdout=subprocess.DEVNULL)
     second = directory / "runs" / "002-1"
@@ -144,14 +144,14 @@ def test_a_sweep_whose_runner_is_killed_resumes_its_stopped_run(tmp_path, fashio
 
     again = subprocess.run(sweep_command(path, directory), cwd=REPO, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "3 runs complete" in again.stdout
+    assert "2 runs complete" in again.stdout
     records = {r.params["seed"]: r for r in SweepStore.read_records(directory)}
-    assert [r.state for r in records.values()] == ["finished"] * 3
+    assert [r.state for r in records.values()] == ["finished"] * 2
     assert (directory / "runs" / "001-0" / "run.json").read_bytes() == record_bytes
     assert records[0] == first_record and records[0].resumes == []
     (note,) = records[1].resumes  # resumed in its own directory, not started again
     assert note.startswith("resumed from checkpoints/last.ckpt at epoch ")
-    assert sorted(p.name for p in (directory / "runs").iterdir()) == ["001-0", "002-1", "003-2"]
+    assert sorted(p.name for p in (directory / "runs").iterdir()) == ["001-0", "002-1"]
     epochs = [row["epoch"] for row in metrics_rows(second) if row.get("val/err_top1")]
     assert epochs == ["0", "1", "2"]  # each epoch once in its metrics.csv
 

@@ -8,6 +8,8 @@ The entry points (src/train.py, src/eval.py, the benchmarks, the tests' conftest
 import copy
 import functools
 import os
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +68,22 @@ def run_dir(new: str) -> str:
     without running it, `new`, the directory its hydra.run.dir names (${new_run_dir:} is cached:
     one per config), so that such a config resolves whole and instantiates (alexlab.api)."""
     return hydra_runtime("output_dir") or new
+
+
+def refuse_null_groups(argv: Sequence[str], config_name: str) -> None:
+    """`GROUP=null` for a group that conf/CONFIG_NAME.yaml always fills (callbacks, logger, ...),
+    which Hydra refuses with a traceback: one error line saying how to switch it off, exit 1."""
+    defaults = yaml.safe_load((CONF_DIR / f"{config_name}.yaml").read_text())["defaults"]
+    filled = {key for entry in defaults if isinstance(entry, dict) for key in entry if entry[key]}
+    for argument in argv:
+        group, _, value = argument.partition("=")
+        if group in filled and value == "null":
+            options = sorted(path.stem for path in (CONF_DIR / group).glob("*.yaml"))
+            none = f"{group}=none or " if "none" in options else ""
+            sys.exit(
+                f"error: {group}=null: the {group} group takes one of {', '.join(options)}; "
+                f"to leave it out: {none}~{group}"
+            )
 
 
 def run_config_of_any_age(config: DictConfig) -> DictConfig:

@@ -58,6 +58,10 @@ class ConvLocal(nn.Module):
         side = pooled_size(pooled_size(input_size, pool), pool)
         if side < 1:
             raise ConfigError("input_size", input_size, "too small for two 3/2 pools")
+        if input_size > 64:  # a CIFAR-10 net: its local layers hold weights for every position
+            raise ConfigError(
+                "input_size", input_size, "expected at most 64 (at 224 it has 187M weights)"
+            )
         self.features = nn.Sequential(
             OrderedDict(
                 conv1=nn.Conv2d(in_channels, 64, 5, padding=2),
