@@ -53,10 +53,10 @@ $(TEST_STAMP): $(STAMP)
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_APT_PACKAGES); }
 	touch $@
 
-test: $(STAMP) ## run the test suite, every tier but the SLURM cluster's [~11 min]
+test: $(STAMP) ## run the test suite, every tier but the SLURM cluster's [~9 min]
 	$(TEST) -m "not cluster"
 
-test-cluster: $(TEST_STAMP) ## the tests on a real SLURM cluster of one node that they start (docs/cluster.md) [~3 min]
+test-cluster: $(TEST_STAMP) ## the tests on a real SLURM cluster of one node that they start (docs/cluster.md) [~2 min]
 	$(TEST) -m cluster
 
 test-fast: $(STAMP) ## the inner loop: the tests that neither train nor start a process (not marked slow) [~1 min]
