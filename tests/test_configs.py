@@ -17,6 +17,7 @@ from torch import nn
 from alexlab.config import check_own_targets, own_targets, run_config_of_any_age
 from alexlab.data.write_beton import write_beton
 from alexlab.errors import ConfigError, UserError
+from alexlab.hardware import fast_precision
 from alexlab.models import ConvLocal
 from alexlab.module import Classifier
 from alexlab.training import build_datamodule, build_module, parameter_group_switches
@@ -300,3 +301,10 @@ def test_imagenet_runs_stream_ffcv_with_validation_held_out_of_train():
     assert composed().data.augment.crop_chunk == 1  # small images: per image, as convdata_cifar
     folder = composed("experiment=imagenet", "data=imagenet_folder")
     assert folder.data.val_per_class == 10 and folder.data.seed == folder.seed
+
+
+def test_fast_precision_reads_the_cpus_bf16_units_as_torch_finds_them():
+    # /proc/cpuinfo's flags against torch's own check of the CPU.
+    units = torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
+    assert fast_precision("cpu") == ("bf16-mixed" if units else "32")
+    assert fast_precision("auto") == fast_precision("cpu")  # no GPU here

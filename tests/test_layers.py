@@ -86,10 +86,10 @@ def test_the_sweep_runner_starts_without_lightning_or_hydra():
     assert not {"lightning", "hydra"} & top_modules_loaded_by("import alexlab.sweep.__main__")
 
 
-def top_modules_imported_by_train_py(*args: str, env: dict[str, str]) -> set[str]:
-    """The top-level packages `python src/train.py ARGS` imports (python -X importtime's record)."""
+def top_modules_imported_by(script: str, *args: str, env: dict[str, str]) -> set[str]:
+    """The top-level packages `python src/SCRIPT ARGS` imports (python -X importtime's record)."""
     run = subprocess.run(
-        [sys.executable, "-X", "importtime", str(REPO / "src" / "train.py"), *args],
+        [sys.executable, "-X", "importtime", str(REPO / "src" / script), *args],
         capture_output=True,
         text=True,
         env=env,
@@ -99,20 +99,25 @@ def top_modules_imported_by_train_py(*args: str, env: dict[str, str]) -> set[str
     return {record[-1].strip().split(".")[0] for record in records}
 
 
-COMPLETION = "python src/train.py model.activ"
+def completing(line: str) -> dict[str, str]:
+    """The environment of Hydra's bash completion asked to complete `line`."""
+    return {"COMP_LINE": line, "COMP_POINT": str(len(line))}
 
 
 @pytest.mark.parametrize(
-    "args, extra_env",
+    "script, args, extra_env",
     [
-        (["--cfg", "job", "model.activation=tanh"], {}),
-        (["-sc", "query=bash"], {"COMP_LINE": COMPLETION, "COMP_POINT": str(len(COMPLETION))}),
-        (["optim.lr=-1", "hydra.run.dir=/nonexistent/refused"], {}),
+        ("train.py", ["--cfg", "job", "model.activation=tanh"], {}),
+        ("train.py", ["-sc", "query=bash"], completing("python src/train.py model.activ")),
+        # An experiment pins trainer.precision, a merge over ${fast_precision:} that resolves it.
+        ("train.py", ["-sc", "query=bash"], completing("python src/train.py experiment=fa")),
+        ("eval.py", ["-sc", "query=bash"], completing("python src/eval.py ckpt")),
+        ("train.py", ["optim.lr=-1", "hydra.run.dir=/nonexistent/refused"], {}),
     ],
-    ids=["cfg", "tab-completion", "refused-value"],
+    ids=["cfg", "completion", "completion-experiment", "eval-completion", "refused-value"],
 )
-def test_train_py_composes_completes_and_refuses_without_loading_torch(args, extra_env):
+def test_the_commands_compose_complete_and_refuse_without_loading_torch(script, args, extra_env):
     # Hydra's tab completion runs the script for every query: loading torch and Lightning made
     # each take 6-7 s.
-    imported = top_modules_imported_by_train_py(*args, env=os.environ | extra_env)
+    imported = top_modules_imported_by(script, *args, env=os.environ | extra_env)
     assert "hydra" in imported and not {"torch", "lightning"} & imported

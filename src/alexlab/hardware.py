@@ -1,7 +1,13 @@
 """Defaults that depend on the machine a run lands on, chosen by `make bench-train`'s measurements.
 
-The resolver below is registered wherever a config is composed, tab completion and
-`--cfg job` included, which never resolve it: torch is imported when a value is resolved."""
+The resolver below is registered wherever a config is composed, tab completion included, and
+OmegaConf resolves it whenever a config merges a value over it (an experiment's pinned
+precision): on a CPU it reads /proc/cpuinfo rather than import torch, which takes seconds."""
+
+from pathlib import Path
+
+# The x86 flags of bf16 matrix units: AMX tiles, AVX512-BF16 (Linux's names in /proc/cpuinfo).
+BF16_FLAGS = {"amx_tile", "avx512_bf16"}
 
 
 def fast_precision(accelerator: str) -> str:
@@ -12,14 +18,26 @@ def fast_precision(accelerator: str) -> str:
     report bf16 support (Ampere and later). On other CPUs bf16 is emulated and slower than fp32,
     so 32; older GPUs get 16-mixed.
     """
+    if accelerator == "cpu":
+        return "bf16-mixed" if cpu_has_bf16_units() else "32"
+    if accelerator not in ("auto", "gpu", "cuda"):
+        return "32"
     import torch
 
-    if accelerator == "auto":
-        accelerator = "gpu" if torch.cuda.is_available() else "cpu"
-    if accelerator in ("gpu", "cuda"):
-        bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-        return "bf16-mixed" if bf16 else "16-mixed"
-    if accelerator == "cpu":
-        bf16 = torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
-        return "bf16-mixed" if bf16 else "32"
-    return "32"
+    if accelerator == "auto" and not torch.cuda.is_available():
+        return fast_precision("cpu")
+    bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return "bf16-mixed" if bf16 else "16-mixed"
+
+
+def cpu_has_bf16_units() -> bool:
+    """/proc/cpuinfo's flags name AMX tiles or AVX512-BF16; where there is no /proc (macOS),
+    torch's own check."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        lines = cpuinfo.read_text().splitlines()
+        flags = {flag for line in lines if line.startswith("flags") for flag in line.split()}
+        return bool(BF16_FLAGS & flags)
+    import torch
+
+    return torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
