@@ -53,7 +53,7 @@ $(TEST_STAMP): $(STAMP)
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_APT_PACKAGES); }
 	touch $@
 
-test: $(STAMP) ## run the test suite, every tier but the SLURM cluster's [~9 min]
+test: $(STAMP) ## run the test suite, every tier but the SLURM cluster's [8.5-12 min]
 	$(TEST) -m "not cluster"
 
 test-cluster: $(TEST_STAMP) ## the tests on a real SLURM cluster of one node that they start (docs/cluster.md) [~2 min]
