@@ -14,6 +14,7 @@ from test_data import pack_cifar
 from test_imagenet_folder import add_copies, make_tree
 from torch import nn
 
+from alexlab import hardware
 from alexlab.config import check_own_targets, own_targets, run_config_of_any_age
 from alexlab.data.write_beton import write_beton
 from alexlab.errors import ConfigError, UserError
@@ -234,12 +235,17 @@ def test_optim_lr_switch_reaches_the_optimizer():
 
 
 @pytest.mark.parametrize(
-    "amx, avx512_bf16, expected",
-    [(True, True, "bf16-mixed"), (False, True, "bf16-mixed"), (False, False, "32")],
+    "flags, expected",
+    [
+        ("fpu sse avx2 amx_bf16 amx_tile avx512_bf16", "bf16-mixed"),  # Sapphire Rapids
+        ("fpu sse avx2 avx512f avx512_bf16", "bf16-mixed"),  # Zen 4
+        ("fpu sse avx2 avx512f", "32"),
+    ],
 )
-def test_cpu_precision_default_follows_the_bf16_hardware(monkeypatch, amx, avx512_bf16, expected):
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+def test_cpu_precision_default_follows_the_bf16_hardware(monkeypatch, tmp_path, flags, expected):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: a CPU\nflags\t\t: {flags}\n")
+    monkeypatch.setattr(hardware, "CPUINFO", cpuinfo)
     assert composed("trainer=cpu").trainer.precision == expected
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 # The x86 flags of bf16 matrix units: AMX tiles, AVX512-BF16 (Linux's names in /proc/cpuinfo).
 BF16_FLAGS = {"amx_tile", "avx512_bf16"}
+CPUINFO = Path("/proc/cpuinfo")
 
 
 def fast_precision(accelerator: str) -> str:
@@ -33,9 +34,8 @@ def fast_precision(accelerator: str) -> str:
 def cpu_has_bf16_units() -> bool:
     """/proc/cpuinfo's flags name AMX tiles or AVX512-BF16; where there is no /proc (macOS),
     torch's own check."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        lines = cpuinfo.read_text().splitlines()
+    if CPUINFO.is_file():
+        lines = CPUINFO.read_text().splitlines()
         flags = {flag for line in lines if line.startswith("flags") for flag in line.split()}
         return bool(BF16_FLAGS & flags)
     import torch
