@@ -9,9 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from hydra import compose, initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, OmegaConf
 
 from alexlab import api, training
 from alexlab.config import register_resolvers
@@ -59,18 +57,10 @@ def composed_with_choices(
 ) -> tuple[DictConfig, dict[str, str]]:
     """The config as `src/train.py` sees it, every interpolation resolved, and the option chosen
     in each config group."""
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
-    with read_write(cfg), open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(output_dir)
-    HydraConfig.instance().set_config(cfg)  # for ${hydra:...}, as in a job Hydra runs
-    try:
-        choices = OmegaConf.to_container(cfg.hydra.runtime.choices)
-        with read_write(cfg), open_dict(cfg):
-            del cfg["hydra"]
-        return OmegaConf.create(OmegaConf.to_container(cfg, resolve=True)), choices
-    finally:
-        HydraConfig.instance().cfg = None  # no job runs: the next composition is outside one
+    full = api.composed_job([*overrides, f"hydra.run.dir={output_dir}"])
+    with api.as_hydra_job(full) as cfg:  # for ${hydra:...}, as in a job Hydra runs
+        resolved = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    return resolved, OmegaConf.to_container(full.hydra.runtime.choices)
 
 
 def composed(*overrides: str, output_dir: Path = Path("/tmp/alexlab-run")) -> DictConfig:

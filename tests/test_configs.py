@@ -2,15 +2,13 @@
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from conftest import CONF, REPO, composed
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
-from PIL import Image
-from test_data import pack_cifar
+from test_data import cifar_samples, pack_cifar
 from test_imagenet_folder import add_copies, make_tree
 from torch import nn
 
@@ -54,9 +52,7 @@ def data_overrides(tmp_path_factory, foolbox_data) -> dict[str, list[str]]:
     """Each data config's overrides that point it at real images here: Fashion-MNIST as it is,
     CIFAR-10 and ImageNet (folders and betons) from the real samples."""
     root = tmp_path_factory.mktemp("data")
-    files = sorted(foolbox_data.glob("cifar10_*.png"))
-    images = np.stack([np.asarray(Image.open(f).convert("RGB")).transpose(2, 0, 1) for f in files])
-    labels = np.array([int(f.stem.split("_")[-1]) for f in files])
+    images, labels = cifar_samples(foolbox_data)
     pack_cifar(root / "cifar-10-batches-py", images, labels)
     imagenet = root / "imagenet"
     make_tree(imagenet)

@@ -49,11 +49,16 @@ def pack_cifar(folder, images, labels):
     (folder / "test_batch").write_bytes(pickle.dumps(test))
 
 
-def test_cifar10_reader_on_real_cifar_images(foolbox_data, tmp_path):
+def cifar_samples(foolbox_data: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The real CIFAR-10 samples foolbox ships: images (N, 3, 32, 32) uint8 and their labels."""
     files = sorted(foolbox_data.glob("cifar10_*.png"))
-    assert len(files) == 20
     images = np.stack([np.asarray(Image.open(f).convert("RGB")).transpose(2, 0, 1) for f in files])
-    labels = np.array([int(f.stem.split("_")[-1]) for f in files])
+    return images, np.array([int(f.stem.split("_")[-1]) for f in files])
+
+
+def test_cifar10_reader_on_real_cifar_images(foolbox_data, tmp_path):
+    images, labels = cifar_samples(foolbox_data)
+    assert len(images) == 20
     pack_cifar(tmp_path / "cifar-10-batches-py", images, labels)
 
     dm = CIFAR10DataModule(root=str(tmp_path), val_size=4)
@@ -76,9 +81,7 @@ class Payload:
 
 
 def test_a_crafted_cifar10_batch_is_refused_and_its_payload_does_not_run(foolbox_data, tmp_path):
-    files = sorted(foolbox_data.glob("cifar10_*.png"))
-    images = np.stack([np.asarray(Image.open(f).convert("RGB")).transpose(2, 0, 1) for f in files])
-    labels = np.array([int(f.stem.split("_")[-1]) for f in files])
+    images, labels = cifar_samples(foolbox_data)
     folder = tmp_path / "cifar-10-batches-py"
     pack_cifar(folder, images, labels)
     marker = tmp_path / "payload-ran"

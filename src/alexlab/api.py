@@ -13,8 +13,9 @@ alexlab.errors.UserError, whose message is the command's error line), the same r
 files, its overrides in run.json. Hydra's own compose API gives the same config as compose().
 """
 
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,18 +41,31 @@ def compose(overrides: Sequence[str] = (), config_name: str = "train") -> DictCo
 
 def run(overrides: Sequence[str] = ()) -> Run:
     """Train and test as `python src/train.py OVERRIDES` does, in this process."""
+    full = composed_job(overrides)
+    with as_hydra_job(full) as cfg:
+        results = training.run(cfg)
+    return Run(Path(full.hydra.runtime.output_dir), results)
+
+
+def composed_job(overrides: Sequence[str] = ()) -> DictConfig:
+    """conf/train.yaml with `overrides` and its `hydra` node, Hydra's runtime output_dir and cwd
+    set as for the job the command would run."""
     full = _composed(overrides, "train", return_hydra_config=True)
     with read_write(full), open_dict(full):
         full.hydra.runtime.output_dir = str(full.hydra.run.dir)
         full.hydra.runtime.cwd = os.getcwd()
-    cfg = OmegaConf.masked_copy(full, [key for key in full if key != "hydra"])
-    # What Hydra sets for the job it runs: paths.output_dir and run.json's record read it.
+    return full
+
+
+@contextlib.contextmanager
+def as_hydra_job(full: DictConfig) -> Iterator[DictConfig]:
+    """The job's config (`full` less its `hydra` node) for the block, with HydraConfig holding
+    `full` as Hydra does for the job it runs: paths.output_dir and run.json's record read it."""
     HydraConfig.instance().set_config(full)
     try:
-        results = training.run(cfg)
+        yield OmegaConf.masked_copy(full, [key for key in full if key != "hydra"])
     finally:
         HydraConfig.instance().cfg = None
-    return Run(Path(full.hydra.runtime.output_dir), results)
 
 
 def _composed(overrides: Sequence[str], config_name: str, return_hydra_config: bool) -> DictConfig:
