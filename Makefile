@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-cluster test-fast lint format train bench-loader bench-train bench-checkpoint data-beton sweep agent \
+.PHONY: help install test test-cluster test-experiments test-fast lint format train bench-loader bench-train bench-checkpoint data-beton sweep agent \
 	reproduce-relu-speedup reproduce-ablations reproduce-lrn-cifar reproduce-table1 evaluate-table1 claims \
 	more-seeds
 
@@ -53,8 +53,11 @@ $(TEST_STAMP): $(STAMP)
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_APT_PACKAGES); }
 	touch $@
 
-test: $(STAMP) ## run the test suite, every tier but the SLURM cluster's [8.5-12 min]
-	$(TEST) -m "not cluster"
+test: $(STAMP) ## run the test suite, every tier but the SLURM cluster's and the experiments' [8.5-12 min]
+	$(TEST) -m "not cluster and not experiments"
+
+test-experiments: $(STAMP) ## every experiment's and group option's whole life (train, test, resume, eval) and every reproduce-*/evaluate-* recipe in its smoke mode, at toy size [~5 min]
+	$(TEST) -m experiments
 
 test-cluster: $(TEST_STAMP) ## the tests on a real SLURM cluster of one node that they start (docs/cluster.md) [~2 min]
 	$(TEST) -m cluster
@@ -118,7 +121,20 @@ SCALE = $(if $(EPOCHS),--set trainer.max_epochs=$(EPOCHS)) $(if $(SUBSET),--set 
 	$(if $(SEEDS),--set seed=$(SEEDS))
 SWEEP = $(PYTHON) -m alexlab.sweep --parallel $(PARALLEL)
 REPORT = $(PYTHON) -m alexlab.report
-SWEEPS_DIR = results/sweeps
+# SMOKE=1 checks a recipe end to end in minutes on any machine, its reports included (their numbers
+# mean nothing): each run is conf/debug/smoke.yaml's few batches of one epoch, reaching its target
+# error (train.target_error=0.999) at its first check, so that the reports that time it have a
+# number; a sweep runs one seed and starts at most two runs (Figure 1's grids: the first rate on
+# its three selection seeds, which a grid lists first; its measured sweeps: one seed); src/eval.py
+# scores a few batches. Last on each sweep's line: it wins over the recipe's own settings, as those
+# win over debug=smoke's.
+SMOKE_RUNS = --set debug=smoke --set trainer.max_epochs=1 --set trainer.check_val_every_n_epoch=1 \
+	--set train.target_error=0.999 --no-estimate
+SMOKE_SWEEP = $(if $(SMOKE),$(SMOKE_RUNS) --set seed=[0] --count 2)
+SMOKE_EVAL = $(if $(SMOKE),debug=smoke)
+# The runs and reports: results/ (committed evidence), or under logs/smoke/ with SMOKE=1.
+RESULTS = $(if $(SMOKE),logs/smoke/results,results)
+SWEEPS_DIR = $(RESULTS)/sweeps
 # Figure 1 as a reviewer measures it: on seeds 0-2, a grid of learning rates per activation (one
 # sweep file each: hyperband ranks a sweep's runs together), from which the report chooses one rate per
 # activation for the verdict's target (the paper's 25% on CIFAR-10; on Fashion-MNIST an error as
@@ -168,12 +184,14 @@ FIGURE1 = --set data=$(DATA) --set train.target_error=$(TARGET) \
 	$(if $(EPOCHS_$(DATA)),--set trainer.max_epochs=$(EPOCHS_$(DATA))) $(SCALE)
 LRS = $(LRS_$(1)_$(2)_$(DATA))
 FIGURE1_GRID = $(SWEEP) sweeps/$(1)_$(2).yaml --dir $(SWEEPS_DIR)/$(1)-$(DATA)/$(2) --set seed=[0,1,2] \
-	$(if $(LRS),--set optim.lr=$(LRS)) $(FULL_$(1)) $(FIGURE1)
-FIGURE1_MEASURE = $(SWEEP) sweeps/$(1)_$(2).yaml --dir $(SWEEPS_DIR)/$(1)-$(DATA)/measured-$(2) \
-	--set optim.lr=$$($(REPORT) chosen-rate $(SWEEPS_DIR)/$(1)-$(DATA)/$(2)) \
-	--set seed=$(MEASURED_SEEDS) --no-early-terminate --set data=$(DATA) \
+	$(if $(LRS),--set optim.lr=$(LRS)) $(FULL_$(1)) $(FIGURE1) $(if $(SMOKE),$(SMOKE_RUNS) --count 3)
+# The rate first, on a line of its own: a grid with none to choose stops the recipe there.
+FIGURE1_MEASURE = rate=$$($(REPORT) chosen-rate $(SWEEPS_DIR)/$(1)-$(DATA)/$(2)) && \
+	$(SWEEP) sweeps/$(1)_$(2).yaml --dir $(SWEEPS_DIR)/$(1)-$(DATA)/measured-$(2) \
+	--set optim.lr=$$rate --set seed=$(MEASURED_SEEDS) --no-early-terminate --set data=$(DATA) \
 	--set train.target_error=$(MEASURE_TARGET_$(DATA)) \
-	$(if $(MEASURE_EPOCHS_$(DATA)),--set trainer.max_epochs=$(MEASURE_EPOCHS_$(DATA)))
+	$(if $(MEASURE_EPOCHS_$(DATA)),--set trainer.max_epochs=$(MEASURE_EPOCHS_$(DATA))) \
+	$(if $(SMOKE),$(SMOKE_RUNS) --count 1)
 reproduce-relu-speedup: TARGET ?= $(TARGET_$(DATA))
 reproduce-relu-speedup: $(STAMP) ## Figure 1: lr grids on seeds 0-2, the chosen lr on seeds 3-7, original and modern conditions; DATA=fashion_mnist|cifar10 [~2 h on fashion_mnist]
 	$(call FIGURE1_GRID,relu_vs_tanh,relu)
@@ -185,43 +203,43 @@ reproduce-relu-speedup: $(STAMP) ## Figure 1: lr grids on seeds 0-2, the chosen 
 	$(call FIGURE1_MEASURE,relu_vs_tanh_modern,relu)
 	$(call FIGURE1_MEASURE,relu_vs_tanh_modern,tanh)
 	$(REPORT) relu-speedup original=$(SWEEPS_DIR)/relu_vs_tanh-$(DATA) \
-	  modern=$(SWEEPS_DIR)/relu_vs_tanh_modern-$(DATA) --out results/relu_vs_tanh-$(DATA)
+	  modern=$(SWEEPS_DIR)/relu_vs_tanh_modern-$(DATA) --out $(RESULTS)/relu_vs_tanh-$(DATA)
 	$(REPORT) hyperband $(SWEEPS_DIR)/relu_vs_tanh-$(DATA)/relu $(SWEEPS_DIR)/relu_vs_tanh-$(DATA)/tanh \
-	  --sweep-file sweeps/relu_vs_tanh_relu.yaml --out results/hyperband-$(DATA)
+	  --sweep-file sweeps/relu_vs_tanh_relu.yaml --out $(RESULTS)/hyperband-$(DATA)
 
 # The baseline's seeds are also Table 2's ensemble: src/eval.py scores them and their average once
 # (eval/ keeps the probabilities; checkpoints are not kept in results/).
 ABLATIONS_DIR = $(SWEEPS_DIR)/ablations-$(DATA)
 reproduce-ablations: $(STAMP) $(if $(filter imagenet,$(DATA)),$(BETONS)) ## the paper's ablations (conf/ablation/), 3 seeds each, LRN's and the overfitting claims' apart, and the baseline's ensemble; DATA=fashion_mnist|cifar10|imagenet IMAGENET=DIR [~100 min on fashion_mnist with PARALLEL=2; SEEDS=[0] ~35 min]
-	$(SWEEP) sweeps/ablations.yaml --dir $(ABLATIONS_DIR) $(ABLATION_DATA_$(DATA)) $(SCALE)
+	$(SWEEP) sweeps/ablations.yaml --dir $(ABLATIONS_DIR) $(ABLATION_DATA_$(DATA)) $(SCALE) $(SMOKE_SWEEP)
 	$(foreach set,lrn overfitting,$(if $(ABLATION_$(set)_$(DATA)),$(SWEEP) sweeps/ablations.yaml \
-	  --dir $(ABLATIONS_DIR)-$(set) $(ABLATION_$(set)_$(DATA)) $(SCALE) &&)) true
-	$(REPORT) ablations $(ABLATIONS_DIR) --out results/ablations-$(DATA)
+	  --dir $(ABLATIONS_DIR)-$(set) $(ABLATION_$(set)_$(DATA)) $(SCALE) $(SMOKE_SWEEP) &&)) true
+	$(REPORT) ablations $(ABLATIONS_DIR) --out $(RESULTS)/ablations-$(DATA)
 	$(foreach set,lrn overfitting,$(if $(ABLATION_$(set)_$(DATA)),$(REPORT) ablations $(ABLATIONS_DIR)-$(set) \
-	  --out results/ablations_$(set)-$(DATA) &&)) true
+	  --out $(RESULTS)/ablations_$(set)-$(DATA) &&)) true
 	test -f $(ABLATIONS_DIR)/eval/results.json || $(PYTHON) src/eval.py \
 	  "ckpt_paths=[$$(ls -d $(ABLATIONS_DIR)/runs/*-baseline-* | paste -sd, -)]" \
-	  hydra.run.dir=$(ABLATIONS_DIR)/eval
-	$(REPORT) ensemble $(ABLATIONS_DIR)/eval --out results/ensemble-$(DATA)
+	  hydra.run.dir=$(ABLATIONS_DIR)/eval $(SMOKE_EVAL)
+	$(REPORT) ensemble $(ABLATIONS_DIR)/eval --out $(RESULTS)/ensemble-$(DATA)
 
 reproduce-lrn-cifar: $(STAMP) ## CIFAR-10 LRN claim, conv_local (cuda-convnet's conv-local nets) LRN off/code x 3 seeds, 100 epochs; DATA=cifar10|fashion_mnist [~12 h on fashion_mnist; EPOCHS=4 SEEDS=[0,1] ~19 min]
-	$(SWEEP) sweeps/lrn_cifar.yaml --dir $(SWEEPS_DIR)/lrn_cifar-$(DATA) --set data=$(DATA) $(SCALE)
-	$(REPORT) lrn-cifar $(SWEEPS_DIR)/lrn_cifar-$(DATA) --out results/lrn_cifar-$(DATA)
+	$(SWEEP) sweeps/lrn_cifar.yaml --dir $(SWEEPS_DIR)/lrn_cifar-$(DATA) --set data=$(DATA) $(SCALE) $(SMOKE_SWEEP)
+	$(REPORT) lrn-cifar $(SWEEPS_DIR)/lrn_cifar-$(DATA) --out $(RESULTS)/lrn_cifar-$(DATA)
 
 reproduce-table1: $(STAMP) $(BETONS) ## Table 1's CNN on ImageNet through FFCV, 5 seeds; IMAGENET=DIR (for make data-beton), a GPU [~days per run]
-	$(SWEEP) sweeps/table1.yaml --dir $(SWEEPS_DIR)/table1 $(SCALE)
-	$(REPORT) table1 $(SWEEPS_DIR)/table1 --out results/table1
+	$(SWEEP) sweeps/table1.yaml --dir $(SWEEPS_DIR)/table1 $(SCALE) $(SMOKE_SWEEP)
+	$(REPORT) table1 $(SWEEPS_DIR)/table1 --out $(RESULTS)/table1
 
 evaluate-table1: $(STAMP) $(BETONS) ## the 5 seeds of reproduce-table1 as single nets and as an ensemble (Table 2's 5-CNN row), 10 test patches [~minutes on a GPU]
-	$(PYTHON) src/eval.py "ckpt_paths=[$$(ls -d $(SWEEPS_DIR)/table1/runs/* | paste -sd, -)]" hydra.run.dir=$(SWEEPS_DIR)/table1/eval $(ARGS)
-	$(REPORT) ensemble $(SWEEPS_DIR)/table1/eval --out results/table1_ensemble
+	$(PYTHON) src/eval.py "ckpt_paths=[$$(ls -d $(SWEEPS_DIR)/table1/runs/* | paste -sd, -)]" hydra.run.dir=$(SWEEPS_DIR)/table1/eval $(SMOKE_EVAL) $(ARGS)
+	$(REPORT) ensemble $(SWEEPS_DIR)/table1/eval --out $(RESULTS)/table1_ensemble
 
 BUDGET ?= 60
 more-seeds: $(STAMP) ## more seeds for the inconclusive ablation rows that 12 seeds or fewer could decide, within BUDGET minutes of machine time [BUDGET=60] -> results/more_seeds.md, then make claims
-	set -f -o pipefail; $(REPORT) more-seeds $(SWEEPS_DIR) --budget $(BUDGET) --out results/more_seeds | \
+	set -f -o pipefail; $(REPORT) more-seeds $(SWEEPS_DIR) --budget $(BUDGET) --out $(RESULTS)/more_seeds | \
 	  while read -r args; do $(SWEEP) $$args < /dev/null || exit 1; done
 	$(MAKE) claims
 
 claims: $(STAMP) ## every claim of the paper with its verdict, from the runs in results/sweeps -> results/claims.md and .json; every sweep's table -> results/all_sweeps.md [~15 s]
-	$(REPORT) claims $(SWEEPS_DIR) --out results/claims
-	$(REPORT) sweeps $(SWEEPS_DIR) --out results/all_sweeps
+	$(REPORT) claims $(SWEEPS_DIR) --out $(RESULTS)/claims
+	$(REPORT) sweeps $(SWEEPS_DIR) --out $(RESULTS)/all_sweeps

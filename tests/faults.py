@@ -37,3 +37,19 @@ class Hold(Callback):
             marker.write(os.environ.get("SLURM_JOB_ID", ""))
         while not trainer.received_sigterm:
             time.sleep(0.1)
+
+
+class Interrupted(Exception):
+    """What Interrupt raises: the test that interrupts a run catches it."""
+
+
+class Interrupt(Callback):
+    """Ends its run with Interrupted when a training step begins after `step` steps: a run stopped
+    mid-epoch inside the test's own process (Kill's SIGKILL needs a process of its own)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: object) -> None:
+        if trainer.global_step == self.step:
+            raise Interrupted(f"interrupted before step {self.step + 1}")

@@ -241,6 +241,17 @@ def test_stats_are_cached_and_reused(tree, tmp_path: Path, monkeypatch) -> None:
     assert list(cache.parent.iterdir()) == [cache]  # no temporary files left behind
 
 
+def test_computing_the_stats_leaves_torchs_generator_as_it_was(tree, tmp_path: Path) -> None:
+    # A run seeds torch's generator before it builds its data; were the stats' computation to draw
+    # from it, the run that computes them would train from another state than its rerun.
+    root, _ = tree
+    torch.manual_seed(0)
+    ImageNetFolderDataModule(root, num_workers=1, stats_file=tmp_path / "stats.pt").prepare_data()
+    after = torch.rand(3)
+    torch.manual_seed(0)
+    assert torch.equal(after, torch.rand(3))
+
+
 def test_a_cache_of_the_old_format_is_computed_again(tree, tmp_path: Path) -> None:
     root, _ = tree
     cache = tmp_path / "stats.pt"

@@ -22,6 +22,7 @@ import argparse
 import json
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -31,6 +32,7 @@ import pytest
 import yaml
 from conftest import CONF, REPO, composed, offline_env
 from hydra import compose, initialize_config_dir
+from test_imagenet_folder import JPEGS, class_folder
 
 from alexlab.data import write_beton
 from alexlab.report import __main__ as report_cli
@@ -113,12 +115,13 @@ def test_help_lists_every_documented_target():
     assert listed == help_targets()
 
 
-@covers("install", "test", "test-fast", "test-cluster")
+@covers("install", "test", "test-fast", "test-cluster", "test-experiments")
 @pytest.mark.parametrize(
     "target, expected",
     [
         ("install", "pip install -q --no-build-isolation -e"),
-        ("test", '-m pytest -q -n 2 --dist load -m "not cluster"'),
+        ("test", '-m pytest -q -n 2 --dist load -m "not cluster and not experiments"'),
+        ("test-experiments", "-m pytest -q -n 2 --dist load -m experiments"),
         ("test-fast", "-m pytest"),
         ("test-cluster", "apt-get install -y -qq slurmctld slurmd slurm-client slurmdbd"),
     ],
@@ -482,6 +485,63 @@ def test_experiment_recipe_starts_valid_commands(
     commands = recorded(root, target, *variables)
     monkeypatch.chdir(root)
     assert check_commands(commands, monkeypatch, tmp_path) == expected
+
+
+# The same recipes run for real in their smoke mode (SMOKE=1: a few batches of one epoch a run, a
+# run or two a sweep; Makefile), on real data, through to their reports under logs/smoke/: each run
+# finishes, each report is written, and results/ (the committed evidence) is left alone.
+SMOKE_REPORTS = {
+    "reproduce-relu-speedup": ("relu_vs_tanh-fashion_mnist", "hyperband-fashion_mnist"),
+    "reproduce-ablations": (
+        "ablations-fashion_mnist",
+        "ablations_lrn-fashion_mnist",
+        "ablations_overfitting-fashion_mnist",
+        "ensemble-fashion_mnist",
+    ),
+    "reproduce-lrn-cifar": ("lrn_cifar-fashion_mnist",),
+}
+SMOKE = "logs/smoke/results"
+
+
+def smoke(root: Path, target: str, *variables: str) -> None:
+    """`make target SMOKE=1` in `root`; then every run it made finished, and results/ is empty."""
+    ran(make(root, target, "SMOKE=1", *variables, timeout=600))
+    records = list((root / SMOKE / "sweeps").rglob("runs/*/run.json"))
+    assert records and {json.loads(r.read_text())["state"] for r in records} == {"finished"}
+    assert not any((root / "results").iterdir()), "SMOKE=1 wrote into results/"
+
+
+@pytest.mark.experiments
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("target", SMOKE_REPORTS)
+def test_experiment_recipe_runs_through_to_its_reports_in_smoke_mode(
+    tmp_path, target, fashion_mnist
+):
+    root = sandbox(tmp_path)
+    smoke(root, target, "DATA=fashion_mnist")
+    for name in SMOKE_REPORTS[target]:
+        assert (root / SMOKE / f"{name}.md").read_text().startswith("# "), name
+
+
+@pytest.mark.experiments
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_table1_and_its_evaluation_run_through_to_their_reports_in_smoke_mode(tmp_path):
+    # ImageNet's layout from the 20 real samples, each its own class: in train/ 11 copies (the
+    # experiment holds 10 of each class out for validation), in val/ (the test set) one.
+    root = sandbox(tmp_path)
+    for jpeg in JPEGS:
+        for split, copies in (("train", 11), ("val", 1)):
+            folder = root / "imagenet" / split / class_folder(jpeg)
+            folder.mkdir(parents=True, exist_ok=True)
+            for copy in range(copies):
+                shutil.copy(jpeg, folder / f"{jpeg.stem}_{copy}.JPEG")
+    smoke(root, "reproduce-table1", "IMAGENET=imagenet")
+    smoke(root, "evaluate-table1", "IMAGENET=imagenet")
+    assert (root / SMOKE / "table1.md").read_text().startswith("# Table 1")
+    ensemble = (root / SMOKE / "table1_ensemble.md").read_text()
+    assert f"{len(JPEGS)} images of {SMOKE}/sweeps/table1/eval" in ensemble
 
 
 @covers("more-seeds")

@@ -13,9 +13,12 @@ from alexlab.errors import ConfigError, UserError
 
 
 def build(cfg: DictConfig, group: str, **kwargs: Any) -> Any:
-    """Instantiate a config group, reporting a bad value by its full key (`model.dropout=1.5 ...`)."""
+    """Instantiate a config group, reporting a bad value by its full key (`model.dropout=1.5 ...`).
+
+    The object gets plain dicts and lists (Hydra's `_convert_="all"`), never OmegaConf's
+    containers: what it keeps goes into checkpoints, which torch.load(weights_only=True) reads."""
     try:
-        return instantiate(cfg, **kwargs)
+        return instantiate(cfg, _convert_="all", **kwargs)
     except InstantiationException as error:
         cause = error.__cause__
         if isinstance(cause, ConfigError):

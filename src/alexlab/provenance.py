@@ -27,6 +27,7 @@ run.json: {"launcher", "sweep", "run", "params", "overrides", "host", "pid", "cp
 
 import contextlib
 import datetime
+import json
 import os
 import platform
 import socket
@@ -149,7 +150,9 @@ def record_in_wandb(run_dir: Path, record: dict[str, Any]) -> None:
     wandb = sys.modules.get("wandb")  # loaded by the wandb logger, which started the run
     if wandb is not None and wandb.run is not None:
         files = {rundir.WANDB_RECORD: record, rundir.WANDB_CONFIG: rundir.read_config(run_dir)}
-        wandb.run.summary.update(rundir.read_results(run_dir) | files)
+        # As JSON has them: wandb's summary takes string keys only, and a schedule's steps are
+        # keyed by epoch (optim.scheduler.weights: {23: 0.1}).
+        wandb.run.summary.update(json.loads(json.dumps(rundir.read_results(run_dir) | files)))
 
 
 @contextlib.contextmanager

@@ -39,15 +39,14 @@ class EpochSchedule(LambdaLR):
         biases: Steps | None = None,
         layers: Mapping[str, Mapping[str, Steps]] | None = None,
     ) -> None:
+        # Plain ints and floats: the schedule's state (these steps) goes into every checkpoint.
         self.steps = {
-            "weights": dict(weights),
-            "biases": dict(weights if biases is None else biases),
+            "weights": plain_steps("weights", weights),
+            "biases": plain_steps("biases", weights if biases is None else biases),
         }
-        self.layers = {name: dict(own) for name, own in (layers or {}).items()}
-        for kind, steps in self.steps.items():
-            check_steps(kind, steps)
         known = {group["layer"] for group in optimizer.param_groups}
-        for name, own in self.layers.items():
+        self.layers: dict[str, dict[str, dict[int, float]]] = {}
+        for name, own in (layers or {}).items():
             if name not in known:
                 raise ConfigError(
                     f"scheduler.layers.{name}",
@@ -59,7 +58,9 @@ class EpochSchedule(LambdaLR):
                     raise ConfigError(
                         f"scheduler.layers.{name}.{kind}", steps, "expected weights or biases"
                     )
-                check_steps(f"layers.{name}.{kind}", steps)
+            self.layers[name] = {
+                kind: plain_steps(f"layers.{name}.{kind}", steps) for kind, steps in own.items()
+            }
         super().__init__(
             optimizer, [self.factor(g["layer"], g["kind"]) for g in optimizer.param_groups]
         )
@@ -79,7 +80,9 @@ class EpochSchedule(LambdaLR):
         return multiple
 
 
-def check_steps(key: str, steps: Steps) -> None:
+def plain_steps(key: str, steps: Steps) -> dict[int, float]:
+    """`steps` checked (epochs from 1, multiples at least 0), as a dict of ints to floats."""
     for epoch, factor in steps.items():
         check_range(f"scheduler.{key}.{epoch}", epoch, 1, float("inf"), integer=True)
         check_range(f"scheduler.{key}.{epoch}", factor, 0, float("inf"))
+    return {int(epoch): float(factor) for epoch, factor in steps.items()}

@@ -10,7 +10,6 @@ from typing import Any
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
@@ -148,8 +147,10 @@ def build_module(cfg: DictConfig, datamodule: L.LightningDataModule) -> Classifi
     try:
         return classifier(
             net,
-            optimizer=instantiate(cfg.optim.optimizer),
-            scheduler=instantiate(cfg.optim.scheduler) if cfg.optim.get("scheduler") else None,
+            optimizer=build(cfg.optim.optimizer, "optim.optimizer"),
+            scheduler=build(cfg.optim.scheduler, "optim.scheduler")
+            if cfg.optim.get("scheduler")
+            else None,
             lr_reductions=cfg.optim.lr_reductions,
             num_classes=datamodule.num_classes,
             net_config=OmegaConf.to_container(net_config, resolve=True),

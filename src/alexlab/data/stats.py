@@ -52,7 +52,15 @@ def compute_stats(train_dir: Path, images: int = 10_000, num_workers: int = 2) -
     dataset = image_folder(train_dir, to_pixels)
     # A random subset, not the first N: ImageFolder lists images class by class.
     chosen = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[:images]
-    loader = DataLoader(Subset(dataset, chosen.tolist()), batch_size=64, num_workers=num_workers)
+    # A generator of its own: a DataLoader without one draws its workers' seed from torch's
+    # global generator, and a run that computes the stats would then train from another state
+    # than the same run that finds them cached.
+    loader = DataLoader(
+        Subset(dataset, chosen.tolist()),
+        batch_size=64,
+        num_workers=num_workers,
+        generator=torch.Generator().manual_seed(0),
+    )
     return pixel_stats((batch for batch, _ in loader), len(chosen))
 
 
@@ -108,7 +116,7 @@ def load_or_compute_stats(path: Path, compute: Callable[[], dict]) -> dict:
     """The cached stats at `path`, computed and cached first if there are none or they are of
     another format."""
     if path.exists():
-        stats = torch.load(path, map_location="cpu")
+        stats = torch.load(path, map_location="cpu", weights_only=True)
         if stats.get("format") == STATS_FORMAT:
             return stats
         print(f"{path}: statistics of an older format; computing them again")
