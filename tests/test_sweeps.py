@@ -128,7 +128,7 @@ def test_sweep_file_errors_are_caught_before_running(tmp_path, change, message):
 
 
 def sweep(*args: str, cwd: Path = REPO, timeout: int = 300) -> subprocess.CompletedProcess:
-    """`python -m alexlab.sweep ARGS`, without the cost preview's probe (--dry-run has it)."""
+    """`python -m alexlab.sweep ARGS`, without the cost preview's probe."""
     return subprocess.run(
         [sys.executable, "-m", "alexlab.sweep", "--no-estimate", *args],
         cwd=cwd,
@@ -457,21 +457,39 @@ def test_parallel_runs_share_the_cores_unless_the_user_sets_the_threads(
     assert [r.results["threads"] for r in records] == [expected, expected]
 
 
-def test_dry_run_prints_the_runs_left_an_estimate_and_their_commands(tmp_path):
+def test_dry_run_prints_the_runs_left_and_their_commands(tmp_path):
     fixed = {"model": "convnet4", "trainer.max_epochs": 3}
     path = synthetic_sweep(tmp_path, fixed, {"optim.lr": [0.01, 0.02], "seed": [0, 1]})
     directory = tmp_path / "sweep"
-    run = sweep(str(path), "--dir", str(directory), "--parallel", "2", "--dry-run")
+    run = sweep(str(path), "--dir", str(directory), "--dry-run")
     assert run.returncode == 0, run.stderr[-3000:]
     summary, *commands = run.stdout.strip().splitlines()
-    assert summary.startswith(f"sweep {directory}: 4 runs to go (0 to resume); at most ")
+    assert summary.startswith(f"sweep {directory}: 4 runs to go (0 to resume); no estimate")
+    assert len(commands) == 4 and all("src/train.py" in c and "optim.lr=" in c for c in commands)
+    assert not directory.exists()  # nothing ran, nothing was written
+
+
+def test_a_sweep_estimates_its_wall_time_from_a_probe_before_it_starts(tmp_path):
+    fixed = {"model": "convnet4", "trainer.max_epochs": 3}
+    path = synthetic_sweep(tmp_path, fixed, {"optim.lr": [0.01, 0.02], "seed": [0, 1]})
+    directory = tmp_path / "sweep"
+    command = [c for c in sweep_command(path, directory) if c != "--no-estimate"]
+    run = subprocess.run(
+        [*command, "--parallel", "2", "--count", "1"],
+        cwd=REPO,
+        env=offline_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    summary = run.stdout.strip().splitlines()[0]
+    assert summary.startswith(f"sweep {directory}: 1 runs to go (0 to resume); at most ")
     # The probe's counts are the config's: 256 synthetic training images (64 more are held out
     # for validation) in batches of 32, for 3 epochs.
     assert "8 steps an epoch, 3 epochs" in summary and " at 2 at a time " in summary
     step = float(re.search(r"([0-9.]+) s a step", summary).group(1))
     assert 0 < step < 5
-    assert len(commands) == 4 and all("src/train.py" in c and "optim.lr=" in c for c in commands)
-    assert not directory.exists()  # nothing ran, nothing was written
 
 
 def test_each_stopped_run_gets_its_own_decision(tmp_path):

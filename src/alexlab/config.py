@@ -9,7 +9,7 @@ import copy
 import functools
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -110,12 +110,17 @@ def run_config_of_any_age(config: DictConfig) -> DictConfig:
     return config
 
 
+# The groups src/eval.py builds from a run's config.yaml: each may name only the `_target_`s of
+# its own folder of conf/ (a data node naming a model, or a callback, is refused).
+BUILT_FROM_RUNS = ("model", "data", "module")
+
+
 @functools.cache
-def own_targets() -> frozenset[str]:
-    """Every `_target_` in conf/: the classes and functions alexlab's own configs instantiate."""
+def own_targets(group: str = "") -> frozenset[str]:
+    """Every `_target_` in conf/ (or in conf/GROUP/): what alexlab's own configs instantiate."""
     return frozenset(
         target
-        for path in CONF_DIR.rglob("*.yaml")
+        for path in (CONF_DIR / group).rglob("*.yaml")
         for target in targets_in(yaml.safe_load(path.read_text()))
     )
 
@@ -130,9 +135,49 @@ def targets_in(node: Any) -> list[str]:
     return []
 
 
+def leaves(node: Any, key: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted key, value) of every value in a config (as plain dicts and lists)."""
+    if isinstance(node, dict):
+        for name, value in node.items():
+            yield from leaves(value, f"{key}.{name}" if key else str(name))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from leaves(value, f"{key}[{index}]")
+    else:
+        yield key, node
+
+
+def read_run_config(path: Path) -> DictConfig:
+    """A run directory's config.yaml (written by another person, maybe), for src/eval.py to
+    rebuild its net and data from, in today's layout: one that is not a run's config, or that
+    could run code when resolved or instantiated (`check_own_targets`), is one error line,
+    before anything of it is resolved or instantiated."""
+    try:
+        config = OmegaConf.load(path)  # OmegaConf's YAML: a safe loader, 1e-4 is a float
+    except (yaml.YAMLError, ValueError, UnicodeDecodeError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"{path}: not a run's config.yaml: {reason}") from None
+    missing = [
+        key
+        for key in ("model", "data")
+        if not isinstance(config, DictConfig) or not isinstance(config.get(key), DictConfig)
+    ]
+    if missing:
+        raise UserError(
+            f"{path}: not a run's config.yaml: no {' and no '.join(missing)} section to rebuild "
+            "the net and its data from"
+        )
+    check_own_targets(config, path)
+    return run_config_of_any_age(config)
+
+
 def check_own_targets(config: DictConfig, source: Path) -> None:
-    """Refuse, in one line and before anything is instantiated, a config (another run's
-    config.yaml) that names a `_target_` none of conf/ names: instantiating it runs its code."""
+    """Refuse, in one line and before anything is resolved or instantiated, a config (another
+    run's config.yaml) that could run code: a `_target_` that none of conf/ names, or that the
+    folder of conf/ of the group it stands in (model, data, module) does not name; or an
+    interpolation anywhere. A run's config.yaml is written resolved, and resolvers run or read
+    what they are given: ${oc.create:...} makes nodes (a `_target_` among them) that no check of
+    the file sees, ${oc.env:...} reads the environment of whoever evaluates."""
     plain = OmegaConf.to_container(config, resolve=False)
     foreign = sorted(set(targets_in(plain)) - own_targets())
     if foreign:
@@ -140,3 +185,16 @@ def check_own_targets(config: DictConfig, source: Path) -> None:
             f"{source}: _target_ {foreign[0]} is not one of alexlab's own (those of conf/, e.g. "
             "alexlab.models.AlexNet2012); not running it"
         )
+    for group in BUILT_FROM_RUNS:
+        misplaced = sorted(set(targets_in(plain.get(group))) - own_targets(group))
+        if misplaced:
+            raise UserError(
+                f"{source}: {group}: _target_ {misplaced[0]} is not one of conf/{group}/'s; "
+                "not running it"
+            )
+    for key, value in leaves(plain):
+        if isinstance(value, str) and "${" in value:
+            raise UserError(
+                f"{source}: {key}={value!r} is an interpolation, which a run's config.yaml (written "
+                "resolved) never holds; not resolving it"
+            )

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from alexlab import rundir
 from alexlab.checkpoint_file import read_checkpoint
-from alexlab.config import check_own_targets, run_config_of_any_age
+from alexlab.config import read_run_config
 from alexlab.errors import UserError, check_choice
 from alexlab.instantiate import build
 from alexlab.predictions import ensemble, errors, results_table
@@ -117,9 +117,7 @@ def locate(path: Path) -> Net:
             "data from"
         )
     name = run_dir.name if path.is_dir() else f"{run_dir.name}-{path.stem}"
-    config = OmegaConf.load(run_dir / rundir.CONFIG)  # OmegaConf's YAML: 1e-4 is a float
-    check_own_targets(config, run_dir / rundir.CONFIG)
-    return Net(name, checkpoint, run_config_of_any_age(config))
+    return Net(name, checkpoint, read_run_config(run_dir / rundir.CONFIG))
 
 
 def best_checkpoint(run_dir: Path) -> Path:

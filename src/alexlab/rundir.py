@@ -207,9 +207,24 @@ def has_config(run_dir: Path) -> bool:
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:
-    """The run's resolved config; empty if it has none."""
+    """The run's resolved config, as plain values (read with YAML's safe loader: nothing in it
+    is built or resolved); empty if it has none. One that is not a YAML mapping (edited, cut
+    short, crafted) is one error line naming it."""
     path = run_dir / CONFIG
-    return yaml.safe_load(path.read_text()) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    try:
+        config = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        reason = str(error).strip().splitlines()[0]
+        raise UserError(
+            f"{path}: not the YAML alexlab writes ({reason}); restore or remove it"
+        ) from None
+    if not isinstance(config, dict):
+        raise UserError(
+            f"{path}: not the YAML alexlab writes (not a mapping); restore or remove it"
+        )
+    return config
 
 
 def read_overrides(run_dir: Path) -> list[str]:

@@ -23,9 +23,11 @@ def interrupt(signum: int, frame: object) -> None:
 
 def print_preview(config: dict, directory: Path, args: argparse.Namespace) -> None:
     """The runs left and, from a probe of the first, the wall time they would take: printed
-    before a sweep starts (nothing is asked); --dry-run adds each new run's command."""
-    # The probe times this machine, not a cluster's nodes.
-    estimate = args.launcher == "local" and (not args.no_estimate or args.dry_run)
+    before a sweep starts (nothing is asked); --dry-run, which starts nothing, prints each new
+    run's command instead of the estimate."""
+    # The probe times this machine, not a cluster's nodes; it runs the sweep file's command, which
+    # --dry-run never does.
+    estimate = args.launcher == "local" and not (args.no_estimate or args.dry_run)
     found = preview(config, directory, args.parallel, args.count, probe_first=estimate)
     print(found.summary(), flush=True)
     if args.dry_run:
@@ -52,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--dry-run",
         action="store_true",
-        help="print the runs left, the estimate of their wall time and their commands; run none",
+        help="print the runs left and their commands; start nothing (so no estimate)",
     )
     parser.add_argument(
         "--no-estimate",

@@ -9,6 +9,7 @@ DIR/runs/NNN-VALUES/run.json    the run's record (provenance.py); the runner add
                                 was never seen to end
 """
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +92,7 @@ class SweepStore:
             )
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         write_atomically(saved, yaml.safe_dump(config, sort_keys=False))
+        self.config = config
 
     def records(self) -> list[RunRecord]:
         return self.read_records(self.directory)
@@ -122,7 +124,16 @@ class SweepStore:
         write_json(run_dir / LAUNCH, {"params": params, "command": command, "resumes": resumes})
 
     def unfinished(self) -> list[Unfinished]:
-        return self.find_unfinished(self.runs_dir)
+        """The runs to resume, each checked to be one this sweep could have started: their
+        parameters (launch.json, a file that may come from someone else) become the overrides
+        of the command that resumes them."""
+        found = self.find_unfinished(self.runs_dir)
+        for run in found:
+            if (reason := not_proposable(run.params, self.config)) is not None:
+                raise UserError(
+                    f"{run.run_dir / LAUNCH}: not a run of this sweep ({reason}); not resuming it"
+                )
+        return found
 
     @staticmethod
     def find_unfinished(runs_dir: Path) -> list[Unfinished]:
@@ -171,3 +182,25 @@ def in_grid(params: dict[str, Any], config: dict[str, Any]) -> bool:
         value == specs[key]["value"] if "value" in specs[key] else value in specs[key]["values"]
         for key, value in params.items()
     )
+
+
+def not_proposable(params: Any, config: dict[str, Any]) -> str | None:
+    """Why a run with these parameters is not one the sweep's engine could propose (None: it
+    is): each of the sweep's parameters once, none other, at a value its spec allows."""
+    specs = config["parameters"]
+    if not isinstance(params, dict) or set(params) != set(specs):
+        keys = ", ".join(sorted(map(str, params))) if isinstance(params, dict) else repr(params)
+        return f"its parameters are {keys}, the sweep's {', '.join(specs)}"
+    for key, value in params.items():
+        spec = specs[key]
+        if "value" in spec:
+            allowed = value == spec["value"]
+        elif "values" in spec:
+            allowed = value in spec["values"]
+        else:  # a distribution, in its bounds where it has them
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            low, high = spec.get("min", -math.inf), spec.get("max", math.inf)
+            allowed = number and low <= value <= high
+        if not allowed:
+            return f"{key}={value!r} is not a value of its spec {spec}"
+    return None
