@@ -127,10 +127,12 @@ def test_sweep_file_errors_are_caught_before_running(tmp_path, change, message):
         load_sweep(path)
 
 
-def sweep(*args: str, cwd: Path = REPO, timeout: int = 300) -> subprocess.CompletedProcess:
-    """`python -m alexlab.sweep ARGS`, without the cost preview's probe."""
+def sweep(
+    *args: str, cwd: Path = REPO, timeout: int = 300, estimate: bool = False
+) -> subprocess.CompletedProcess:
+    """`python -m alexlab.sweep ARGS`, without the cost preview's probe unless `estimate`."""
     return subprocess.run(
-        [sys.executable, "-m", "alexlab.sweep", "--no-estimate", *args],
+        [sys.executable, "-m", "alexlab.sweep", *([] if estimate else ["--no-estimate"]), *args],
         cwd=cwd,
         env=offline_env(),
         capture_output=True,
@@ -473,14 +475,8 @@ def test_a_sweep_estimates_its_wall_time_from_a_probe_before_it_starts(tmp_path)
     fixed = {"model": "convnet4", "trainer.max_epochs": 3}
     path = synthetic_sweep(tmp_path, fixed, {"optim.lr": [0.01, 0.02], "seed": [0, 1]})
     directory = tmp_path / "sweep"
-    command = [c for c in sweep_command(path, directory) if c != "--no-estimate"]
-    run = subprocess.run(
-        [*command, "--parallel", "2", "--count", "1"],
-        cwd=REPO,
-        env=offline_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
+    run = sweep(
+        str(path), "--dir", str(directory), "--parallel", "2", "--count", "1", estimate=True
     )
     assert run.returncode == 0, run.stderr[-3000:]
     summary = run.stdout.strip().splitlines()[0]
