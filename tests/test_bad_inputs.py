@@ -2,11 +2,12 @@
 anything is written (the run directory ends as it began)."""
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import tmpfs, train_error
+from conftest import tmpfs, train_command, train_error
 
 from alexlab import rundir
 from alexlab.data.fashion_mnist import FashionMNISTDataModule
@@ -25,7 +26,20 @@ CASES = [
     (REAL, "optim.optimizer.weight_decay=lots", "expected a number in [0, inf)"),
     (REAL, "optim.scheduler.factor=2", "expected a number in (0, 1)"),
     (REAL, "optim.lr_reductions=-1", "expected an integer in [0, inf)"),
-    (REAL, "trainer.max_epochs=abc", "expected an integer in [-1, inf)"),
+    (REAL, "trainer.max_epochs=abc", "expected an integer in [1, inf)"),
+    (REAL, "trainer.max_epochs=0", "expected an integer in [1, inf)"),  # -1: no limit
+    (REAL, "trainer.limit_train_batches=0", "expected a number in (0, inf)"),
+    (REAL, "trainer.check_val_every_n_epoch=0", "expected an integer in [1, inf)"),
+    (REAL, "trainer.deterministic=maybe", "expected true or false"),
+    (REAL, "seed=-1", "expected an integer in [0, 4294967296)"),
+    (REAL, "seed=99999999999", "expected an integer in [0, 4294967296)"),
+    (REAL, "model.norm1_before_activation=maybe", "expected true or false"),
+    (REAL, "model.spatial_norm=maybe", "expected true or false"),
+    (REAL, "data.augment.crops=maybe", "expected true or false"),
+    (REAL, "data.augment.flips=1", "expected true or false"),
+    (REAL, "data.augment.pca_lighting=yes please", "expected true or false"),
+    (REAL, "data.download=maybe", "expected true or false"),
+    (REAL, "callbacks.target_error.stop=maybe", "expected true or false"),
     (REAL, "trainer.log_every_n_steps=-1", "expected an integer in [1, inf)"),
     (REAL, "callbacks.target_error.checks_per_epoch=0", "expected an integer in [1, inf)"),
     (REAL, "module.channels_last=maybe", "expected true or false"),
@@ -91,6 +105,43 @@ def test_bad_value_is_one_error_naming_the_key(tmp_path, override, message):
     error = train_error(tmp_path, "data=synthetic", override)
     assert error.startswith("error: ") and message in error and "\n" not in error
     assert list(tmp_path.iterdir()) == []  # the directory as it was: empty
+
+
+@pytest.mark.parametrize(
+    "name, value, valid",
+    [
+        ("LOCAL_RANK", "abc", "expected an integer in [0, inf)"),
+        ("RANK", "-1", "expected an integer in [0, inf)"),
+        ("WORLD_SIZE", "0", "expected an integer in [1, inf)"),
+        ("SLURM_RESTART_COUNT", "x", "expected an integer in [0, inf)"),
+        ("OMP_NUM_THREADS", "many", "expected an integer in [1, inf)"),
+        ("WANDB_MODE", "offlien", "choose one of online, offline, disabled, dryrun, run, shared"),
+    ],
+)
+def test_a_bad_environment_variable_is_one_line_naming_it(
+    tmp_path, monkeypatch, name, value, valid
+):
+    monkeypatch.setenv(name, value)
+    line = train_error(tmp_path, "data=synthetic")
+    assert line.startswith(f"error: environment variable {name}=") and line.endswith(valid), line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_run_directory_variable_writes_nothing_into_the_current_directory(
+    tmp_path, monkeypatch
+):
+    # `python -m alexlab.sweep` hands each run its directory in ALEXLAB_RUN_DIR; an empty one
+    # named the current directory, and the run's files went there.
+    monkeypatch.setenv("ALEXLAB_RUN_DIR", "")
+    monkeypatch.chdir(tmp_path)
+    command, env = train_command(tmp_path / "unused", "data=synthetic")
+    command = [c for c in command if not c.startswith("hydra.run.dir=")]
+    run = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert run.returncode == 1 and run.stderr.strip().splitlines() == [
+        "error: environment variable ALEXLAB_RUN_DIR is set but empty: unset it (each run gets "
+        "a directory of its own), or name the run's directory"
+    ]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_report_over_a_corrupt_run_json_is_one_line_naming_it(tmp_path, capsys):

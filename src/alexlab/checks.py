@@ -4,12 +4,14 @@ bad value is one line naming its key and what is valid. A key its config does no
 has no data.val_size) is not checked; null leaves a key to its object's default."""
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from alexlab.errors import ConfigError, check_choice, check_range
+from alexlab.errors import ConfigError, UserError, check_choice, check_range
+from alexlab.rundir import RUN_DIR_ENV
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,16 @@ class Boolean:
     def check(self, key: str, value: Any) -> None:
         if not isinstance(value, bool):
             raise ConfigError(key, value, "expected true or false")
+
+
+@dataclass(frozen=True)
+class Epochs:
+    """Lightning's max_epochs: -1 for no limit, else at least one (none trains nothing, and the
+    run would still write a results.json)."""
+
+    def check(self, key: str, value: Any) -> None:
+        if value != -1 or isinstance(value, bool) or not isinstance(value, int):
+            check_range(key, value, 1, math.inf, integer=True)
 
 
 @dataclass(frozen=True)
@@ -70,21 +82,63 @@ VALUES = {
     "optim.optimizer.weight_decay": Number(0),
     "optim.scheduler.factor": Number(0, 1, low_inclusive=False),  # a reduction
     "optim.lr_reductions": Integer(0),
-    "trainer.max_epochs": Integer(-1),  # Lightning's -1: no limit
+    "trainer.max_epochs": Epochs(),
+    "trainer.limit_train_batches": Number(0, low_inclusive=False),  # a fraction, or a count
+    "trainer.check_val_every_n_epoch": Integer(1),
     "trainer.log_every_n_steps": Integer(1),
+    "trainer.deterministic": Boolean(),
     "callbacks.target_error.checks_per_epoch": Integer(1),
+    "callbacks.target_error.stop": Boolean(),
     "callbacks.best_checkpoint.monitor": OneOf(EPOCH_METRICS),
     "module.channels_last": Boolean(),
     "module.compile": Boolean(),
+    # Switches that Python would take as true for any other value: "maybe" ran as true.
+    "model.norm1_before_activation": Boolean(),
+    "model.spatial_norm": Boolean(),
+    "data.augment.crops": Boolean(),
+    "data.augment.flips": Boolean(),
+    "data.augment.pca_lighting": Boolean(),
+    "data.download": Boolean(),
+}
+# What numpy's generator (Lightning's seed_everything seeds it) takes.
+SEEDS = (0, 2**32)
+# The environment variables alexlab, Lightning and wandb read, as integers where they are.
+ENVIRONMENT = {
+    "LOCAL_RANK": Integer(0),
+    "RANK": Integer(0),
+    "WORLD_SIZE": Integer(1),
+    "SLURM_RESTART_COUNT": Integer(0),
+    "OMP_NUM_THREADS": Integer(1),
+    "WANDB_MODE": OneOf(("online", "offline", "disabled", "dryrun", "run", "shared")),
 }
 
 
 def check_values(cfg: DictConfig) -> None:
-    """Every key of VALUES that `cfg` sets; the seed must be an integer."""
-    seed = cfg.get("seed")
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ConfigError("seed", seed, "expected an integer")
+    """Every key of VALUES that `cfg` sets, and the environment; the seed must be an integer
+    numpy takes."""
+    check_environment()
+    check_range("seed", cfg.get("seed"), *SEEDS, integer=True)
     for key, check in VALUES.items():
         value = OmegaConf.select(cfg, key, default=None)
         if value is not None:
             check.check(key, value)
+
+
+def check_environment() -> None:
+    """Each variable of ENVIRONMENT that is set, as its reader would take it (a garbage rank was
+    a traceback in Lightning), and ALEXLAB_RUN_DIR, when set, not empty: an empty one named the
+    current directory, and the run's files went there, over files of the same names."""
+    for name, check in ENVIRONMENT.items():
+        text = os.environ.get(name)
+        if text is None:
+            continue
+        try:
+            value: Any = int(text) if isinstance(check, Integer) else text
+        except ValueError:
+            value = text
+        check.check(f"environment variable {name}", value)
+    if os.environ.get(RUN_DIR_ENV) == "":
+        raise UserError(
+            f"environment variable {RUN_DIR_ENV} is set but empty: unset it (each run gets a "
+            "directory of its own), or name the run's directory"
+        )
