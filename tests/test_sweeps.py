@@ -36,6 +36,7 @@ from alexlab.sweep import runner
 from alexlab.sweep.__main__ import main as sweep_main
 from alexlab.sweep.command import agent_command
 from alexlab.sweep.engine import sweeps
+from alexlab.sweep.preview import runs_left
 from alexlab.sweep.runner import run_sweep
 from alexlab.sweep.spec import load_sweep
 from alexlab.sweep.store import RunRecord, SweepStore
@@ -469,6 +470,26 @@ def test_dry_run_prints_the_runs_left_and_their_commands(tmp_path):
     assert summary.startswith(f"sweep {directory}: 4 runs to go (0 to resume); no estimate")
     assert len(commands) == 4 and all("src/train.py" in c and "optim.lr=" in c for c in commands)
     assert not directory.exists()  # nothing ran, nothing was written
+
+
+def test_the_runs_left_are_the_engines_proposals_in_its_order(tmp_path):
+    # One call of wandb's engine for the whole grid gives what a call a run gives.
+    path = synthetic_sweep(tmp_path, {}, {"optim.lr": [0.01, 0.02, 0.03], "seed": [0, 1, 2]})
+    config = load_sweep(path)
+    one_by_one = generated_runs(config)
+    assert runs_left(config, tmp_path / "none") == one_by_one
+    assert runs_left(config, tmp_path / "none", count=4) == one_by_one[:4]
+
+
+@pytest.mark.slow  # a process
+def test_the_preview_of_a_large_grid_takes_seconds(tmp_path):
+    # 100,000 points: a preview that called the engine once a run printed nothing for minutes.
+    axes = {key: list(range(10)) for key in ("seed", "data.batch_size", "trainer.max_epochs")}
+    path = synthetic_sweep(tmp_path, {}, axes | {"optim.lr": [0.01 * n for n in range(1, 101)]})
+    run = sweep(str(path), "--dir", str(tmp_path / "dir"), "--dry-run", "--count", "3", timeout=60)
+    assert run.returncode == 0, run.stderr[-3000:]
+    summary, *commands = run.stdout.strip().splitlines()
+    assert "3 runs to go" in summary and len(commands) == 3
 
 
 def test_a_sweep_estimates_its_wall_time_from_a_probe_before_it_starts(tmp_path):

@@ -5,6 +5,7 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -63,17 +64,18 @@ def duration(seconds: float) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
 
 
-def runs_left(config: dict[str, Any], directory: Path) -> list[dict[str, Any]]:
-    """The args of every new run a grid sweep will start (others: none known in advance)."""
+def runs_left(
+    config: dict[str, Any], directory: Path, count: int | None = None
+) -> list[dict[str, Any]]:
+    """The args of every new run a grid sweep will start, the first `count` of them (others: none
+    known in advance), in the order wandb's engine proposes them: one call that proposes them
+    all (one call a run went over the runs so far each time: a grid of 10,000 took minutes)."""
     if config["method"] != "grid":
         return []
     records = SweepStore.read_records(directory) if directory.is_dir() else []
     done = [as_sweep_run(record) for record in records if record.state in COMPLETE]
-    proposed: list[sweeps.SweepRun] = []
-    while (proposal := sweeps.next_run(config, done + proposed)) is not None:
-        proposal.state = sweeps.RunState.finished
-        proposed.append(proposal)
-    return [proposal.config for proposal in proposed]
+    proposed = sweeps.next_runs(config, done, n=sys.maxsize if count is None else count)
+    return [proposal.config for proposal in proposed if proposal is not None]
 
 
 def probe(config: dict[str, Any], args: dict[str, Any]) -> Probe | None:
@@ -115,7 +117,7 @@ def preview(
     count: int | None = None,
     probe_first: bool = True,
 ) -> Preview:
-    new = runs_left(config, directory)
+    new = runs_left(config, directory, count)
     resumed = [run.params for run in SweepStore.find_unfinished(directory / "runs")]
     left = len(new) + len(resumed) if config["method"] == "grid" else (count or 0)
     if count is not None:
