@@ -99,6 +99,11 @@ def test_a_bad_value_is_one_line_naming_it_and_nothing_is_written(
             "callbacks.checkpoint.every_n_steps=0 is not valid: expected an integer in [1, inf)",
         ),
         ("ckpt_path=/missing.ckpt", "ckpt_path=/missing.ckpt: no such file; give a checkpoint"),
+        (
+            "callbacks.best_checkpoint.dirpath=",
+            "callbacks.best_checkpoint.dirpath='' names the current directory: give a folder",
+        ),
+        ("logger.csv.save_dir=", "logger.csv.save_dir='' names the current directory"),
     ],
 )
 def test_bad_value_is_one_error_naming_the_key(tmp_path, override, message):
@@ -144,10 +149,15 @@ def test_an_empty_run_directory_variable_writes_nothing_into_the_current_directo
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_report_over_a_corrupt_run_json_is_one_line_naming_it(tmp_path, capsys):
+@pytest.mark.parametrize(
+    "text", ['{"launcher": "single run", "state": "fini', '["finished"]'], ids=["cut", "a-list"]
+)
+def test_a_report_over_a_corrupt_run_json_is_one_line_naming_it(tmp_path, text):
+    # Not a run's record: cut short, or JSON but not an object (a report that dropped the run
+    # would judge its arm on fewer seeds, and exit 0).
     run_dir = tmp_path / "runs" / "001"
     run_dir.mkdir(parents=True)
-    (run_dir / "run.json").write_text('{"launcher": "single run", "state": "fini')  # cut short
+    (run_dir / "run.json").write_text(text)
     with pytest.raises(SystemExit) as stopped:
         report_main(["sweeps", str(tmp_path), "--out", str(tmp_path / "report")])
     line = str(stopped.value.code)

@@ -87,6 +87,15 @@ def test_ddp_runs_two_cpu_processes_on_half_the_data_each(tmp_path):
     assert json.loads((tmp_path / "results.json").read_text())["test/err_top1"] <= 1
 
 
+def test_resuming_a_finished_run_keeps_every_metric_it_had(tmp_path):
+    # A finished run resumed (say, to test it again) trains no epoch: its validation and training
+    # results were measured in the earlier session, and stay in its results.json.
+    first = train_here(tmp_path, *SYNTHETIC)
+    again = train_here(tmp_path, *SYNTHETIC, "ckpt_path=last")
+    assert {"val/err_top1", "train/err_top1", "test/err_top1"} <= set(again)
+    assert again == first == json.loads((tmp_path / "results.json").read_text())
+
+
 @pytest.mark.parametrize(
     "override, message",
     [

@@ -191,11 +191,16 @@ def read_json(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text())
+        value = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise UserError(
             f"{path}: not the JSON alexlab writes ({error}); restore or remove it"
         ) from None
+    if not isinstance(value, dict):  # a report that dropped it would judge on fewer runs
+        raise UserError(
+            f"{path}: not the JSON alexlab writes (not an object); restore or remove it"
+        )
+    return value
 
 
 def write_config(run_dir: Path, resolved_yaml: str) -> None:

@@ -97,8 +97,11 @@ def _train(cfg: DictConfig) -> dict[str, float]:
         elif cfg.get("ckpt_path") == "last":
             print(f"no checkpoint in {output_dir} yet: training from the start")
 
+    # A resumed run keeps what its earlier sessions measured: resuming a finished run, or one
+    # stopped in its test, trains no epoch, and its results.json would hold the test alone.
+    earlier = rundir.read_results(output_dir) if checkpoint is not None else {}
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-    results = metrics(trainer)
+    results = earlier | metrics(trainer)
     save_results(trainer, output_dir, results)  # kept even if the test below fails
     if cfg.get("test"):
         best = trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path
@@ -179,13 +182,19 @@ def starting_point(
 
 def check_writable(cfg: DictConfig) -> None:
     """The folders the loggers and the checkpoints write to: one that is read-only or not this
-    user's is one line before training, not a traceback when the first epoch ends."""
+    user's, or an empty path, is one line before training, not a traceback when the first epoch
+    ends, nor files in the current directory."""
     for group in ("logger", "callbacks"):
         for name, entry in (cfg.get(group) or {}).items():
             for key in ("save_dir", "dirpath"):
                 value = entry.get(key) if isinstance(entry, DictConfig) else None
-                if not value:
+                if value is None:
                     continue
+                if str(value) == "":  # Lightning would write into the current directory
+                    raise UserError(
+                        f"{group}.{name}.{key}='' names the current directory: give a folder, "
+                        "or leave the key to the run's own"
+                    )
                 path = Path(str(value))
                 existing = next(p for p in (path, *path.parents) if p.exists())
                 if not os.access(existing, os.W_OK):
