@@ -46,8 +46,8 @@ class Epochs:
     run would still write a results.json)."""
 
     def check(self, key: str, value: Any) -> None:
-        if value != -1 or isinstance(value, bool) or not isinstance(value, int):
-            check_range(key, value, 1, math.inf, integer=True)
+        if type(value) is not int or (value < 1 and value != -1):
+            raise ConfigError(key, value, "expected an integer in [1, inf), or -1: no limit")
 
 
 @dataclass(frozen=True)
