@@ -147,6 +147,7 @@ def test_a_missing_list_or_a_bad_checkpoint_is_one_error_line(tmp_path, seeds):
     listed = "ckpt_paths: give the nets as a list, ckpt_paths=[RUN_DIR,...] (run directories or "
     assert eval_error(out) == f"error: {listed}checkpoint files)"
     assert eval_error(out, f"ckpt_paths={seeds[0]}") == f"error: {listed}checkpoint files)"
+    assert eval_error(out, "ckpt_paths=[]") == f"error: {listed}checkpoint files)"
     copy = tmp_path / "copy"
     shutil.copytree(seeds[0], copy)
     garbage = copy / "checkpoints" / "garbage.ckpt"

@@ -47,7 +47,11 @@ def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
 
 def _evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
     check_choice("split", cfg.split, SPLITS)
-    if OmegaConf.is_missing(cfg, "ckpt_paths") or not OmegaConf.is_list(cfg.ckpt_paths):
+    if (
+        OmegaConf.is_missing(cfg, "ckpt_paths")
+        or not OmegaConf.is_list(cfg.ckpt_paths)
+        or not cfg.ckpt_paths
+    ):
         raise UserError(
             "ckpt_paths: give the nets as a list, ckpt_paths=[RUN_DIR,...] (run directories or "
             "checkpoint files)"
