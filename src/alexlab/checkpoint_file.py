@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from alexlab.errors import UserError
+from alexlab.errors import UserError, first_line
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
@@ -18,5 +18,6 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(f"ckpt_path={path} is not a readable checkpoint: {reason}") from None
+        raise UserError(
+            f"ckpt_path={path} is not a readable checkpoint: {first_line(error)}"
+        ) from None

@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from alexlab import rundir
-from alexlab.errors import UserError
+from alexlab.errors import UserError, first_line
 from alexlab.hardware import fast_precision
 
 # The config tree beside src/: its `_target_`s are the only ones a run's config.yaml may name.
@@ -155,8 +155,7 @@ def read_run_config(path: Path) -> DictConfig:
     try:
         config = OmegaConf.load(path)  # OmegaConf's YAML: a safe loader, 1e-4 is a float
     except (yaml.YAMLError, ValueError, UnicodeDecodeError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(f"{path}: not a run's config.yaml: {reason}") from None
+        raise UserError(f"{path}: not a run's config.yaml: {first_line(error)}") from None
     missing = [
         key
         for key in ("model", "data")

@@ -23,6 +23,12 @@ class DataNotFoundError(UserError):
     """A dataset path that does not hold the files it should."""
 
 
+def first_line(error: BaseException) -> str:
+    """An exception's message as one line of an error report: its first line, or its type."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def check_choice(key: str, value: Any, choices: Iterable[Any]) -> None:
     choices = list(choices)
     if value not in choices:

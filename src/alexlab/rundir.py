@@ -39,7 +39,7 @@ import numpy as np
 import yaml
 
 from alexlab.atomic import write_atomically
-from alexlab.errors import UserError
+from alexlab.errors import UserError, first_line
 
 CONFIG, METRICS, RESULTS, RUN = "config.yaml", "metrics.csv", "results.json", "run.json"
 WANDB_ID, CHECKPOINTS, LAST = "wandb_id", "checkpoints", "last.ckpt"
@@ -221,9 +221,8 @@ def read_config(run_dir: Path) -> dict[str, Any]:
     try:
         config = yaml.safe_load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as error:
-        reason = str(error).strip().splitlines()[0]
         raise UserError(
-            f"{path}: not the YAML alexlab writes ({reason}); restore or remove it"
+            f"{path}: not the YAML alexlab writes ({first_line(error)}); restore or remove it"
         ) from None
     if not isinstance(config, dict):
         raise UserError(
