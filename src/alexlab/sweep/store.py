@@ -175,13 +175,7 @@ def read_record(run_dir: Path) -> RunRecord | None:
 
 def in_grid(params: dict[str, Any], config: dict[str, Any]) -> bool:
     """Whether a run with these parameters is a point of the sweep's grid."""
-    specs = config["parameters"]
-    if config["method"] != "grid" or set(params) != set(specs):
-        return False
-    return all(
-        value == specs[key]["value"] if "value" in specs[key] else value in specs[key]["values"]
-        for key, value in params.items()
-    )
+    return config["method"] == "grid" and not_proposable(params, config) is None
 
 
 def not_proposable(params: Any, config: dict[str, Any]) -> str | None:
