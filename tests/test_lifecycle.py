@@ -143,13 +143,13 @@ def ties(probs: np.ndarray, k: int) -> int:
 def test_a_config_trains_tests_resumes_to_its_twin_and_evaluates(tmp_path, request, overrides):
     data = choices(*overrides)["data"]
     overrides = (*overrides, *toy_size(data, request))
-    testing = api.compose(overrides).test
+    cfg = api.compose(overrides)
 
     # 1. The whole run; its test from the best checkpoint.
     twin = tmp_path / "uninterrupted"
     results = train_here(twin, *overrides)
     assert rundir.read_run(twin)["state"] == "finished"
-    assert ("test/err_top1" in results) == testing
+    assert ("test/err_top1" in results) == cfg.test
     last = read(rundir.last_checkpoint(twin))
     steps, epochs = last["global_step"], last["epoch"] + 1
     assert steps == 4 * epochs, f"{steps} steps in {epochs} epochs; the toy sizes make 4 an epoch"
@@ -177,8 +177,8 @@ def test_a_config_trains_tests_resumes_to_its_twin_and_evaluates(tmp_path, reque
 
     # 4. src/eval.py on the best checkpoint, the images of the run's test.
     out = tmp_path / "eval"
-    limit = api.compose(overrides).trainer.limit_test_batches
-    cfg = api.compose(
+    limit = cfg.trainer.limit_test_batches
+    eval_cfg = api.compose(
         [
             f"ckpt_paths=[{twin}]",
             f"paths.output_dir={out}",
@@ -186,10 +186,10 @@ def test_a_config_trains_tests_resumes_to_its_twin_and_evaluates(tmp_path, reque
         ],
         config_name="eval",
     )
-    scored = evaluation.evaluate(cfg)[twin.name]
+    scored = evaluation.evaluate(eval_cfg)[twin.name]
     probs = np.load(out / "probs" / f"{twin.name}.npy")
     for k in (1, 5):
-        if testing:
+        if cfg.test:
             margin = ties(probs, k) / len(probs)
             assert abs(scored[f"err_top{k}"] - results[f"test/err_top{k}"]) <= margin + 1e-6
         assert 0 <= scored[f"err_top{k}"] <= 1

@@ -45,13 +45,14 @@ def eval_refusal(run_dir: Path, out: Path) -> str:
     return str(stopped.value.code)
 
 
-def replace_node(text: str, key: str, value: str) -> str:
+def replace_node(text: str, key: str, value: object) -> str:
+    """A config.yaml's text with the node at the dotted `key` replaced by `value`."""
     config = yaml.safe_load(text)
-    node, *path = key.split(".")
-    parent = config
-    for name in [node, *path][:-1]:
-        parent = parent[name]
-    parent[([node, *path])[-1]] = value
+    *parents, leaf = key.split(".")
+    node = config
+    for name in parents:
+        node = node[name]
+    node[leaf] = value
     return yaml.safe_dump(config)
 
 
@@ -92,13 +93,7 @@ def test_eval_builds_each_group_only_from_its_own_targets(received, tmp_path):
     # ModelCheckpoint is one of conf/'s targets (a callback), but not one of data's.
     marker = tmp_path / "payload-ran"
     node = {"_target_": "lightning.pytorch.callbacks.ModelCheckpoint", "dirpath": str(marker)}
-
-    def edit(text: str) -> str:
-        config = yaml.safe_load(text)
-        config["data"] = node
-        return yaml.safe_dump(config)
-
-    run_dir = crafted_run(received, tmp_path, edit)
+    run_dir = crafted_run(received, tmp_path, lambda text: replace_node(text, "data", node))
     assert eval_refusal(run_dir, tmp_path / "eval") == (
         f"error: {run_dir / rundir.CONFIG}: data: _target_ lightning.pytorch.callbacks.ModelCheckpoint is not "
         "one of conf/data/'s; not running it"
