@@ -185,22 +185,32 @@ def write_json(path: Path, value: Any) -> None:
     write_atomically(path, json.dumps(value, indent=2, default=str, ensure_ascii=False) + "\n")
 
 
-def read_json(path: Path) -> dict[str, Any]:
-    """The file's object; empty if it is not there (not written yet). A file alexlab did not
-    write whole (edited, cut short by a copy) is one error line naming it."""
+# How each language alexlab writes a run's files in is read back: YAML with the safe loader, so
+# that nothing in a file is built.
+PARSERS = {"JSON": (json.loads, json.JSONDecodeError), "YAML": (yaml.safe_load, yaml.YAMLError)}
+
+
+def read_mapping(path: Path, language: str) -> dict[str, Any]:
+    """The mapping a file alexlab wrote in `language` (JSON or YAML) holds; empty if it is not
+    there (not written yet). A file alexlab did not write whole (edited, cut short by a copy,
+    crafted), or that holds no mapping, is one error line naming it: a report that dropped it
+    would judge on fewer runs."""
     if not path.is_file():
         return {}
+    parse, malformed = PARSERS[language]
     try:
-        value = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise UserError(
-            f"{path}: not the JSON alexlab writes ({error}); restore or remove it"
-        ) from None
-    if not isinstance(value, dict):  # a report that dropped it would judge on fewer runs
-        raise UserError(
-            f"{path}: not the JSON alexlab writes (not an object); restore or remove it"
-        )
+        value = parse(path.read_text())
+    except (malformed, UnicodeDecodeError) as error:
+        why = first_line(error)
+    else:
+        why = "" if isinstance(value, dict) else "not a mapping"
+    if why:
+        raise UserError(f"{path}: not the {language} alexlab writes ({why}); restore or remove it")
     return value
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    return read_mapping(path, "JSON")
 
 
 def write_config(run_dir: Path, resolved_yaml: str) -> None:
@@ -212,23 +222,9 @@ def has_config(run_dir: Path) -> bool:
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:
-    """The run's resolved config, as plain values (read with YAML's safe loader: nothing in it
-    is built or resolved); empty if it has none. One that is not a YAML mapping (edited, cut
-    short, crafted) is one error line naming it."""
-    path = run_dir / CONFIG
-    if not path.is_file():
-        return {}
-    try:
-        config = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise UserError(
-            f"{path}: not the YAML alexlab writes ({first_line(error)}); restore or remove it"
-        ) from None
-    if not isinstance(config, dict):
-        raise UserError(
-            f"{path}: not the YAML alexlab writes (not a mapping); restore or remove it"
-        )
-    return config
+    """The run's resolved config, as plain values (nothing in it is built or resolved); empty if
+    it has none."""
+    return read_mapping(run_dir / CONFIG, "YAML")
 
 
 def read_overrides(run_dir: Path) -> list[str]:
