@@ -1,12 +1,17 @@
 """Fault injection for tests/test_faults.py, loaded by Hydra (`+callbacks.kill._target_=faults.Kill`)."""
 
+import contextlib
 import os
 import signal
 import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
+from alexlab import resume
 from alexlab.resume import requeued_by_slurm
 
 
@@ -53,3 +58,30 @@ class Interrupt(Callback):
     def on_train_batch_start(self, trainer: L.Trainer, *args: object) -> None:
         if trainer.global_step == self.step:
             raise Interrupted(f"interrupted before step {self.step + 1}")
+
+
+class KillWhileWriting(Callback):
+    """SIGKILLs its own process halfway through its first write of a checkpoint file named `name`
+    (alexlab.resume's writer): the moment a preemption or power loss is most costly."""
+
+    def __init__(self, name: str) -> None:
+        whole = resume.replacing
+
+        @contextlib.contextmanager
+        def replacing(path: Path, mode: str = "w") -> Iterator[IO]:
+            with whole(path, mode) as file:
+                yield HalfThenKilled(file) if path.name == name else file
+
+        resume.replacing = replacing
+
+
+class HalfThenKilled:
+    """A file that takes half of what is written to it, then SIGKILLs the process."""
+
+    def __init__(self, file: IO) -> None:
+        self.file = file
+
+    def write(self, data: bytes) -> None:
+        self.file.write(data[: len(data) // 2])
+        self.file.flush()
+        os.kill(os.getpid(), signal.SIGKILL)

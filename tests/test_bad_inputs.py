@@ -1,20 +1,28 @@
 """The catalogue of bad inputs: each is one error line naming the key and what is valid, before
 anything is written (the run directory ends as it began)."""
 
+import json
+import math
 import shutil
 import subprocess
+import urllib.error
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import tmpfs, train_command, train_error
+import torch
+from conftest import composed, tmpfs, train_command, train_error
+from omegaconf import OmegaConf
 
-from alexlab import rundir
+from alexlab import api, rundir
+from alexlab.checks import check_values
 from alexlab.data.fashion_mnist import FashionMNISTDataModule
 from alexlab.data.holdout import hold_out
+from alexlab.data.in_memory import download
 from alexlab.errors import UserError
 from alexlab.report.__main__ import main as report_main
 from alexlab.sweep.store import SweepStore
+from alexlab.training import build_datamodule, build_module
 
 REAL = ("experiment=fashion_mnist",)  # the main job's config, on the real data
 CASES = [
@@ -82,7 +90,7 @@ def test_a_bad_value_is_one_line_naming_it_and_nothing_is_written(
     "override, message",
     [
         ("model.activation=foo", "model.activation='foo' is not valid: choose one of relu, tanh"),
-        ("model.dropout=1.5", "model.dropout=1.5 is not valid: expected a number in [0.0, 1.0)"),
+        ("model.dropout=1.5", "model.dropout=1.5 is not valid: expected a number in [0, 1)"),
         ("model.lrn_size=4", "model.lrn_size=4 is not valid: expected an odd positive integer"),
         ("model.pool=avg", "model.pool='avg' is not valid: choose one of overlapping, plain"),
         ("data.mean=zero", "data.mean='zero' is not valid: choose one of image, normalize"),
@@ -105,6 +113,14 @@ def test_a_bad_value_is_one_line_naming_it_and_nothing_is_written(
             "callbacks.best_checkpoint.dirpath='' names the current directory: give a folder",
         ),
         ("logger.csv.save_dir=", "logger.csv.save_dir='' names the current directory"),
+        ("logger.csv.save_dir=/proc/alexlab", "logger.csv.save_dir=/proc/alexlab: cannot be made"),
+        ("model.init_std=-1", "model.init_std=-1 is not valid: expected a number in (0, inf)"),
+        ("model.init_std.conv1=abc", "model.init_std.conv1='abc' is not valid: expected a number"),
+        ("optim.scheduler.patience=abc", "optim.scheduler.patience='abc' is not valid"),
+        ("callbacks.stop_on_divergence.patience=x", "callbacks.stop_on_divergence.patience='x'"),
+        ("trainer.limit_val_batches=0", "trainer.limit_val_batches=0 is not valid"),
+        ("trainer.accelerator=tpu", "trainer.accelerator=tpu: Requirement 'torch_xla"),
+        ("model.column_devices=[cpu,cuda:7]", "model.column_devices='cuda:7' is not valid: this"),
     ],
 )
 def test_bad_value_is_one_error_naming_the_key(tmp_path, override, message):
@@ -164,6 +180,31 @@ def test_a_report_over_a_corrupt_run_json_is_one_line_naming_it(tmp_path, text):
     line = str(stopped.value.code)
     assert line.startswith(f"error: {run_dir / 'run.json'}: not the JSON alexlab writes (")
     assert line.endswith("); restore or remove it") and "\n" not in line
+    assert not (tmp_path / "report.md").exists()
+
+
+@pytest.mark.parametrize(
+    "record, problem",
+    [
+        ({"launcher": "single run", "state": "finished"}, "params that are no mapping"),
+        ({"launcher": "me", "state": "finished", "params": {}}, "launcher 'me'"),
+        ({"launcher": "single run", "state": "done", "params": {}}, "state 'done'"),
+        (
+            {"launcher": "hydra multirun", "state": "finished", "params": {}, "sweep": "x"},
+            "a Hydra multirun's sweep without its subdir",
+        ),
+    ],
+    ids=["no-params", "launcher", "state", "multirun-sweep"],
+)
+def test_a_report_over_a_run_json_of_other_fields_is_one_line_naming_it(tmp_path, record, problem):
+    run_dir = tmp_path / "runs" / "001"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.json").write_text(json.dumps(record))
+    with pytest.raises(SystemExit) as stopped:
+        report_main(["sweeps", str(tmp_path), "--out", str(tmp_path / "report")])
+    assert str(stopped.value.code) == (
+        f"error: {run_dir / 'run.json'}: not a run's record as alexlab writes it ({problem})"
+    )
     assert not (tmp_path / "report.md").exists()
 
 
@@ -276,3 +317,117 @@ def test_a_logger_folder_that_cannot_be_written_is_one_line_before_training(
         f"error: logger.csv.save_dir={read_only_folder}/logs: {read_only_folder} is not writable "
         "(read-only, or not this user's); give a folder this user can write to"
     )
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["model.activation=rleu", "model.pool=max", "model.lrn=on", "model.init=xavier", "data.mean=0"],
+)
+def test_a_misspelt_switch_is_refused_before_anything_is_imported_for_the_run(override):
+    """check_values (alexlab/checks.py) is what src/train.py's Hydra callback runs before training
+    imports torch: the net's own check of the switch came after seconds of imports."""
+    with pytest.raises(UserError, match=f"^{override.partition('=')[0]}="):
+        check_values(composed("data=synthetic", override))
+
+
+def test_a_download_that_fails_is_one_line_naming_the_switch_and_leaves_no_folder(tmp_path):
+    def offline(root: Path, download: bool) -> None:
+        root.mkdir()  # torchvision makes the folder, then fails to fetch
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    root = tmp_path / "cifar"
+    with pytest.raises(UserError) as refused:
+        download(offline, root)
+    assert str(refused.value).startswith("data.download=true: offline could not be downloaded")
+    assert "Name or service not known" in str(refused.value)
+    assert not root.exists()
+
+
+def test_a_node_replaced_by_a_value_is_one_line_naming_the_key_that_reads_it(tmp_path):
+    """`train=false`: callbacks.target_error.target reads train.target_error (the config as
+    Hydra composed it, before anything resolves it, as src/train.py's callback gets it)."""
+    config = api.composed_job(["data=synthetic", "train=false", f"hydra.run.dir={tmp_path}"])
+    with pytest.raises(UserError, match=r"^callbacks\.target_error\.target cannot be resolved: "):
+        check_values(config)
+
+
+SMALL = ("data=synthetic", "model=convnet4")
+
+
+def a_checkpoint(folder: Path, weights=lambda tensor: tensor, **contents: object) -> Path:
+    """folder/crafted.ckpt: SMALL's net, untrained, as Lightning lays out a checkpoint, each
+    weight through `weights`; `contents` replace or add keys (a checkpoint's checks come before
+    Lightning reads anything else of it)."""
+    cfg = composed(*SMALL, output_dir=folder)
+    module = build_module(cfg, build_datamodule(cfg.data, "fit"))
+    checkpoint = {
+        "state_dict": {key: weights(value) for key, value in module.state_dict().items()},
+        "epoch": 0,
+        "global_step": 4,
+        "loops": {},
+        "optimizer_states": [],
+        "hyper_parameters": {"net_config": module.hparams["net_config"]},
+    } | contents
+    path = folder / "crafted.ckpt"
+    torch.save(checkpoint, path)
+    return path
+
+
+def poisoned(tensor: torch.Tensor) -> torch.Tensor:
+    return torch.full_like(tensor, math.nan) if tensor.is_floating_point() else tensor
+
+
+def zeroed_in_the_middle(path: Path) -> Path:
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 4096] = bytes(4096)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: torch.save(torch.zeros(3), p) or p, "is not a Lightning checkpoint: it holds a"),
+        (lambda p: torch.save(7, p) or p, "is not a Lightning checkpoint: it holds a int"),
+        (
+            lambda p: torch.save({"state_dict": {}}, p) or p,
+            "has no epoch, no global_step, no loops, no optimizer_states: not a checkpoint",
+        ),
+        (lambda p: zeroed_in_the_middle(a_checkpoint(p.parent)), "fails its checksum"),
+        (
+            lambda p: a_checkpoint(p.parent, weights=poisoned),
+            "net.features.conv1.weight holds NaN or infinite values (and 7 more tensors)",
+        ),
+    ],
+    ids=["bare-tensor", "int", "weights-only", "bytes-zeroed", "nan-weights"],
+)
+def test_a_checkpoint_that_cannot_be_resumed_is_one_line_before_anything_is_written(
+    tmp_path, make, message
+):
+    received = tmp_path / "received"
+    received.mkdir()
+    path = make(received / "crafted.ckpt")
+    run_dir = tmp_path / "run"
+    line = train_error(run_dir, *SMALL, f"ckpt_path={path}")
+    assert line.startswith(f"error: ckpt_path={path}") and message in line, line
+    assert not run_dir.exists()
+
+
+def test_resuming_with_changed_values_names_them_and_changes_no_file(tmp_path):
+    cfg = composed(*SMALL, output_dir=tmp_path)
+    rundir.write_config(tmp_path, OmegaConf.to_yaml(cfg))
+    (tmp_path / "checkpoints").mkdir()
+    a_checkpoint(tmp_path).rename(tmp_path / "checkpoints" / "last.ckpt")
+    rundir.write_results(tmp_path, {"val/err_top1": 0.5})
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+
+    line = train_error(
+        tmp_path, *SMALL, "seed=1", "data.batch_size=7", "trainer.max_epochs=5", "ckpt_path=last"
+    )
+    assert line == (
+        f"error: ckpt_path={tmp_path}/checkpoints/last.ckpt: this run directory's run was made "
+        "with data.batch_size=32 (now 7), data.seed=0 (now 1), seed=0 (now 1); resume it with its "
+        "own values, or start a new run from the checkpoint in another directory"
+    )
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before

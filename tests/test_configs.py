@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from conftest import CONF, REPO, composed
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
@@ -13,7 +14,8 @@ from test_imagenet_folder import add_copies, make_tree
 from torch import nn
 
 from alexlab import hardware
-from alexlab.config import check_own_targets, own_targets, run_config_of_any_age
+from alexlab.checks import VALUES
+from alexlab.config import check_own_targets, leaves, own_targets, run_config_of_any_age
 from alexlab.data.write_beton import write_beton
 from alexlab.errors import ConfigError, UserError
 from alexlab.hardware import fast_precision
@@ -310,3 +312,21 @@ def test_fast_precision_reads_the_cpus_bf16_units_as_torch_finds_them():
     units = torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
     assert fast_precision("cpu") == ("bf16-mixed" if units else "32")
     assert fast_precision("auto") == fast_precision("cpu")  # no GPU here
+
+
+def keys_set_in(path: Path) -> set[str]:
+    """The dotted keys a file of conf/ sets, and the mappings holding them, under the package it
+    lands in (its folder, or the root for `# @package _global_`)."""
+    text = path.read_text()
+    package = [] if "@package _global_" in text else list(path.parent.relative_to(CONF).parts)
+    keys = set()
+    for key, _ in leaves(yaml.safe_load(text) or {}):
+        parts = [*package, *key.split(".")]
+        keys |= {".".join(parts[:depth]) for depth in range(1, len(parts) + 1)}
+    return keys
+
+
+def test_every_key_the_value_table_checks_is_one_the_configs_set():
+    """A key misspelt in alexlab.checks.VALUES would check nothing, silently."""
+    configured = set().union(*map(keys_set_in, CONF.rglob("*.yaml")))
+    assert sorted(set(VALUES) - configured) == []

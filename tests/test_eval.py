@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO, SHORT_RUN, train_here
+from conftest import REPO, SHORT_RUN, tmpfs, train_here
 from filelock import FileLock
 from torch import nn
 
-from alexlab import api, evaluation
+from alexlab import api, evaluation, rundir
 from alexlab.module import Classifier
 from alexlab.predictions import ensemble
 
@@ -173,6 +173,36 @@ def test_a_missing_list_or_a_bad_checkpoint_is_one_error_line(tmp_path, seeds):
         "model.activation='tanh' there, 'relu' here"
     )
     assert not out.exists()
+
+
+def test_of_several_best_checkpoints_the_one_last_ckpt_names_is_found_in_a_moved_run(
+    tmp_path, seeds
+):
+    moved = tmp_path / "moved"  # as copied from the machine that trained it: its last.ckpt
+    shutil.copytree(seeds[0], moved)  # records the best checkpoint's path there
+    (best,) = rundir.best_checkpoints(moved)
+    shutil.copyfile(best, best.with_name("epoch099.ckpt"))  # a second one, as a resumed run has
+    assert evaluation.best_checkpoint(moved) == best
+
+    rundir.last_checkpoint(moved).unlink()
+    assert eval_error(tmp_path / "eval", f"ckpt_paths=[{moved}]") == (
+        f"error: ckpt_paths: {moved} has 2 best checkpoints ({best.name}, epoch099.ckpt) and no "
+        "last.ckpt that names one of them; give one as a checkpoint file"
+    )
+
+
+def test_a_disk_that_fills_while_saving_leaves_every_file_whole(tmp_path, seeds):
+    """Room for Hydra's files and the labels (80 KB), none for a net's probabilities (200 KB)."""
+    with tmpfs(tmp_path / "disk", "size=280k") as disk:
+        out = disk / "eval"
+        run = evaluate(out, f"ckpt_paths=[{seeds[0]}]")
+        assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr[-3000:]
+        assert run.stderr.strip().splitlines()[-1] == (
+            f"error: {out}/probs/{seeds[0].name}.npy: No space left on device; the evaluation "
+            "stopped"
+        )
+        assert not list(disk.rglob("*.partial")) and not (out / "results.json").exists()
+        assert np.load(out / "labels.npy").shape == (10_000,)
 
 
 def test_nets_of_other_data_are_one_error_line(tmp_path, seeds):

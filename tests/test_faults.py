@@ -77,6 +77,27 @@ def test_a_run_with_no_checkpoint_yet_starts_from_the_beginning(tmp_path, uninte
     assert (tmp_path / "metrics.csv").read_text() == (uninterrupted / "metrics.csv").read_text()
 
 
+def test_a_run_killed_writing_its_first_last_ckpt_resumes_from_its_newest_whole_checkpoint(
+    tmp_path, uninterrupted
+):
+    kill = ("+callbacks.kill._target_=faults.KillWhileWriting", "+callbacks.kill.name=last.ckpt")
+    killed = train(tmp_path, *SHORT_RUN, *kill)
+    assert killed.returncode == -signal.SIGKILL
+    checkpoints = tmp_path / "checkpoints"  # the best epoch's whole, last.ckpt cut short
+    assert sorted(path.name for path in checkpoints.iterdir()) == [
+        "epoch000.ckpt",
+        "last.ckpt.partial",
+    ]
+
+    resumed = train(tmp_path, *SHORT_RUN, "ckpt_path=last")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming from {checkpoints}/epoch000.ckpt (epoch 0, step 16)" in resumed.stdout
+    assert not list(tmp_path.rglob("*.partial"))
+    expected = json.loads((uninterrupted / "results.json").read_text())
+    assert json.loads((tmp_path / "results.json").read_text()) == expected
+    assert (tmp_path / "metrics.csv").read_text() == (uninterrupted / "metrics.csv").read_text()
+
+
 def parameters(switches: tuple[str, ...]) -> dict:
     return {key: yaml.safe_load(value) for key, value in (s.split("=", 1) for s in switches)}
 
@@ -173,6 +194,8 @@ def test_a_stopped_run_with_an_unreadable_checkpoint_starts_again_and_says_so(tm
     rundir.write_run(run_dir, {k: v for k, v in ended.items() if k not in ENDED_BY_RUNNER})
     last = run_dir / "checkpoints" / "last.ckpt"
     last.write_bytes(last.read_bytes()[:1000])
+    for best in rundir.best_checkpoints(run_dir):  # else the runner resumes from the newest one
+        best.unlink()
 
     again = subprocess.run(sweep_command(path, directory), cwd=REPO, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr[-3000:]

@@ -5,12 +5,14 @@ file if it ran; each test asserts the refusal (one error line, exit status 1) an
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from conftest import REPO, composed, sweep_command, train_error, train_here
+from conftest import REPO, composed, offline_env, sweep_command, train_error, train_here
+from omegaconf import OmegaConf
 from test_data import Payload
 
 from alexlab import api, evaluation, rundir
@@ -209,3 +211,41 @@ def test_a_runs_own_config_passes_the_checks(received):
     # What the checks refuse, a run never writes: its own config.yaml passes them.
     run_config = read_run_config(received / rundir.CONFIG)
     assert run_config.model._target_ == composed("model=convnet4").model._target_
+
+
+CRAFTED_WANDB_RUN = """
+import sys, wandb
+marker, folder = sys.argv[1], sys.argv[2]
+payload = "${oc.create:{_target_: pathlib.Path.touch, self: %s}}" % marker
+config = {"model": {"_target_": "os.system", "command": f"touch {marker}", "activation": payload},
+          "paths": {"output_dir": f"{folder}/runs/crafted"}}
+run = wandb.init(mode="offline", dir=folder, project="alexlab", config=config)
+run.log({"train/err_top1": 0.5, "trainer/global_step": 1})
+record = {"launcher": "wandb agent", "sweep": "E/alexlab/ID", "run": run.id, "state": "finished",
+          "params": {"model.activation": payload, "seed": 0}}
+run.summary.update({"alexlab/run": record, "alexlab/config": config, "val/err_top1": 0.5})
+wandb.finish()
+"""
+
+
+def test_reports_read_a_received_wandb_record_as_data(tmp_path):
+    # An offline wandb run whose config and summary name a target and hold an interpolation.
+    marker = tmp_path / "payload-ran"
+    folder = tmp_path / "gathered"
+    folder.mkdir()
+    write = [sys.executable, "-c", CRAFTED_WANDB_RUN, str(marker), str(folder)]
+    subprocess.run(write, check=True, env=offline_env(), capture_output=True)
+    report_cli.main(["sweeps", str(folder), "--wandb", "--out", str(tmp_path / "sweeps")])
+    assert "wandb agent; 1 run" in (tmp_path / "sweeps.md").read_text()  # read, as plain values
+    assert not marker.exists()
+
+
+def test_eval_writes_nothing_where_a_received_data_config_points(tmp_path):
+    cached = tmp_path / "cached.pt"
+    cached.touch()
+    elsewhere = tmp_path / "home" / ".profile.pt"  # not there: eval would have written it
+    received = OmegaConf.create({"download": True, "stats_file": str(elsewhere)})
+    built = evaluation.writing_only_here(received, tmp_path / "eval" / "stats", "net")
+    assert built == {"download": False, "stats_file": str(tmp_path / "eval/stats/net.pt")}
+    received = OmegaConf.create({"download": False, "stats_file": str(cached)})  # read, not written
+    assert evaluation.writing_only_here(received, tmp_path, "net") == received

@@ -10,6 +10,7 @@ import pytest
 import torch
 from conftest import REPO, tmpfs, train, train_command, train_here
 
+from alexlab import rundir
 from alexlab.rundir import read_history
 
 pytestmark = pytest.mark.slow  # each test runs src/train.py
@@ -94,6 +95,11 @@ def test_resuming_a_finished_run_keeps_every_metric_it_had(tmp_path):
     again = train_here(tmp_path, *SYNTHETIC, "ckpt_path=last")
     assert {"val/err_top1", "train/err_top1", "test/err_top1"} <= set(again)
     assert again == first == json.loads((tmp_path / "results.json").read_text())
+    # Trained longer: a change run.json records, session by session.
+    longer = train_here(tmp_path, *SYNTHETIC, "trainer.max_epochs=2", "ckpt_path=last")
+    assert set(longer) == set(first) and longer != first
+    (resumed,) = rundir.read_run(tmp_path)["changed_on_resume"]
+    assert resumed["changed"] == {"trainer.max_epochs": [1, 2]}
 
 
 @pytest.mark.parametrize(
@@ -315,3 +321,15 @@ def test_a_full_disk_leaves_no_cut_checkpoint_and_a_crashed_run_json(small_disk)
         torch.load(checkpoint, weights_only=True)
     record = json.loads((run_dir / "run.json").read_text())
     assert record["state"] == "crashed" and "No space left on device" in record["error"]
+
+
+def test_a_disk_without_room_for_a_start_is_one_line_and_nothing_is_written(tmp_path):
+    """Hydra writes .hydra/ before the run starts: on a full disk it left those files empty."""
+    with tmpfs(tmp_path / "disk", "size=64k") as disk:
+        (disk / "filler").write_bytes(bytes(60_000))
+        run = train(disk / "run", *SYNTHETIC, "model=convnet4")
+        assert one_line_error(run) == (
+            f"error: {disk}/run: its disk has 4 KB free, less than the 256 KB a start writes; "
+            "free some space, or give it another directory"
+        )
+        assert [path.name for path in disk.iterdir()] == ["filler"]

@@ -1,6 +1,7 @@
-"""Files that are either whole or absent: written beside their final name, flushed to the disk,
-then renamed over it. A crash, a kill or a full disk while writing leaves the previous file (or
-none) and no partial one."""
+"""Files that are either whole or absent: written beside their final name (NAME.partial), flushed
+to the disk, then renamed over it. A crash or a full disk while writing leaves the previous file
+(or none) and no partial one; a SIGKILL leaves the previous file and the NAME.partial it cut
+short, which nothing reads and the next owner of its folder removes (`remove_partials`)."""
 
 import contextlib
 import os
@@ -8,12 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+PARTIAL = ".partial"
+
 
 @contextlib.contextmanager
 def replacing(path: Path, mode: str = "w") -> Iterator[IO]:
     """A file to write `path`'s new content into; it replaces `path` when the block ends, and is
     removed if the block fails."""
-    partial = path.with_name(path.name + ".partial")
+    partial = path.with_name(path.name + PARTIAL)
     try:
         with open(partial, mode) as file:
             yield file
@@ -31,3 +34,12 @@ def replacing(path: Path, mode: str = "w") -> Iterator[IO]:
 def write_atomically(path: Path, text: str) -> None:
     with replacing(path) as file:
         file.write(text)
+
+
+def remove_partials(folder: Path) -> list[Path]:
+    """Remove the NAME.partial files a killed writer left in `folder` (its owner calls this, so
+    that no writer is still at one) and return them."""
+    partials = sorted(folder.glob(f"*{PARTIAL}"))
+    for partial in partials:
+        partial.unlink(missing_ok=True)
+    return partials

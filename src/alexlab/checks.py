@@ -8,10 +8,20 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
-from alexlab.errors import ConfigError, UserError, check_choice, check_range
+from alexlab.errors import ConfigError, UserError, check_choice, check_range, first_line
 from alexlab.rundir import RUN_DIR_ENV
+from alexlab.switches import (
+    ACTIVATIONS,
+    DROPOUT_SCALINGS,
+    INITS,
+    LIGHTINGS,
+    LRNS,
+    MEANS,
+    POOLS,
+)
 
 
 @dataclass(frozen=True)
@@ -55,7 +65,22 @@ class OneOf:
     choices: tuple[str, ...]
 
     def check(self, key: str, value: Any) -> None:
+        if value is False and "off" in self.choices:
+            return  # YAML 1.1 reads an unquoted `off` as false
         check_choice(key, value, self.choices)
+
+
+@dataclass(frozen=True)
+class Deviations:
+    """model.init_std: one standard deviation for every layer, or one per layer (the .cfg files'
+    initW); a negative one was a traceback from torch's normal_."""
+
+    def check(self, key: str, value: Any) -> None:
+        if isinstance(value, DictConfig):
+            for layer, std in value.items():
+                check_range(f"{key}.{layer}", std, 0, math.inf, low_inclusive=False)
+        else:
+            check_range(key, value, 0, math.inf, low_inclusive=False)
 
 
 # What the LightningModule logs once an epoch (module.py): what a checkpoint can monitor.
@@ -82,18 +107,43 @@ VALUES = {
     "optim.optimizer.weight_decay": Number(0),
     "optim.scheduler.factor": Number(0, 1, low_inclusive=False),  # a reduction
     "optim.lr_reductions": Integer(0),
+    "optim.scheduler.patience": Integer(0),
+    "optim.scheduler.mode": OneOf(("min", "max")),
     "trainer.max_epochs": Epochs(),
+    "trainer.num_nodes": Integer(1),
     "trainer.limit_train_batches": Number(0, low_inclusive=False),  # a fraction, or a count
+    # The plateau schedule and the best checkpoint read the validation error; the test its own.
+    "trainer.limit_val_batches": Number(0, low_inclusive=False),
+    "trainer.limit_test_batches": Number(0, low_inclusive=False),
     "trainer.check_val_every_n_epoch": Integer(1),
     "trainer.log_every_n_steps": Integer(1),
     "trainer.deterministic": Boolean(),
     "callbacks.target_error.checks_per_epoch": Integer(1),
     "callbacks.target_error.stop": Boolean(),
     "callbacks.best_checkpoint.monitor": OneOf(EPOCH_METRICS),
+    "callbacks.best_checkpoint.mode": OneOf(("min", "max")),
+    "callbacks.best_checkpoint.save_last": Boolean(),
+    "callbacks.best_checkpoint.auto_insert_metric_name": Boolean(),
+    "callbacks.lrn_share.every_n_steps": Integer(1),
+    "callbacks.stop_on_divergence.patience": Integer(1),
+    "callbacks.stop_on_divergence.check_finite": Boolean(),
+    "callbacks.stop_on_divergence.check_on_train_epoch_end": Boolean(),
+    "callbacks.stop_on_divergence.strict": Boolean(),
     "module.channels_last": Boolean(),
     "module.compile": Boolean(),
     # Switches that Python would take as true for any other value: "maybe" ran as true.
     "model.norm1_before_activation": Boolean(),
+    # The switches the net checks as it is built, here too: a misspelt one is refused before the
+    # seconds of imports that building a net costs.
+    "model.activation": OneOf(ACTIVATIONS),
+    "model.pool": OneOf(POOLS),
+    "model.lrn": OneOf(LRNS),
+    "model.dropout": Number(0, 1),
+    "model.dropout_scaling": OneOf(DROPOUT_SCALINGS),
+    "model.init": OneOf(INITS),
+    "model.init_std": Deviations(),
+    "data.mean": OneOf(MEANS),
+    "data.augment.lighting": OneOf(LIGHTINGS),
     "model.spatial_norm": Boolean(),
     "data.augment.crops": Boolean(),
     "data.augment.flips": Boolean(),
@@ -117,11 +167,27 @@ def check_values(cfg: DictConfig) -> None:
     """Every key of VALUES that `cfg` sets, and the environment; the seed must be an integer
     numpy takes."""
     check_environment()
+    check_resolves(cfg)
     check_range("seed", cfg.get("seed"), *SEEDS, integer=True)
     for key, check in VALUES.items():
         value = OmegaConf.select(cfg, key, default=None)
         if value is not None:
             check.check(key, value)
+
+
+def check_resolves(cfg: DictConfig) -> None:
+    """Every interpolation of the run's config (Hydra's own node aside) resolves: a node replaced
+    by a value (`train=false`) leaves the keys that read it (callbacks.target_error.target reads
+    train.target_error) dangling, which was a traceback once the run had begun."""
+    for key in cfg:
+        if key == "hydra":
+            continue
+        try:
+            node = OmegaConf.select(cfg, str(key), throw_on_resolution_failure=True)
+            if isinstance(node, DictConfig | ListConfig):
+                OmegaConf.to_container(node, resolve=True)
+        except InterpolationResolutionError as error:
+            raise UserError(f"{error.full_key} cannot be resolved: {first_line(error)}") from None
 
 
 def check_environment() -> None:

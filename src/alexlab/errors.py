@@ -1,7 +1,11 @@
 """Errors caused by the user's input: the entry point prints them as one line and exits non-zero."""
 
+import errno
 from collections.abc import Iterable
 from typing import Any
+
+# A disk that is full, read-only or not this user's: the reason to stop, not a bug to trace.
+DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES)
 
 
 class UserError(Exception):

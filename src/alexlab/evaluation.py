@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from alexlab import rundir
 from alexlab.checkpoint_file import read_checkpoint
 from alexlab.config import read_run_config
-from alexlab.errors import UserError, check_choice
+from alexlab.errors import DISK_ERRORS, UserError, check_choice
 from alexlab.instantiate import build
 from alexlab.predictions import ensemble, errors, results_table
 from alexlab.resume import check_fits
@@ -38,11 +38,16 @@ class Net:
 
 
 def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
-    """Score `cfg.ckpt_paths` and their ensemble; bad input exits with one line."""
+    """Score `cfg.ckpt_paths` and their ensemble; bad input, or a full disk, exits with one
+    line (each file it wrote is whole: rundir.save_predictions)."""
     try:
         return _evaluate(cfg)
     except UserError as error:
         sys.exit(f"error: {error}")
+    except OSError as error:
+        if error.errno not in DISK_ERRORS:
+            raise
+        sys.exit(f"error: {error.filename}: {error.strerror}; the evaluation stopped")
 
 
 def _evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
@@ -61,7 +66,7 @@ def _evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
     probs: dict[str, np.ndarray] = {}
     labels = None
     for net in nets:
-        data = net.config.data
+        data = writing_only_here(net.config.data, Path(cfg.paths.output_dir) / "stats", net.name)
         for key, value in (cfg.get("data") or {}).items():
             if value is not None and key in data:  # e.g. test_patches, which only ImageNet has
                 with open_dict(data):
@@ -96,6 +101,20 @@ def _evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
     return results
 
 
+def writing_only_here(data: DictConfig, stats_dir: Path, name: str) -> DictConfig:
+    """A run's data config as src/eval.py builds it, writing nothing where the run's config.yaml
+    (someone else's, maybe) points: it downloads nothing (unless `+data.download=true` asks),
+    and a statistics cache it names but that is not there is computed into STATS_DIR/NAME.pt."""
+    data = copy.deepcopy(data)
+    with open_dict(data):
+        if data.get("download"):
+            data.download = False
+        cache = data.get("stats_file")
+        if cache is not None and not Path(str(cache)).is_file():
+            data.stats_file = str(stats_dir / f"{name}.pt")
+    return data
+
+
 def with_data_shape(config: DictConfig, datamodule: LightningDataModule) -> DictConfig:
     """A run's config whose model reads the data's shape; that of a run made before its config
     held the shape (model.num_classes, ...) from its datamodule."""
@@ -125,16 +144,31 @@ def locate(path: Path) -> Net:
 
 
 def best_checkpoint(run_dir: Path) -> Path:
-    """The checkpoint that a run's own test used: the one with the lowest validation error."""
+    """The checkpoint that a run's own test used: the one with the lowest validation error. With
+    several (a run resumed from its best epoch's checkpoint keeps it), the one last.ckpt names, by
+    file name: the path Lightning recorded is the one on the machine that trained it."""
     best = rundir.best_checkpoints(run_dir)
     if len(best) == 1:
         return best[0]
     last = rundir.last_checkpoint(run_dir)
-    if last.is_file():
-        for key, state in read_checkpoint(last)["callbacks"].items():
-            if key.startswith("ModelCheckpoint") and state.get("best_model_path"):
-                return Path(state["best_model_path"])
-    raise UserError(f"ckpt_paths: {run_dir} has no best checkpoint; give a checkpoint file")
+    named = []
+    if best and last.is_file():
+        callbacks = read_checkpoint(last).get("callbacks")
+        named = [
+            run_dir / rundir.CHECKPOINTS / Path(str(state["best_model_path"])).name
+            for key, state in (callbacks if isinstance(callbacks, dict) else {}).items()
+            if key.startswith("ModelCheckpoint") and state.get("best_model_path")
+        ]
+    found = [path for path in named if path in best]
+    if found:
+        return found[0]
+    if not best:
+        raise UserError(f"ckpt_paths: {run_dir} has no best checkpoint; give a checkpoint file")
+    raise UserError(
+        f"ckpt_paths: {run_dir} has {len(best)} best checkpoints "
+        f"({', '.join(path.name for path in best)}) and no last.ckpt that names one of them; "
+        "give one as a checkpoint file"
+    )
 
 
 def named(nets: list[Net]) -> list[Net]:

@@ -37,6 +37,7 @@ class RunDirectoryGuard(Callback):
         run_dir = Path(config.hydra.run.dir)
         try:
             check_values(config)
+            rundir.check_room(run_dir)
             if config.get("ckpt_path") is None:
                 rundir.refuse_finished_run(run_dir)
             self.claim.enter_context(rundir.claimed_for_this_run(run_dir))
@@ -67,4 +68,15 @@ class RunDirectoryGuard(Callback):
                 sweep_dir = job_dir.parent
                 if [path.name for path in sweep_dir.iterdir()] == [MULTIRUN_RECORD]:
                     shutil.rmtree(sweep_dir)  # what Hydra wrote for this multirun, and no run
+            sys.exit(f"error: {error}")
+
+
+class RoomToStart(Callback):
+    """src/eval.py's Hydra callback: its directory's disk has room for what Hydra writes there
+    before the evaluation starts (one error line, exit 1, and nothing written, if not)."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            rundir.check_room(Path(config.hydra.run.dir))
+        except UserError as error:
             sys.exit(f"error: {error}")

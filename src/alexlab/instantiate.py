@@ -9,7 +9,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig
 
 from alexlab.config import MOVED_TO_MODULE
-from alexlab.errors import ConfigError, UserError
+from alexlab.errors import ConfigError, UserError, first_line
 
 
 def build(cfg: DictConfig, group: str, **kwargs: Any) -> Any:
@@ -29,6 +29,12 @@ def build(cfg: DictConfig, group: str, **kwargs: Any) -> Any:
         # valid ones (`trainer.precision=bf17`, `trainer.devices=0`, ...).
         if group == "trainer" and isinstance(cause, (ValueError, MisconfigurationException)):
             raise UserError(f"trainer: {cause}") from None
+        if group == "trainer" and isinstance(cause, ImportError):  # the package an accelerator
+            # or strategy needs (`trainer.accelerator=tpu`: torch_xla)
+            chosen = ", ".join(
+                f"trainer.{key}={cfg[key]}" for key in ("accelerator", "strategy") if key in cfg
+            )
+            raise UserError(f"{chosen}: {first_line(cause)}") from None
         if isinstance(cause, TypeError):
             check_arguments(cause, group, cfg)
         raise

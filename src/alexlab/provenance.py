@@ -5,8 +5,8 @@ logs to wandb keeps it in its wandb run's summary too, with config.yaml and resu
 metrics, so that the reports read runs made on other machines from wandb's record alone.
 
 run.json: {"launcher", "sweep", "run", "params", "overrides", "host", "pid", "cpu", "lrn_kernel",
-           "slurm", "started", "state", "ended", "error"}, and from a sweep's runner
-           {"exitcode", "seconds", "stopped_by"} (sweep/runner.py)
+           "slurm", "started", "changed_on_resume", "state", "ended", "error"},
+           and from a sweep's runner {"exitcode", "seconds", "stopped_by"} (sweep/runner.py)
   launcher  WANDB_AGENT | HYDRA_MULTIRUN | ALEXLAB_SWEEP | SINGLE
   sweep     wandb: ENTITY/PROJECT/SWEEP_ID (what `wandb agent` was given) | Hydra: hydra.sweep.dir
             and hydra.sweep.subdir (where the job's directory sits below it) | alexlab.sweep: the
@@ -17,6 +17,9 @@ run.json: {"launcher", "sweep", "run", "params", "overrides", "host", "pid", "cp
   cpu       the CPU's model name, which a CPU run's speed depends on
   slurm     in a SLURM job: its id (ARRAY_TASK for a job array's) and its restarts so far (a
             requeued job continues its run: resume.checkpoint_to_resume)
+  changed_on_resume  [{"started", "changed": {KEY: [BEFORE, AFTER]}}]: the settings a resumed
+            session ran with other values than the session before it (trainer.max_epochs, the
+            loggers, ...; resume.check_same_run refuses a change in what the run computes)
   lrn_kernel  the fused CPU LRN kernel's build flags and the ISA path it ran, or why it did not
             load (alexlab.kernels.lrn.build_info())
   state     one of rundir's states: RUNNING, then FINISHED or DIVERGED when train() returns,
@@ -58,6 +61,7 @@ from alexlab.rundir import (
     WANDB_AGENT,
 )
 
+CHANGED_ON_RESUME = "changed_on_resume"
 # Overrides that say how a run is carried out, not what it is: a resumed run is the same run.
 NOT_PARAMETERS = ("ckpt_path",)
 
@@ -102,8 +106,9 @@ def sweep_parameters(path: Path) -> dict[str, Any]:
     return {key: spec["value"] for key, spec in sent.items() if isinstance(spec, dict)}
 
 
-def record_start(run_dir: Path) -> None:
-    """Write run.json as the run starts (again, when it resumes)."""
+def record_start(run_dir: Path, changed: dict[str, Any] | None = None) -> None:
+    """Write run.json as the run starts (again, when it resumes: `changed`, the settings this
+    session changed from the last's, joins the earlier sessions' in "changed_on_resume")."""
     host = {
         "host": socket.gethostname(),
         "pid": os.getpid(),
@@ -114,6 +119,11 @@ def record_start(run_dir: Path) -> None:
         host["slurm"] = slurm_job()
     host["started"] = now()
     record = origin() | host | {"state": RUNNING}
+    resumes = rundir.read_run(run_dir).get(CHANGED_ON_RESUME, []) if changed is not None else []
+    if changed:
+        resumes = [*resumes, {"started": host["started"], "changed": changed}]
+    if resumes:
+        record[CHANGED_ON_RESUME] = resumes
     rundir.write_run(run_dir, record)
     record_in_wandb(run_dir, record)
 

@@ -25,6 +25,7 @@ from lightning.pytorch.callbacks import Callback, Checkpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from alexlab.atomic import replacing
+from alexlab.checkpoint_file import newest_whole
 from alexlab.errors import UserError, check_range
 from alexlab.rundir import LAST, metrics_csv
 
@@ -175,7 +176,7 @@ def checkpoint_to_resume(ckpt_path: str | None, last: Path | None) -> Path | Non
                 "ckpt_path=last resumes from the last checkpoint that callbacks.checkpoint keeps, "
                 "but callbacks.checkpoint is off; give the checkpoint's path instead"
             )
-        return last if last.exists() else None
+        return newest_whole(last)
     path = Path(ckpt_path)
     if not path.is_file():
         raise UserError(
@@ -209,18 +210,74 @@ def check_fits(checkpoint: Mapping[str, Any], module: L.LightningModule, path: P
     if unfit:
         shown = ", ".join(unfit[:4]) + (f" and {len(unfit) - 4} more" if len(unfit) > 4 else "")
         raise UserError(f"ckpt_path={path} holds weights of another net: {shown}")
+    # A diverged run's weights, or a file changed after its checksums were taken: training on
+    # would go on from NaN without a word.
+    broken = [key for key, value in theirs.items() if not torch.isfinite(value).all()]
+    if broken:
+        raise UserError(
+            f"ckpt_path={path}: {broken[0]} holds NaN or infinite values"
+            + (f" (and {len(broken) - 1} more tensors)" if len(broken) > 1 else "")
+            + "; resume from an earlier checkpoint"
+        )
 
 
 def differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
     """`prefix.key=A there, B here` for each key whose values differ, nested dicts key by key."""
-    found = []
-    for key in sorted(set(saved) | set(current)):
+    return [
+        f"{key}={old!r} there, {new!r} here"
+        for key, (old, new) in changes(saved, current, prefix).items()
+    ]
+
+
+def changes(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{prefix.key: (saved value, current value)} for each key whose values differ, nested dicts
+    key by key; a key one of them lacks is UNSET there."""
+    found = {}
+    for key in sorted(set(saved) | set(current), key=str):
         old, new = saved.get(key, UNSET), current.get(key, UNSET)
         if isinstance(old, dict) and isinstance(new, dict):
-            found += differences(old, new, f"{prefix}{key}.")
+            found |= changes(old, new, f"{prefix}{key}.")
         elif old != new:
-            found.append(f"{prefix}{key}={old!r} there, {new!r} here")
+            found[f"{prefix}{key}"] = (old, new)
     return found
+
+
+# What a run computes. Resumed with another value here, its config.yaml would describe another
+# run than the one whose numbers its results.json holds: refused. The rest may change (how long
+# it trains, how its data is loaded, what it logs and where), and run.json records each change.
+DEFINES_THE_RUN = ("seed", "model", "module", "data", "optim", "trainer", "train")
+MAY_CHANGE = ("trainer.max_epochs", "data.num_workers")
+NOT_SETTINGS = ("ckpt_path",)  # how this start resumes, not what the run is
+
+
+def check_same_run(saved: dict[str, Any], current: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The changes from the config a run directory's earlier sessions ran with (`saved`, its
+    config.yaml) to `current`, the resuming one's, as {key: [before, after]}, for run.json; a
+    change in what the run computes is one error line naming every such key."""
+
+    def under(key: str, prefixes: tuple[str, ...]) -> bool:
+        return any(key == prefix or key.startswith(f"{prefix}.") for prefix in prefixes)
+
+    changed = {
+        key: [plain(old), plain(new)]
+        for key, (old, new) in changes(saved, current).items()
+        if not under(key, NOT_SETTINGS)
+    }
+    refused = [k for k in changed if under(k, DEFINES_THE_RUN) and not under(k, MAY_CHANGE)]
+    if refused:
+        shown = ", ".join(
+            f"{key}={changed[key][0]!r} (now {changed[key][1]!r})" for key in refused[:4]
+        )
+        more = f" and {len(refused) - 4} more" if len(refused) > 4 else ""
+        raise UserError(
+            f"ckpt_path={path}: this run directory's run was made with {shown}{more}; resume it "
+            "with its own values, or start a new run from the checkpoint in another directory"
+        )
+    return changed
+
+
+def plain(value: Any) -> Any:
+    return None if value is UNSET else value
 
 
 class _Unset:
@@ -231,9 +288,21 @@ class _Unset:
 UNSET = _Unset()
 
 
-def continue_metrics(checkpoint: Mapping[str, Any] | None, loggers: list[Any]) -> None:
-    """Start each CSV logger's metrics.csv with the rows the checkpoint kept (none: a new file)."""
-    text = (checkpoint or {}).get(METRICS_CSV)
+def metrics_so_far(checkpoint: Mapping[str, Any] | None, run_dir: Path) -> str | None:
+    """The metrics.csv rows a run resumed from `checkpoint` continues: those the checkpoint kept
+    (last.ckpt keeps them). The best epoch's checkpoint, which Lightning writes, keeps none: then
+    the rows of the run directory's metrics.csv up to the checkpoint's step, from which training
+    goes on. Read before the loggers start: the CSV logger removes the metrics.csv it finds."""
+    if checkpoint is None:
+        return None
+    kept = metrics_csv(run_dir)
+    if METRICS_CSV not in checkpoint and kept.exists():
+        return rows_until(kept.read_text(), int(checkpoint["global_step"]))
+    return checkpoint.get(METRICS_CSV)
+
+
+def continue_metrics(text: str | None, loggers: list[Any]) -> None:
+    """Start each CSV logger's metrics.csv with `text`'s rows (none: a new file)."""
     for logger in loggers:
         if not isinstance(logger, CSVLogger):
             continue
@@ -242,3 +311,13 @@ def continue_metrics(checkpoint: Mapping[str, Any] | None, loggers: list[Any]) -
             rows = csv.DictReader(io.StringIO(text))
             writer.metrics[:0] = [{k: v for k, v in row.items() if v != ""} for row in rows]
             writer.save()
+
+
+def rows_until(text: str, step: int) -> str:
+    """The rows of a metrics.csv logged at `step` or before, as CSV text."""
+    reader = csv.DictReader(io.StringIO(text))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=reader.fieldnames or [])
+    writer.writeheader()
+    writer.writerows(row for row in reader if int(row["step"]) <= step)
+    return out.getvalue()

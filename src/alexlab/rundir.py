@@ -25,6 +25,7 @@ import contextlib
 import csv
 import datetime
 import fcntl
+import io
 import json
 import math
 import os
@@ -38,7 +39,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from alexlab.atomic import write_atomically
+from alexlab.atomic import remove_partials, replacing, write_atomically
 from alexlab.errors import UserError, first_line
 
 CONFIG, METRICS, RESULTS, RUN = "config.yaml", "metrics.csv", "results.json", "run.json"
@@ -140,11 +141,36 @@ def claimed(directory: Path, by: str) -> Iterator[None]:
             os.close(_held.pop(key).fd)
 
 
-def claimed_for_this_run(output_dir: Path) -> contextlib.AbstractContextManager:
-    """The run directory, held by the run's first process: DDP's others (Lightning starts them
-    with the run's script again, SLURM with its tasks) share it."""
-    first = all(int(os.environ.get(name, 0)) == 0 for name in RANKS)
-    return claimed(output_dir, "run") if first else contextlib.nullcontext()
+@contextlib.contextmanager
+def claimed_for_this_run(output_dir: Path) -> Iterator[None]:
+    """The run directory, held by the run's first process (DDP's others, which Lightning starts
+    with the run's script again and SLURM with its tasks, share it), cleared of what a run killed
+    while writing a file (SIGKILL) left there: the NAME.partial of a run file or checkpoint."""
+    if not all(int(os.environ.get(name, 0)) == 0 for name in RANKS):
+        yield
+        return
+    with claimed(output_dir, "run"):
+        for folder in (output_dir, output_dir / CHECKPOINTS):
+            remove_partials(folder)
+        yield
+
+
+# What Hydra writes in a directory before a job starts (.hydra/'s three files, the job's log):
+# tens of KB. A disk with less is refused before Hydra writes: it left them empty.
+ROOM_FOR_A_START = 1 << 18  # 256 KB
+
+
+def check_room(directory: Path) -> None:
+    """The disk that holds (or will hold) `directory` has room for a start, else one line."""
+    existing = next(p for p in (directory, *directory.parents) if p.exists())
+    disk = os.statvfs(existing)
+    free = disk.f_bavail * disk.f_frsize
+    if free < ROOM_FOR_A_START:
+        raise UserError(
+            f"{directory}: its disk has {free // 1024} KB free, less than the "
+            f"{ROOM_FOR_A_START >> 10} KB a start writes; free some space, or give it another "
+            "directory"
+        )
 
 
 def refuse_finished_run(output_dir: Path) -> None:
@@ -331,10 +357,19 @@ def save_predictions(
 ) -> None:
     """An evaluation's probabilities by net name, the labels, and the errors (results.json, last)."""
     (eval_dir / PROBS).mkdir(parents=True, exist_ok=True)
-    np.save(eval_dir / LABELS, labels)
+    save_array(eval_dir / LABELS, labels)
     for name, p in probs.items():
-        np.save(eval_dir / PROBS / f"{name}.npy", p)
+        save_array(eval_dir / PROBS / f"{name}.npy", p)
     write_results(eval_dir, results)
+
+
+def save_array(path: Path, array: np.ndarray) -> None:
+    """An .npy file, whole or absent (a full disk left an empty labels.npy, which failed the
+    ensemble report). Saved in memory first: numpy's own short write names no errno."""
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    with replacing(path, "wb") as file:
+        file.write(buffer.getbuffer())
 
 
 def load_predictions(eval_dir: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:

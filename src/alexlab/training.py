@@ -1,6 +1,5 @@
 """Compose a run from its config: datamodule -> network -> LightningModule -> Trainer -> results."""
 
-import errno
 import os
 import signal
 import sys
@@ -14,18 +13,15 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from alexlab import provenance, resume, rundir
-from alexlab.checkpoint_file import read_checkpoint
+from alexlab.checkpoint_file import TO_RESUME, read_checkpoint
 from alexlab.checks import check_values
-from alexlab.errors import ConfigError, UserError
+from alexlab.errors import DISK_ERRORS, ConfigError, UserError
 from alexlab.instantiate import build, check_arguments, instantiate_all
 from alexlab.module import Classifier
 from alexlab.wandb_settings import default_wandb_mode, wandb_run_id, wandb_wanted
 
 # The run directory always holds Hydra's .hydra/ when the CSV logger starts; nothing is deleted.
 warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
-
-# A disk that is full, read-only or not this user's: the reason to stop, not a bug to trace.
-DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -72,6 +68,7 @@ def _train(cfg: DictConfig) -> dict[str, float]:
 
     callbacks = instantiate_all("callbacks", cfg.get("callbacks"))
     ckpt_path, checkpoint = starting_point(cfg, module, callbacks.get("checkpoint"), output_dir)
+    rows_so_far = resume.metrics_so_far(checkpoint, output_dir)
     logger_arguments = {}
     if wandb_wanted(cfg):
         default_wandb_mode()
@@ -81,16 +78,22 @@ def _train(cfg: DictConfig) -> dict[str, float]:
         cfg.trainer, "trainer", callbacks=list(callbacks.values()), logger=loggers
     )
 
-    output_dir.mkdir(parents=True, exist_ok=True)
     resolved = OmegaConf.to_container(cfg, resolve=True)
+    # A session of a run this directory holds: the same run, or one error line.
+    changed = (
+        resume.check_same_run(rundir.read_config(output_dir), resolved, ckpt_path)
+        if checkpoint is not None and rundir.has_config(output_dir)
+        else None
+    )
+    output_dir.mkdir(parents=True, exist_ok=True)
     for logger in trainer.loggers:
         logger.log_hyperparams(resolved)
     if trainer.is_global_zero:
-        provenance.record_start(output_dir)
+        provenance.record_start(output_dir, changed)
         rundir.write_config(output_dir, OmegaConf.to_yaml(resolved))
         if "wandb" in logger_arguments:
             rundir.write_wandb_id(output_dir, logger_arguments["wandb"]["id"])
-        resume.continue_metrics(checkpoint, trainer.loggers)
+        resume.continue_metrics(rows_so_far, trainer.loggers)
         if checkpoint is not None:
             at = f"epoch {checkpoint['epoch']}, step {checkpoint['global_step']}"
             print(f"resuming from {ckpt_path} ({at})")
@@ -173,7 +176,7 @@ def starting_point(
     training starts from the beginning, which a directory holding a finished run refuses)."""
     ckpt_path = resume.checkpoint_to_resume(cfg.get("ckpt_path"), last and last.path)
     if ckpt_path is not None:
-        checkpoint = read_checkpoint(ckpt_path)
+        checkpoint = read_checkpoint(ckpt_path, TO_RESUME)
         resume.check_fits(checkpoint, module, ckpt_path)
         return ckpt_path, checkpoint
     rundir.refuse_finished_run(output_dir)
@@ -202,6 +205,23 @@ def check_writable(cfg: DictConfig) -> None:
                         f"{group}.{name}.{key}={value}: {existing} is not writable (read-only, or "
                         "not this user's); give a folder this user can write to"
                     )
+                check_creatable(f"{group}.{name}.{key}", path)
+
+
+def check_creatable(key: str, path: Path) -> None:
+    """Make the folders of `path` that do not exist and remove them again: one that cannot be made
+    (a file on the way, /proc) is one line before training, and nothing is left behind."""
+    missing = [folder for folder in (path, *path.parents) if not folder.exists()]
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(
+            f"{key}={path}: cannot be made ({error.strerror}); give a folder this user can write to"
+        ) from None
+    finally:
+        for folder in missing:  # the deepest first
+            if folder.is_dir():
+                folder.rmdir()
 
 
 def save_results(trainer: L.Trainer, output_dir: Path, results: dict[str, float]) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from alexlab.errors import check_choice, check_range
+from alexlab.switches import LIGHTINGS
 
 # Colour noise as the paper's numbers were made ("code") and as Section 4.1 prints it. The 2012
 # source (convdata.py, ColorNoiseMakerThread and CroppedImageNetDP.get_next_batch) adds to each
@@ -20,7 +21,6 @@ from alexlab.errors import check_choice, check_range
 # formula adds eigvec @ (alpha * eigval), alpha ~ N(0, 0.1), without saying in which units eigval
 # is; "printed" reads it as fb.resnet.torch does, eigenvalues of the covariance of RGB values
 # scaled to [0, 1], and converts the shift to grey levels (x 255), without the division.
-LIGHTINGS = ("code", "printed")
 PIXEL_RANGE = 255.0
 
 

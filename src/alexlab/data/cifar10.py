@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from alexlab.data.in_memory import InMemoryDataModule
+from alexlab.data.in_memory import InMemoryDataModule, download
 from alexlab.errors import DataNotFoundError, UserError
 
 FOLDER = "cifar-10-batches-py"
@@ -81,7 +81,7 @@ class CIFAR10DataModule(InMemoryDataModule):
         if missing and self.download:
             from torchvision.datasets import CIFAR10
 
-            CIFAR10(self.root, download=True)
+            download(CIFAR10, self.root)
         elif missing:
             raise DataNotFoundError(
                 f"data.root={self.root}: no CIFAR-10 batches in {folder} (missing {missing[0]}); "

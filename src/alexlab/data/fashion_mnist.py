@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from alexlab.data.in_memory import InMemoryDataModule
+from alexlab.data.in_memory import InMemoryDataModule, download
 from alexlab.errors import DataNotFoundError, UserError
 
 REINSTALL = "reinstall the Debian package dataset-fashion-mnist"
@@ -55,7 +55,7 @@ class FashionMNISTDataModule(InMemoryDataModule):
         if self.download:
             from torchvision.datasets import FashionMNIST
 
-            FashionMNIST(self.root, download=True)
+            download(FashionMNIST, self.root)
             return self.root / "FashionMNIST" / "raw"
         raise DataNotFoundError(
             f"data.root={self.root}: no Fashion-MNIST files ({', '.join(FILES['train'])}, ...); "

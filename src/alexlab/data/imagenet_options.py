@@ -5,8 +5,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alexlab.data.augment import Augment
-from alexlab.data.in_memory import MEANS
 from alexlab.errors import ConfigError, check_choice, check_range
+from alexlab.switches import MEANS
 
 CROP_SIZES = (224, 227)
 TEST_PATCHES = (1, 10)

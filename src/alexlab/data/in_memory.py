@@ -1,13 +1,17 @@
 """Small datasets held in memory as uint8 tensors, augmented a whole batch at a time."""
 
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import torch
 from torch.utils.data import TensorDataset
 
 from alexlab.data.augment import Augment, augment_batch, channel_eigenpairs, normalize
 from alexlab.data.splits import SplitsDataModule
-from alexlab.errors import ConfigError, check_choice, check_range
-
-MEANS = ("image", "normalize")
+from alexlab.errors import ConfigError, DataNotFoundError, check_choice, check_range, first_line
+from alexlab.switches import MEANS
 
 
 class TensorBatches(TensorDataset):
@@ -21,6 +25,23 @@ class TensorBatches(TensorDataset):
 
 def batch_as_is(batch: list[torch.Tensor]) -> list[torch.Tensor]:
     return batch
+
+
+def download(dataset: Callable[..., Any], root: Path) -> None:
+    """torchvision's download of `dataset` into `root` (data.download=true): a machine without
+    internet, or a download cut short, is one line naming the switch, not a URLError traceback,
+    and leaves no folder it made."""
+    made = not root.exists()
+    try:
+        dataset(root, download=True)
+    except (OSError, RuntimeError) as error:  # URLError is an OSError; torchvision's mirrors end
+        # in a RuntimeError
+        if made:
+            shutil.rmtree(root, ignore_errors=True)
+        raise DataNotFoundError(
+            f"data.download=true: {dataset.__name__} could not be downloaded into {root} "
+            f"({first_line(error)}); put its files there, or download on a machine with internet"
+        ) from None
 
 
 class InMemoryDataModule(SplitsDataModule):

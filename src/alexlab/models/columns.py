@@ -34,6 +34,27 @@ def _column_slice(layer: nn.Module, column: int, columns: int) -> tuple[nn.Modul
     return layer, False
 
 
+def column_device(name: str | torch.device) -> torch.device:
+    """A device that this machine has: a GPU it lacks (cuda:1 with one GPU, or none) was a
+    traceback from the first layer moved there."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(
+            "column_devices", str(name), "expected a device, e.g. cuda:0 or cpu"
+        ) from None
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        gpus = torch.cuda.device_count()
+        raise ConfigError(
+            "column_devices",
+            str(name),
+            f"this machine has {gpus} GPU{'s' * (gpus != 1)}: name cuda:0 to cuda:{gpus - 1}"
+            if gpus
+            else "this machine has no GPU: name cpu, or leave it null (one device)",
+        )
+    return device
+
+
 class ColumnParallel(nn.Module):
     """A multi-column network with column i's weights and maps on `devices[i]`.
 
@@ -49,7 +70,7 @@ class ColumnParallel(nn.Module):
             raise ConfigError(
                 "column_devices", list(devices), f"expected one device per column ({columns})"
             )
-        self.devices = [torch.device(d) for d in devices]
+        self.devices = [column_device(d) for d in devices]
         named = [
             *net.features.named_children(),
             ("flatten", nn.Flatten()),

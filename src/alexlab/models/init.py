@@ -7,8 +7,7 @@ from torch import nn
 
 from alexlab.errors import ConfigError, check_choice
 from alexlab.models.layers import LocallyConnected2d
-
-INITS = ("paper", "kaiming", "torch")
+from alexlab.switches import INITS
 
 
 def init_weights(

@@ -10,6 +10,7 @@ from torch import nn
 
 from alexlab.errors import ConfigError, check_choice, check_range
 from alexlab.kernels import lrn as kernels
+from alexlab.switches import ACTIVATIONS, DROPOUT_SCALINGS, LRN_VARIANTS, LRNS, POOLS
 
 
 class AbsTanh(nn.Module):
@@ -19,44 +20,41 @@ class AbsTanh(nn.Module):
         return torch.tanh(x).abs()
 
 
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "abs_tanh": AbsTanh, "sigmoid": nn.Sigmoid}
+ACTIVATION_LAYERS = dict(zip(ACTIVATIONS, (nn.ReLU, nn.Tanh, AbsTanh, nn.Sigmoid), strict=True))
 
 # (window z, stride s): Section 3.4 pools with z=3 > s=2; "plain" is the traditional z=s=2.
-POOLS = {"overlapping": (3, 2), "plain": (2, 2)}
+POOL_SHAPES = dict(zip(POOLS, ((3, 2), (2, 2)), strict=True))
 # Overlapping pools round up, as cuda-convnet's do (layer.py, PoolLayerParser: outputsX =
 # ceil((size - sizeX) / stride) + 1), plain ones down: both then give floor(size / 2) maps for any
 # size (55 -> 27, 28 -> 14, 7 -> 3), "output of equivalent dimensions" as Section 3.4 compares
 # them, and the same parameter count behind them.
-ROUNDS_UP = {"overlapping": True, "plain": False}
+ROUNDS_UP = dict(zip(POOLS, (True, False), strict=True))
 
 
 def activation_layer(name: str) -> nn.Module:
     check_choice("activation", name, ACTIVATIONS)
-    return ACTIVATIONS[name]()
+    return ACTIVATION_LAYERS[name]()
 
 
 def pool_layer(pool: str, kind: type[nn.Module] = nn.MaxPool2d) -> nn.Module:
     check_choice("pool", pool, POOLS)
-    window, stride = POOLS[pool]
+    window, stride = POOL_SHAPES[pool]
     return kind(window, stride, ceil_mode=ROUNDS_UP[pool])
 
 
 def pooled_size(size: int, pool: str) -> int:
     check_choice("pool", pool, POOLS)
-    window, stride = POOLS[pool]
+    window, stride = POOL_SHAPES[pool]
     steps = (size - window + (stride - 1 if ROUNDS_UP[pool] else 0)) // stride
     return steps + 1
 
 
-# Dropout's two conventions: "test" keeps the units it does not drop as they are in training and
-# multiplies every output by 1 - p at test time, as the paper (Section 4.2) and its code (the `hs`
-# layer, src/layer.cu) do; "train" scales the kept units by 1 / (1 - p) in training and leaves
-# test-time outputs alone, as torch.nn.Dropout does.
-DROPOUT_SCALINGS = ("test", "train")
-
-
 class Dropout(nn.Module):
-    """Dropout of probability `p`, scaled at `scaling` time."""
+    """Dropout of probability `p`, scaled at `scaling` time, one of its two conventions: "test"
+    keeps the units it does not drop as they are in training and multiplies every output by 1 - p
+    at test time, as the paper (Section 4.2) and its code (the `hs` layer, src/layer.cu) do;
+    "train" scales the kept units by 1 / (1 - p) in training and leaves test-time outputs alone,
+    as torch.nn.Dropout does."""
 
     def __init__(self, p: float = 0.5, scaling: str = "test") -> None:
         super().__init__()
@@ -78,14 +76,11 @@ class Dropout(nn.Module):
         return f"p={self.p}, scaling={self.scaling}"
 
 
-# Response normalization as the paper's numbers were made ("code") and as Section 3.3 prints it.
-# The 2012 source's cmrnorm layer divides the config's `scale` (the paper's alpha) by `size`
-# (layer.py, NormLayerParser), as cuda-convnet, Caffe and torch.nn.LocalResponseNorm do; k is its
-# `minDiv` (2 in layer-params-145.cfg, 1 where a file sets none), added in the denominator
+# Response normalization as the paper's numbers were made ("code") and as Section 3.3 prints it
+# ("printed"). The 2012 source's cmrnorm layer divides the config's `scale` (the paper's alpha) by
+# `size` (layer.py, NormLayerParser), as cuda-convnet, Caffe and torch.nn.LocalResponseNorm do; k
+# is its `minDiv` (2 in layer-params-145.cfg, 1 where a file sets none), added in the denominator
 # (cuda-convnet2's conv_util.cu, kFCNorm: minDiv + addScale * sum). "printed" leaves alpha undivided.
-LRN_VARIANTS = ("code", "printed")
-
-
 class LocalResponseNorm(nn.Module):
     """Response normalization across channels (Section 3.3):
 
@@ -193,7 +188,7 @@ def lrn_layer(
 ) -> nn.Module:
     if lrn is False:  # YAML 1.1 reads an unquoted `off` as false
         lrn = "off"
-    check_choice("lrn", lrn, (*LRN_VARIANTS, "off"))
+    check_choice("lrn", lrn, LRNS)
     if lrn == "off":
         return nn.Identity()
     return LocalResponseNorm(size, alpha, beta, k, variant=lrn, groups=groups)

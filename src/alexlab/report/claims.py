@@ -14,9 +14,11 @@ from typing import Any
 
 from alexlab import claims as ledger
 from alexlab import rundir
+from alexlab.atomic import write_atomically
 from alexlab.claims import Check, Claim
 from alexlab.report import figure1
 from alexlab.report.ensembles import ensemble_gains
+from alexlab.report.files import write_table
 from alexlab.report.runs import Run, epochs_to, load_runs, measured
 from alexlab.report.stats import (
     INCONCLUSIVE,
@@ -421,8 +423,8 @@ def claims_report(directories: Sequence[Path], out: Path) -> str:
         + "\n".join(notes)
         + "\n"
     )
-    out.with_suffix(".md").write_text(report)
+    write_table(out, report)
     payload = [asdict(row) for row in rows]
     text = json.dumps(payload, indent=2, allow_nan=False, ensure_ascii=False)
-    out.with_suffix(".json").write_text(text + "\n")
+    write_atomically(out.with_suffix(".json"), text + "\n")
     return report

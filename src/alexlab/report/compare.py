@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from alexlab.errors import UserError
+from alexlab.report.files import save_figure, write_table
 from alexlab.report.runs import (
     Run,
     RunSource,
@@ -79,7 +80,7 @@ def compare_report(
     plot(groups, metrics[0], title, out.with_suffix(".png"))
     header = f"# {title}\n\nRuns: {arithmetic(runs)}. Figure: {out.with_suffix('.png').name}\n\n"
     report = header + markdown_table(headers, rows)
-    out.with_suffix(".md").write_text(report)
+    write_table(out, report)
     return report
 
 
@@ -93,7 +94,7 @@ def plot(groups: dict[str, list[Run]], metric: str, title: str, path: Path) -> N
     fig, ax = plt.subplots(figsize=(1.2 * len(groups) + 2, 4))
     draw(ax, groups, metric, title, f"test {METRICS[metric]} error (%)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from alexlab.errors import UserError
+from alexlab.report.files import save_figure, write_table
 from alexlab.report.runs import training_curve
 from alexlab.rundir import read_history, read_overrides, read_results
 from alexlab.tables import markdown_table, percent
@@ -43,7 +44,7 @@ def curves_report(runs: list[Path], out: Path) -> str:
     ax.set(xlabel="epochs", ylabel="training error since the last check", ylim=(0, 1))
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out.with_suffix(".png"), dpi=120)
+    save_figure(fig, out.with_suffix(".png"))
     plt.close(fig)
     headers = ["run", "epochs", "training error (last check)", "val top-1", "test top-1", ""]
     common = " ".join(sorted(shared)) or "none"
@@ -51,5 +52,5 @@ def curves_report(runs: list[Path], out: Path) -> str:
         f"# Training curves\n\nCommon to every run: {common}. "
         f"Figure: {out.with_suffix('.png').name}\n\n" + markdown_table(headers, rows)
     )
-    out.with_suffix(".md").write_text(report)
+    write_table(out, report)
     return report

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 
 from alexlab.predictions import ensemble, errors, misses
 from alexlab.report import paper
+from alexlab.report.files import save_figure, write_table
 from alexlab.report.stats import Interval, interval_text, paired_images
 from alexlab.rundir import load_predictions
 from alexlab.tables import markdown_table, mean_and_spread, percent
@@ -66,7 +67,7 @@ def ensemble_report(eval_dir: Path, out: Path) -> str:
     plot(singles, combined, out.with_suffix(".png"))
     title = f"# Single nets and their ensemble ({len(labels)} images of {eval_dir})\n\n"
     report = title + f"Figure: {out.with_suffix('.png').name}\n\n" + markdown_table(headers, rows)
-    out.with_suffix(".md").write_text(report)
+    write_table(out, report)
     return report
 
 
@@ -80,5 +81,5 @@ def plot(singles: dict[str, dict[str, float]], combined: dict[str, float], path:
     ax.set(ylabel="top-1 error (%)", xlim=(-0.6, 1.6), title="Averaging the nets' predictions")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)

@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt
 
 from alexlab.errors import UserError
 from alexlab.report import paper
+from alexlab.report.files import save_figure, write_table
 from alexlab.report.runs import (
     Run,
     RunSource,
@@ -305,7 +306,7 @@ def figure1_report(conditions: Sequence[tuple[str, RunSource]], out: Path) -> st
             every_run,
         )
     )
-    out.with_suffix(".md").write_text(report)
+    write_table(out, report)
     return report
 
 
@@ -363,5 +364,5 @@ def plot(panels: list[tuple[str, list[Speedup]]], dataset: str, path: Path) -> N
     curve_ax.legend(fontsize=7)
     fig.suptitle(f"Figure 1 on {dataset}: ReLU (solid) vs tanh (dashed)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)

@@ -11,6 +11,7 @@ from typing import Any
 
 from alexlab.errors import UserError
 from alexlab.report import figure1
+from alexlab.report.files import write_table
 from alexlab.report.runs import Run, RunSource, by_sweep, load_runs, sweep_name
 from alexlab.sweep.engine import sweeps
 from alexlab.tables import markdown_table
@@ -110,5 +111,5 @@ def hyperband_report(directories: list[RunSource], config: dict[str, Any], out: 
         f"hyperband ({1 - sum(all_cut) / sum(all_full):.0%} saved).\n"
         + ("\n" + "\n".join(changed) + "\n" if changed else "")
     )
-    out.with_suffix(".md").write_text(report)
+    write_table(out, report)
     return report

@@ -94,6 +94,7 @@ def launched_run(run_dir: Path) -> Run:
         rundir.read_config(run_dir),
         rundir.read_history(run_dir),
         run_dir,
+        str(run_dir / rundir.RUN),
     )
 
 
@@ -113,8 +114,20 @@ def wandb_run(record: WandbRecord) -> Run:
         if not key.startswith("_") and isinstance(value, int | float)
     }
     config = summary.get(rundir.WANDB_CONFIG) or record.config
-    run_dir = Path(config["paths"]["output_dir"])
-    return recorded_run(summary[rundir.WANDB_RECORD], results, config, record.history, run_dir)
+    output_dir = config.get("paths", {}).get("output_dir") if isinstance(config, dict) else None
+    if not isinstance(output_dir, str):
+        raise UserError(
+            f"{record.where}: its config has no paths.output_dir (where the run ran): not a run of "
+            "alexlab's src/train.py"
+        )
+    return recorded_run(
+        summary[rundir.WANDB_RECORD],
+        results,
+        config,
+        record.history,
+        Path(output_dir),
+        record.where,
+    )
 
 
 def recorded_run(
@@ -123,9 +136,11 @@ def recorded_run(
     config: dict[str, Any],
     history: list[dict[str, float]],
     run_dir: Path,
+    where: str,
 ) -> Run:
-    """A run from its record (run.json), final metrics, resolved config and logged rows, read
-    from its run directory or from wandb."""
+    """A run from its record (run.json, at `where`), final metrics, resolved config and logged
+    rows, read from its run directory or from wandb."""
+    check_record(record, where)
     return Run(
         name=run_dir.name,
         params=record["params"],
@@ -139,6 +154,32 @@ def recorded_run(
         curve=training_curve(history),
         history=history,
     )
+
+
+# What a run's record holds, as provenance.py writes it: anything else (a record edited or
+# crafted) is one error line naming it, not a run judged on what it lacks.
+LAUNCHERS = (rundir.WANDB_AGENT, rundir.HYDRA_MULTIRUN, rundir.ALEXLAB_SWEEP, rundir.SINGLE)
+STATES = (rundir.RUNNING, rundir.FINISHED, rundir.DIVERGED, rundir.STOPPED, rundir.KILLED)
+STATES += (rundir.CRASHED,)
+
+
+def check_record(record: dict[str, Any], where: str) -> None:
+    launcher, sweep = record.get("launcher"), record.get("sweep")
+    if launcher not in LAUNCHERS:
+        problem = f"launcher {launcher!r}"
+    elif not isinstance(record.get("params"), dict):
+        problem = "params that are no mapping"
+    elif record.get("state") not in STATES:
+        problem = f"state {record.get('state')!r}"
+    elif launcher == rundir.HYDRA_MULTIRUN and not (
+        isinstance(sweep, dict) and isinstance(sweep.get("subdir"), str)
+    ):
+        problem = "a Hydra multirun's sweep without its subdir"
+    elif launcher in (rundir.WANDB_AGENT, rundir.ALEXLAB_SWEEP) and not isinstance(sweep, str):
+        problem = f"a sweep of {sweep!r}"
+    else:
+        return
+    raise UserError(f"{where}: not a run's record as alexlab writes it ({problem})")
 
 
 def sweep_of(record: dict[str, Any], run_dir: Path) -> str:

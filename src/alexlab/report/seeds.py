@@ -17,6 +17,7 @@ from pathlib import Path
 
 from alexlab import claims as ledger
 from alexlab.report.claims import Finding, find_evidence, judge, matches
+from alexlab.report.files import write_table
 from alexlab.report.runs import Run, measured
 from alexlab.report.stats import INCONCLUSIVE
 from alexlab.tables import markdown_table
@@ -154,5 +155,5 @@ def more_seeds_report(directories: Sequence[Path], budget_minutes: float, out: P
         + f"\nThe plan: {cost(chosen) / 60:.0f} minutes.\n\n"
         + "".join(f"    python -m alexlab.sweep {line}\n" for line in lines)
     )
-    out.with_suffix(".md").write_text(report)
+    write_table(out, report)
     return "\n".join(lines)

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 
 from alexlab.errors import UserError
 from alexlab.report.compare import draw
+from alexlab.report.files import save_figure, write_table
 from alexlab.report.runs import (
     Run,
     RunSource,
@@ -50,7 +51,7 @@ def sweeps_report(directories: Sequence[RunSource], out: Path) -> str:
         raise UserError(f"{', '.join(map(str, directories))}: no finished runs with errors")
     plot(panels, out.with_suffix(".png"))
     report = f"# Sweeps\n\nFigure: {out.with_suffix('.png').name}\n\n" + "\n".join(sections)
-    out.with_suffix(".md").write_text(report)
+    write_table(out, report)
     return report
 
 
@@ -98,5 +99,5 @@ def plot(panels: list[Panel], path: Path) -> None:
     for ax, (name, groups, metric) in zip(axes[0], panels, strict=True):
         draw(ax, groups, metric, name, f"{COLUMNS[metric]} (%)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from rich.console import Console
 from rich.progress import Progress
 
-from alexlab.checkpoint_file import read_checkpoint
+from alexlab.checkpoint_file import TO_RESUME, newest_whole, read_checkpoint
 from alexlab.errors import UserError
 from alexlab.rundir import (
     COMPLETE,
@@ -167,24 +167,27 @@ def launch(
 def resume(
     config: dict[str, Any], store: SweepStore, run: Unfinished, launcher: Launcher
 ) -> Launched:
-    """Continue a run in its own directory from its last checkpoint (`ckpt_path=last`), or start
-    it again there when it has none or an unreadable one; its record will say which."""
+    """Continue a run in its own directory from its newest whole checkpoint (`ckpt_path=last`:
+    last.ckpt, or a newer best epoch's), or start it again there when it has none; its record
+    will say which. An unreadable last.ckpt is moved out of the way, and the record says why."""
     last = last_checkpoint(run.run_dir)
+    unreadable = None
     try:
-        checkpoint = read_checkpoint(last) if last.exists() else None
+        if last.exists():
+            read_checkpoint(last, TO_RESUME)
     except UserError as error:
         last.rename(last.with_name(LAST + ".unreadable"))  # kept for a look, out of the way
-        checkpoint, note = None, f"started again: {error}"
-    else:
-        if checkpoint is None:
-            note = "started again: it had no checkpoint yet"
-        else:
-            note = (
-                f"resumed from checkpoints/{LAST} at epoch {checkpoint['epoch']}, "
-                f"step {checkpoint['global_step']}"
-            )
-    if checkpoint is None:
+        unreadable = str(error)
+    found = newest_whole(last)
+    if found is None:
+        note = f"started again: {unreadable or 'it had no checkpoint yet'}"
         drop_results(run.run_dir)  # of the stopped attempt
+    else:
+        checkpoint = read_checkpoint(found, TO_RESUME)
+        note = (
+            f"resumed from checkpoints/{found.name} at epoch {checkpoint['epoch']}, "
+            f"step {checkpoint['global_step']}" + (f" ({unreadable})" if unreadable else "")
+        )
     args = {key: {"value": value} for key, value in run.params.items()}
     args["ckpt_path"] = {"value": "last"}
     command = agent_command(config, args, run.run_dir / "args.json")
