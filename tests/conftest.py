@@ -75,6 +75,28 @@ def train_error(tmp_path: Path, *overrides: str) -> str:
     return str(stopped.value.code)
 
 
+def untrained_checkpoint(
+    path: Path, *overrides: str, weights=lambda tensor: tensor, **contents: object
+) -> Path:
+    """A checkpoint at `path` of the net `overrides` configure, untrained, laid out as Lightning
+    lays one out, each weight through `weights`; `contents` replace or add keys. What a checkpoint
+    is checked for comes before Lightning reads anything else of it, so no training is needed."""
+    cfg = composed(*overrides, output_dir=path.parent)
+    module = training.build_module(cfg, training.build_datamodule(cfg.data, "fit"))
+    checkpoint = {
+        "state_dict": {key: weights(value) for key, value in module.state_dict().items()},
+        "epoch": 0,
+        "global_step": 4,
+        "loops": {},
+        "optimizer_states": [],
+        "callbacks": {},
+        "hyper_parameters": {"net_config": module.hparams["net_config"]},
+    } | contents
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(checkpoint, path)
+    return path
+
+
 def find_window(full: torch.Tensor, window: torch.Tensor) -> tuple[int, int] | None:
     """(top, left) of `window` among the windows of its size in the (C, H, W) image `full`, or
     None: candidates by their first row, then the whole window."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import composed, tmpfs, train_command, train_error
+from conftest import composed, tmpfs, train_command, train_error, untrained_checkpoint
 from omegaconf import OmegaConf
 
 from alexlab import api, rundir
@@ -22,7 +22,6 @@ from alexlab.data.in_memory import download
 from alexlab.errors import UserError
 from alexlab.report.__main__ import main as report_main
 from alexlab.sweep.store import SweepStore
-from alexlab.training import build_datamodule, build_module
 
 REAL = ("experiment=fashion_mnist",)  # the main job's config, on the real data
 CASES = [
@@ -354,23 +353,8 @@ def test_a_node_replaced_by_a_value_is_one_line_naming_the_key_that_reads_it(tmp
 SMALL = ("data=synthetic", "model=convnet4")
 
 
-def a_checkpoint(folder: Path, weights=lambda tensor: tensor, **contents: object) -> Path:
-    """folder/crafted.ckpt: SMALL's net, untrained, as Lightning lays out a checkpoint, each
-    weight through `weights`; `contents` replace or add keys (a checkpoint's checks come before
-    Lightning reads anything else of it)."""
-    cfg = composed(*SMALL, output_dir=folder)
-    module = build_module(cfg, build_datamodule(cfg.data, "fit"))
-    checkpoint = {
-        "state_dict": {key: weights(value) for key, value in module.state_dict().items()},
-        "epoch": 0,
-        "global_step": 4,
-        "loops": {},
-        "optimizer_states": [],
-        "hyper_parameters": {"net_config": module.hparams["net_config"]},
-    } | contents
-    path = folder / "crafted.ckpt"
-    torch.save(checkpoint, path)
-    return path
+def a_checkpoint(folder: Path, **arguments: object) -> Path:
+    return untrained_checkpoint(folder / "crafted.ckpt", *SMALL, **arguments)
 
 
 def poisoned(tensor: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import REPO, composed, offline_env, sweep_command, train_error, train_here
+from conftest import REPO, composed, offline_env, sweep_command, train_error, untrained_checkpoint
 from omegaconf import OmegaConf
 from test_data import Payload
 
@@ -19,14 +19,22 @@ from alexlab import api, evaluation, rundir
 from alexlab.config import read_run_config
 from alexlab.report import __main__ as report_cli
 
-pytestmark = pytest.mark.slow  # a net is trained to receive
+SMALL = ("data=synthetic", "model=convnet4")
 
 
 @pytest.fixture(scope="module")
 def received(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished run of random images, to be crafted into what a sender might send."""
+    """A finished run's directory of random images, to be crafted into what a sender might send:
+    its files as training writes them (config.yaml resolved, run.json, results.json, the best and
+    the last checkpoint), made without training: every check of what is received comes before
+    anything of it is trained or scored (test_lifecycle scores real runs)."""
     run_dir = tmp_path_factory.mktemp("received") / "run"
-    train_here(run_dir, "data=synthetic", "model=convnet4", "trainer.max_epochs=1")
+    best = untrained_checkpoint(run_dir / rundir.CHECKPOINTS / "epoch000.ckpt", *SMALL)
+    shutil.copyfile(best, rundir.last_checkpoint(run_dir))
+    rundir.write_config(run_dir, OmegaConf.to_yaml(composed(*SMALL, output_dir=run_dir)))
+    record = {"launcher": rundir.SINGLE, "sweep": None, "run": None, "params": {}}
+    rundir.write_run(run_dir, record | {"state": rundir.FINISHED})
+    rundir.write_results(run_dir, {"val/err_top1": 0.875, "test/err_top1": 0.9})
     return run_dir
 
 
@@ -128,7 +136,7 @@ def test_a_checkpoint_that_would_run_code_is_refused_unrun(received, tmp_path):
     checkpoint["payload"] = Payload(marker)
     crafted = tmp_path / "crafted.ckpt"
     torch.save(checkpoint, crafted)
-    line = train_error(tmp_path / "run", "data=synthetic", "model=convnet4", f"ckpt_path={crafted}")
+    line = train_error(tmp_path / "run", *SMALL, f"ckpt_path={crafted}")
     assert line.startswith(f"error: ckpt_path={crafted} is not a readable checkpoint: ")
     assert not marker.exists()
 
@@ -170,6 +178,7 @@ def sweep_file(tmp_path: Path, program: Path) -> Path:
     return path
 
 
+@pytest.mark.slow  # starts a process
 def test_a_dry_run_starts_nothing(tmp_path):
     marker = tmp_path / "payload-ran"
     program = tmp_path / "program.py"
@@ -182,6 +191,7 @@ def test_a_dry_run_starts_nothing(tmp_path):
     assert "no estimate" in run.stdout and run.stdout.count(str(program)) == 2
 
 
+@pytest.mark.slow  # starts a process
 def test_a_received_sweep_directory_resumes_only_runs_of_its_sweep(tmp_path):
     # A run to resume (launched, never seen to end) whose launch.json adds a Hydra callback to
     # the command that would resume it.
@@ -228,6 +238,7 @@ wandb.finish()
 """
 
 
+@pytest.mark.slow  # starts a process
 def test_reports_read_a_received_wandb_record_as_data(tmp_path):
     # An offline wandb run whose config and summary name a target and hold an interpolation.
     marker = tmp_path / "payload-ran"
