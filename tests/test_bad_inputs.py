@@ -372,8 +372,14 @@ def zeroed_in_the_middle(path: Path) -> Path:
 @pytest.mark.parametrize(
     "make, message",
     [
-        (lambda p: torch.save(torch.zeros(3), p) or p, "is not a Lightning checkpoint: it holds a"),
-        (lambda p: torch.save(7, p) or p, "is not a Lightning checkpoint: it holds a int"),
+        (
+            lambda p: torch.save(torch.zeros(3), p) or p,
+            "is not a Lightning checkpoint: it holds a value of type Tensor,",
+        ),
+        (
+            lambda p: torch.save(7, p) or p,
+            "is not a Lightning checkpoint: it holds a value of type int,",
+        ),
         (
             lambda p: torch.save({"state_dict": {}}, p) or p,
             "has no epoch, no global_step, no loops, no optimizer_states: not a checkpoint",

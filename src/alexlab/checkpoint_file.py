@@ -35,7 +35,7 @@ def read_checkpoint(path: Path, needs: tuple[str, ...] = WEIGHTS) -> dict[str, A
         ) from None
     if not isinstance(checkpoint, dict):
         raise UserError(
-            f"ckpt_path={path} is not a Lightning checkpoint: it holds a "
+            f"ckpt_path={path} is not a Lightning checkpoint: it holds a value of type "
             f"{type(checkpoint).__name__}, not a mapping with {', '.join(needs)}"
         )
     missing = [key for key in needs if key not in checkpoint]
