@@ -421,3 +421,15 @@ def test_resuming_with_changed_values_names_them_and_changes_no_file(tmp_path):
         "own values, or start a new run from the checkpoint in another directory"
     )
     assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
+
+
+def test_a_start_removes_the_partial_files_a_killed_run_left(tmp_path):
+    """What SIGKILL leaves in the middle of a write (tests/test_faults.py kills a run there): the
+    cut NAME.partial, which nothing reads, goes when the directory is next claimed."""
+    (tmp_path / "checkpoints").mkdir()
+    left = [tmp_path / "results.json.partial", tmp_path / "checkpoints" / "last.ckpt.partial"]
+    kept = [tmp_path / "checkpoints" / "epoch000.ckpt", tmp_path / "notes.partial.txt"]
+    for path in left + kept:
+        path.write_bytes(b"cut")
+    with rundir.claimed_for_this_run(tmp_path):
+        assert not any(path.exists() for path in left) and all(path.exists() for path in kept)

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from rich.console import Console
 from rich.progress import Progress
 
+from alexlab.atomic import remove_partials
 from alexlab.checkpoint_file import TO_RESUME, newest_whole, read_checkpoint
 from alexlab.errors import UserError
 from alexlab.rundir import (
@@ -77,6 +78,7 @@ def run_sweep(
     if config["method"] != "grid" and count is None and "run_cap" not in config:
         raise UserError(f"a {config['method']} sweep never ends by itself: give --count N")
     with claimed(directory, "sweep runner"):  # two runners would run every point twice
+        remove_partials(directory)  # a killed runner's cut sweep.yaml (each run clears its own)
         store = SweepStore(directory, config)
         launcher = launcher or LocalLauncher(threads_per_run(parallel))
         return run_claimed(config, store, parallel, count, console, launcher)
