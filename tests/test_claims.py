@@ -4,6 +4,7 @@ table, which must be what the committed runs give."""
 import json
 import math
 import re
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import pytest
 from conftest import REPO
 
 from alexlab.claims import CLAIMS
+from alexlab.errors import UserError
+from alexlab.metric_keys import TEST_ERR_TOP1
 from alexlab.report import figure1, seeds
 from alexlab.report.claims import HOW_TO_READ, claim_verdict, claims_report, mechanism
 from alexlab.report.runs import Run, epochs_to
@@ -316,3 +319,23 @@ def test_mechanism_checks_measure_the_runs(tmp_path):
     assert not holds and text == "fails: no_dropout overfits by 4.0 points (val - training error)"
     assert mechanism(CLAIM["pca_lighting"], "fashion_mnist", [baseline])[1] is False
     assert mechanism(CLAIM["pca_lighting"], "cifar10", [baseline])[1] is True
+
+
+def test_runs_whose_metric_was_renamed_fail_the_ledger_naming_run_and_key(tmp_path):
+    # As if the module logged test/err_top1 under another name: the ledger's runs are there,
+    # their key is not, and that is one error line, never rows of "not run here".
+    sweeps = tmp_path / "sweeps"
+    shutil.copytree(RESULTS / "sweeps", sweeps)
+    for path in sweeps.rglob("results.json"):
+        results = json.loads(path.read_text())
+        if TEST_ERR_TOP1 in results:  # the overfitting study's runs have no test
+            results["test/top1_error"] = results.pop(TEST_ERR_TOP1)
+            path.write_text(json.dumps(results))
+    with pytest.raises(UserError) as refused:
+        claims_report([sweeps], tmp_path / "claims")
+    assert re.fullmatch(
+        rf"{sweeps}/[^ ]+: no {TEST_ERR_TOP1} among its results \(.*test/top1_error.*\): a run "
+        r"of another version of alexlab, or a metric renamed \(alexlab/metric_keys.py\)",
+        str(refused.value),
+    ), refused.value
+    assert not (tmp_path / "claims.md").exists()

@@ -19,6 +19,7 @@ from alexlab.config import check_own_targets, leaves, own_targets, run_config_of
 from alexlab.data.write_beton import write_beton
 from alexlab.errors import ConfigError, UserError
 from alexlab.hardware import fast_precision
+from alexlab.metric_keys import EPOCH_METRICS, LOGGED
 from alexlab.models import ConvLocal
 from alexlab.module import Classifier
 from alexlab.training import build_datamodule, build_module, parameter_group_switches
@@ -330,3 +331,25 @@ def test_every_key_the_value_table_checks_is_one_the_configs_set():
     """A key misspelt in alexlab.checks.VALUES would check nothing, silently."""
     configured = set().union(*map(keys_set_in, CONF.rglob("*.yaml")))
     assert sorted(set(VALUES) - configured) == []
+
+
+def metric_names(node: object) -> list[str]:
+    """What a config or sweep file names as a metric: a callback's or scheduler's `monitor`, a
+    sweep's `metric.name`, an Optuna sweeper's `direction` aside."""
+    if isinstance(node, dict):
+        named = [node["monitor"]] if isinstance(node.get("monitor"), str) else []
+        metric = node.get("metric")
+        named += [metric["name"]] if isinstance(metric, dict) and "name" in metric else []
+        return named + [name for value in node.values() for name in metric_names(value)]
+    if isinstance(node, list):
+        return [name for value in node for name in metric_names(value)]
+    return []
+
+
+def test_every_metric_a_config_or_sweep_names_is_one_a_run_logs():
+    """One vocabulary (alexlab/metric_keys.py): a misspelt or renamed key in a file would watch a
+    metric no run logs (a checkpoint that never saves, a sweep that never stops a run)."""
+    files = [*CONF.rglob("*.yaml"), *(REPO / "sweeps").glob("*.yaml")]
+    named = {name for path in files for name in metric_names(yaml.safe_load(path.read_text()))}
+    assert named and named <= LOGGED, sorted(named - LOGGED)
+    assert set(EPOCH_METRICS) <= LOGGED

@@ -120,6 +120,19 @@ def test_reports_over_agent_multirun_and_runner_runs_are_equal(
         assert command[0] == "/usr/bin/env" and command[1] == "python"
         assert command[2:] == runner_commands[activation][2:]
 
+    # Every launcher's runs say which data and which code made them.
+    records = [json.loads(path.read_text()) for path in tmp_path.rglob(rundir.RUN)]
+    head = ["git", "-C", str(REPO), "rev-parse", "HEAD"]
+    commit = subprocess.run(head, capture_output=True, text=True, check=True).stdout.strip()
+    assert len(records) == 6 and {record["launcher"] for record in records} == {
+        "wandb agent",
+        "hydra multirun",
+        "alexlab.sweep",
+    }
+    for record in records:
+        assert record["dataset"] == "fashion_mnist" and record["commit"] == commit
+        assert record["dirty"] in (True, False)
+
     (multirun_dir,) = (logs / "train" / "multiruns").iterdir()
     sweeps = by_sweep(load_runs(tmp_path))
     assert set(sweeps) == {

@@ -17,6 +17,7 @@ from test_data import Payload
 
 from alexlab import api, evaluation, rundir
 from alexlab.config import read_run_config
+from alexlab.metric_keys import EPOCH_METRICS, TEST_ERR_TOP1, TEST_ERR_TOP5
 from alexlab.report import __main__ as report_cli
 
 SMALL = ("data=synthetic", "model=convnet4")
@@ -34,7 +35,10 @@ def received(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rundir.write_config(run_dir, OmegaConf.to_yaml(composed(*SMALL, output_dir=run_dir)))
     record = {"launcher": rundir.SINGLE, "sweep": None, "run": None, "params": {}}
     rundir.write_run(run_dir, record | {"state": rundir.FINISHED})
-    rundir.write_results(run_dir, {"val/err_top1": 0.875, "test/err_top1": 0.9})
+    # What a finished run's results.json holds: every metric a run logs once an epoch and tests.
+    rundir.write_results(
+        run_dir, dict.fromkeys([*EPOCH_METRICS, TEST_ERR_TOP1, TEST_ERR_TOP5], 0.9)
+    )
     return run_dir
 
 

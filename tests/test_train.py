@@ -11,6 +11,7 @@ import torch
 from conftest import REPO, tmpfs, train, train_command, train_here
 
 from alexlab import rundir
+from alexlab.metric_keys import LOGGED, LRN_SHARE
 from alexlab.rundir import read_history
 
 pytestmark = pytest.mark.slow  # each test runs src/train.py
@@ -55,6 +56,11 @@ def test_train_writes_a_complete_run_directory(tmp_path, switches):
     assert 0 <= results["test/err_top1"] <= 1 and 0 <= results["val/err_top5"] <= 1
     metrics = (tmp_path / "metrics.csv").read_text().splitlines()
     assert {"train/err_top1", "val/err_top1", "test/err_top1"} <= set(metrics[0].split(","))
+    record = json.loads((tmp_path / "run.json").read_text())  # which data and code made it
+    assert record["dataset"] == "synthetic" and len(record["commit"]) == 40
+    # Every key a run logs is one of the vocabulary's (alexlab/metric_keys.py).
+    logged = set(results) | set(metrics[0].split(",")) - {"epoch", "step"}
+    assert {key for key in logged if not key.startswith(LRN_SHARE)} <= LOGGED
     # Every net here has LRN: callbacks.lrn_share logs its share of the normalizer from step 0.
     history = read_history(tmp_path)
     shares = [value for row in history for key, value in row.items() if "lrn/share/" in key]

@@ -6,7 +6,7 @@ directory.
 
     cfg = compose(["model.activation=tanh"])  # resolves whole; instantiate(cfg.model) is its net
     result = run(["experiment=fashion_mnist", "trainer.max_epochs=1"])
-    result.results["test/err_top1"], result.run_dir
+    result.results[TEST_ERR_TOP1], result.run_dir
 
 A run made here is the run the command makes: the same checks (bad input raises
 alexlab.errors.UserError, whose message is the command's error line), the same run directory and

@@ -10,6 +10,13 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from alexlab.metric_keys import (
+    EPOCHS_TO_TARGET,
+    LRN_SHARE,
+    SECONDS_TO_TARGET,
+    TRAIN_EPOCHS,
+    TRAIN_ERR_RECENT,
+)
 from alexlab.models.layers import LocalResponseNorm
 
 
@@ -58,8 +65,8 @@ class TargetError(Callback):
             self._check(trainer, pl_module, trainer.current_epoch + 1.0)
         self._elapsed = time.perf_counter() - self._start
         if self.epochs is not None:
-            pl_module.log("train/epochs_to_target", self.epochs)
-            pl_module.log("train/seconds_to_target", self.seconds)
+            pl_module.log(EPOCHS_TO_TARGET, self.epochs)
+            pl_module.log(SECONDS_TO_TARGET, self.seconds)
 
     def _check(self, trainer: L.Trainer, pl_module: L.LightningModule, epochs: float) -> None:
         counts = torch.tensor([float(self._wrong), float(self._seen)], device=pl_module.device)
@@ -68,9 +75,7 @@ class TargetError(Callback):
         self._wrong = self._seen = 0
         # Straight to the loggers: self.log would keep only every log_every_n_steps-th step.
         for logger in trainer.loggers:
-            logger.log_metrics(
-                {"train/epochs": epochs, "train/err_recent": error}, trainer.global_step
-            )
+            logger.log_metrics({TRAIN_EPOCHS: epochs, TRAIN_ERR_RECENT: error}, trainer.global_step)
         if self.epochs is None and error <= self.target:
             self.epochs, self.seconds = epochs, time.perf_counter() - self._start
             if self.stop:
@@ -173,7 +178,7 @@ class LRNShare(Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any
     ) -> None:
         if self._shares:
-            metrics = {f"lrn/share/{name}": share for name, share in self._shares.items()}
+            metrics = {f"{LRN_SHARE}{name}": share for name, share in self._shares.items()}
             for logger in trainer.loggers:
                 logger.log_metrics(metrics, trainer.global_step)
             self._shares = {}

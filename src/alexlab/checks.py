@@ -12,6 +12,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from alexlab.errors import ConfigError, UserError, check_choice, check_range, first_line
+from alexlab.metric_keys import EPOCH_METRICS
 from alexlab.rundir import RUN_DIR_ENV
 from alexlab.switches import (
     ACTIVATIONS,
@@ -82,16 +83,6 @@ class Deviations:
         else:
             check_range(key, value, 0, math.inf, low_inclusive=False)
 
-
-# What the LightningModule logs once an epoch (module.py): what a checkpoint can monitor.
-EPOCH_METRICS = (
-    "val/err_top1",
-    "val/err_top5",
-    "val/loss",
-    "train/err_top1",
-    "train/err_top5",
-    "train/loss_epoch",
-)
 
 VALUES = {
     "test": Boolean(),

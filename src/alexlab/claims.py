@@ -14,6 +14,8 @@ runs they judge.
 from dataclasses import dataclass, field
 from typing import Any
 
+from alexlab.metric_keys import TEST_ERR_TOP1, TEST_ERR_TOP5, TRAIN_ERR_TOP1
+
 # What each kind of measure computes (src/alexlab/report/claims.py):
 DIFFERENCE = "difference"  # metric(treatment) - metric(control), in points, paired by seed
 GAP_DIFFERENCE = "gap difference"  # (val - training error) of treatment - of control, by seed
@@ -103,7 +105,7 @@ def ablation(
     undone: str,
     paper_effect: float | None,
     proxy: str,
-    metric: str = "test/err_top1",
+    metric: str = TEST_ERR_TOP1,
     measure: str = DIFFERENCE,
     runs: dict[str, Any] = ABLATIONS,
     **details: Any,
@@ -192,7 +194,7 @@ CLAIMS: tuple[Claim, ...] = (
         "no_lrn",
         1.2,
         "as the top-1 row; top-5 of 10 classes",
-        metric="test/err_top5",
+        metric=TEST_ERR_TOP5,
         runs=LRN_ABLATIONS,
         check=TOP5_TESTS,
     ),
@@ -322,7 +324,7 @@ CLAIMS: tuple[Claim, ...] = (
         "no_weight_decay",
         None,
         "the last epoch's training error (with dropout and augmentation, as both arms train)",
-        metric="train/err_top1",
+        metric=TRAIN_ERR_TOP1,
     ),
     Claim(
         key="ones_bias",
@@ -354,7 +356,7 @@ CLAIMS: tuple[Claim, ...] = (
             "by": "model.lrn",
             "treatment": "off",
             "control": "code",
-            "metric": "test/err_top1",
+            "metric": TEST_ERR_TOP1,
         },
         paper_effect=2.0,
         proxy="cuda-convnet's conv-local nets (layers-conv-local-13pct/-11pct) at lr 0.001, "
@@ -373,7 +375,7 @@ CLAIMS: tuple[Claim, ...] = (
         paper_data="imagenet",
         measure=ERROR_VALUE,
         runs={"experiment": "imagenet", "ablation": ABSENT},
-        options={"metric": "test/err_top1"},
+        options={"metric": TEST_ERR_TOP1},
         unit="%",
         paper_effect=40.7,
         tolerance=1.0,  # as good as the paper's, or within a point of it
@@ -390,7 +392,7 @@ CLAIMS: tuple[Claim, ...] = (
             "by": "data.test_patches",
             "treatment": 1,
             "control": 10,
-            "metric": "test/err_top1",
+            "metric": TEST_ERR_TOP1,
         },
         paper_effect=1.5,
     ),

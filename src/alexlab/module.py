@@ -11,9 +11,18 @@ from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
+from alexlab.metric_keys import (
+    LOSS,
+    STAGES,
+    TEST,
+    TRAIN,
+    TRAIN_LOSS_EPOCH,
+    TRAIN_LR,
+    VAL,
+    VAL_ERR_TOP1,
+    key,
+)
 from alexlab.optim import param_groups
-
-STAGES = ("train", "val", "test")
 
 
 class TopKError(MulticlassAccuracy):
@@ -78,7 +87,7 @@ class Classifier(L.LightningModule):
         )
         # "train" would shadow nn.Module.train in a ModuleDict, hence one attribute per stage.
         for stage in STAGES:
-            setattr(self, f"{stage}_errors", errors.clone(prefix=f"{stage}/"))
+            setattr(self, f"{stage}_errors", errors.clone(prefix=key(stage, "")))
         # The epoch's running training error and loss go into checkpoints: a run resumed
         # mid-epoch reports the same numbers for that epoch as one never stopped (Lightning's
         # own epoch means of logged values are not in checkpoints).
@@ -109,10 +118,10 @@ class Classifier(L.LightningModule):
         loss = F.nll_loss(log_probs, labels)
         errors = getattr(self, f"{stage}_errors")
         errors.update(log_probs, labels)
-        if stage == "train":
+        if stage == TRAIN:
             self.train_loss.update(loss.detach(), len(labels))
-        self.log(f"{stage}/loss", loss, on_epoch=stage != "train", prog_bar=True)
-        if stage != "train":
+        self.log(key(stage, LOSS), loss, on_epoch=stage != TRAIN, prog_bar=True)
+        if stage != TRAIN:
             self.log_dict(errors, on_step=False, on_epoch=True, prog_bar=True)
         return loss, log_probs
 
@@ -120,17 +129,17 @@ class Classifier(L.LightningModule):
         # The running error over the epoch, as Figure 1 plots it. Logged here, once: handing the
         # metric objects to self.log every step cost about 1.5 ms of convnet4's 25 ms step.
         self.log_dict(self.train_errors.compute(), prog_bar=True)
-        self.log("train/loss_epoch", self.train_loss.compute())
+        self.log(TRAIN_LOSS_EPOCH, self.train_loss.compute())
         self.train_errors.reset()
         self.train_loss.reset()
         optimizer = self.optimizers(use_pl_optimizer=False)
         # The weights' learning rate (the highest, where a schedule slows some layers).
         weights = [group["lr"] for group in optimizer.param_groups if group["kind"] == "weight"]
-        self.log("train/lr", max(weights))
+        self.log(TRAIN_LR, max(weights))
         # The plateau schedule steps here, before the epoch's checkpoints are taken, rather than
         # in Lightning's loop after them: Lightning does not repeat that step when it resumes
         # from such a checkpoint, so a resumed run would follow another schedule.
-        metric = self.trainer.callback_metrics.get("val/err_top1")
+        metric = self.trainer.callback_metrics.get(VAL_ERR_TOP1)
         scheduler = self.lr_schedulers()
         if isinstance(scheduler, ReduceLROnPlateau) and metric is not None:
             scheduler.step(metric)
@@ -140,16 +149,16 @@ class Classifier(L.LightningModule):
             super().lr_scheduler_step(scheduler, metric)
 
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> dict[str, Any]:
-        loss, log_probs = self._step(batch, "train")
+        loss, log_probs = self._step(batch, TRAIN)
         # The batch's mistakes, for callbacks that follow the training error within an epoch.
         wrong = (log_probs.argmax(1) != batch[1]).sum()
         return {"loss": loss, "wrong": wrong, "seen": len(batch[1])}
 
     def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, "val")
+        self._step(batch, VAL)
 
     def test_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, "test")
+        self._step(batch, TEST)
 
     def predict_step(self, batch: list[torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
         """Each image's class probabilities (patches averaged) and its label: src/eval.py."""
@@ -173,5 +182,5 @@ class Classifier(L.LightningModule):
             ]
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "monitor": "val/err_top1"},
+            "lr_scheduler": {"scheduler": scheduler, "monitor": VAL_ERR_TOP1},
         }

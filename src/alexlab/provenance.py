@@ -4,9 +4,10 @@ reports read it to find a run's sweep and parameters in any tree of run director
 logs to wandb keeps it in its wandb run's summary too, with config.yaml and results.json's
 metrics, so that the reports read runs made on other machines from wandb's record alone.
 
-run.json: {"launcher", "sweep", "run", "params", "overrides", "host", "pid", "cpu", "lrn_kernel",
-           "slurm", "started", "changed_on_resume", "state", "ended", "error"},
-           and from a sweep's runner {"exitcode", "seconds", "stopped_by"} (sweep/runner.py)
+run.json: {"launcher", "sweep", "run", "params", "overrides", "dataset", "commit", "dirty", "host",
+           "pid", "cpu", "lrn_kernel", "slurm", "started", "changed_on_resume", "state", "ended",
+           "error"}, and from a sweep's runner {"exitcode", "seconds", "stopped_by"}
+           (sweep/runner.py)
   launcher  WANDB_AGENT | HYDRA_MULTIRUN | ALEXLAB_SWEEP | SINGLE
   sweep     wandb: ENTITY/PROJECT/SWEEP_ID (what `wandb agent` was given) | Hydra: hydra.sweep.dir
             and hydra.sweep.subdir (where the job's directory sits below it) | alexlab.sweep: the
@@ -14,6 +15,9 @@ run.json: {"launcher", "sweep", "run", "params", "overrides", "host", "pid", "cp
   run       the wandb run id | the Hydra job number | the sweep's run name | null
   params    the run's parameters: the values the wandb sweep sent (the agent's
             WANDB_SWEEP_PARAM_PATH file), else the command line's overrides, typed by Hydra's parser
+  dataset   the data config the run chose (conf/data/: fashion_mnist, cifar10, imagenet_ffcv, ...)
+  commit, dirty  the git commit of the code that made the run, and whether its tracked files had
+            changes beyond it (null outside a git checkout)
   cpu       the CPU's model name, which a CPU run's speed depends on
   slurm     in a SLURM job: its id (ARRAY_TASK for a job array's) and its restarts so far (a
             requeued job continues its run: resume.checkpoint_to_resume)
@@ -34,6 +38,7 @@ import json
 import os
 import platform
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,8 +49,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from omegaconf import OmegaConf
 
 from alexlab import rundir
+from alexlab.config import CONF_DIR
 from alexlab.errors import UserError
 from alexlab.kernels import lrn as lrn_kernels
 from alexlab.rundir import (
@@ -85,7 +92,35 @@ def origin() -> dict[str, Any]:
         launcher, run = HYDRA_MULTIRUN, hydra.job.num
     else:
         launcher, sweep, run = SINGLE, None, None
-    return dict(launcher=launcher, sweep=sweep, run=run, params=params, overrides=overrides)
+    dataset = OmegaConf.select(hydra, "runtime.choices.data") if hydra else None
+    return dict(
+        launcher=launcher,
+        sweep=sweep,
+        run=run,
+        params=params,
+        overrides=overrides,
+        dataset=dataset,
+    )
+
+
+def code_version() -> dict[str, Any]:
+    """The git commit of the checkout alexlab runs from, and whether its tracked files differ from
+    it ("dirty"): which code made a run. Both null outside a git checkout (an installed copy)."""
+    git = ["git", "-C", str(CONF_DIR.parent)]
+    try:
+        commit = subprocess.run(
+            [*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=30
+        ).stdout.strip()
+        changes = subprocess.run(
+            [*git, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": bool(changes.strip())}
 
 
 def parameters(overrides: list[str]) -> dict[str, Any]:
@@ -118,7 +153,7 @@ def record_start(run_dir: Path, changed: dict[str, Any] | None = None) -> None:
     if "SLURM_JOB_ID" in os.environ:
         host["slurm"] = slurm_job()
     host["started"] = now()
-    record = origin() | host | {"state": RUNNING}
+    record = origin() | code_version() | host | {"state": RUNNING}
     resumes = rundir.read_run(run_dir).get(CHANGED_ON_RESUME, []) if changed is not None else []
     if changed:
         resumes = [*resumes, {"started": host["started"], "changed": changed}]

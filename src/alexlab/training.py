@@ -17,6 +17,7 @@ from alexlab.checkpoint_file import TO_RESUME, read_checkpoint
 from alexlab.checks import check_values
 from alexlab.errors import DISK_ERRORS, ConfigError, UserError
 from alexlab.instantiate import build, check_arguments, instantiate_all
+from alexlab.metric_keys import TEST_ERR_TOP1, VAL_ERR_TOP1
 from alexlab.module import Classifier
 from alexlab.wandb_settings import default_wandb_mode, wandb_run_id, wandb_wanted
 
@@ -113,9 +114,7 @@ def _train(cfg: DictConfig) -> dict[str, float]:
         save_results(trainer, output_dir, results)
     if trainer.is_global_zero:
         summary = ", ".join(
-            f"{key} {results[key]:.4f}"
-            for key in ("val/err_top1", "test/err_top1")
-            if key in results
+            f"{key} {results[key]:.4f}" for key in (VAL_ERR_TOP1, TEST_ERR_TOP1) if key in results
         )
         print(f"{summary} (run directory: {output_dir})")
     return results

@@ -16,6 +16,7 @@ from alexlab import claims as ledger
 from alexlab import rundir
 from alexlab.atomic import write_atomically
 from alexlab.claims import Check, Claim
+from alexlab.metric_keys import LRN_SHARE, TEST_ERR_TOP5, TRAIN_ERR_TOP1, VAL_ERR_TOP1
 from alexlab.report import figure1
 from alexlab.report.ensembles import ensemble_gains
 from alexlab.report.files import write_table
@@ -116,7 +117,7 @@ def difference(runs: Sequence[Run], claim: Claim) -> Interval | None:
 
 def gap(run: Run) -> float:
     """How far the run overfits at its end: validation minus training error, in points."""
-    return 100 * (run.result("val/err_top1") - run.result("train/err_top1"))
+    return 100 * (run.result(VAL_ERR_TOP1) - run.result(TRAIN_ERR_TOP1))
 
 
 def gap_difference(runs: Sequence[Run], claim: Claim) -> Interval | None:
@@ -186,7 +187,7 @@ def lrn_share(run: Run) -> float:
     """The share of LRN's normalizer from its neighbours' activity at the run's most active LRN
     layer, averaged over training (callbacks.LRNShare's log); NaN if the run logged none."""
     rows = run.history
-    layers = {key for row in rows for key in row if key.startswith("lrn/share/")}
+    layers = {key for row in rows for key in row if key.startswith(LRN_SHARE)}
     means = [statistics.fmean(row[key] for row in rows if key in row) for key in layers]
     return max(means, default=math.nan)
 
@@ -210,7 +211,7 @@ def mechanism(claim: Claim, data: str, runs: Sequence[Run]) -> tuple[str, bool |
         value = mean_over(options["control"], lrn_share)
         text = f"LRN's neighbour term: {value:.1%} of its normalizer"
     elif check.measure == ledger.TOP5_ROOM:
-        value = mean_over(options["control"], lambda r: 100 * r.result("test/err_top5"))
+        value = mean_over(options["control"], lambda r: 100 * r.result(TEST_ERR_TOP5))
         text = f"top-5 error {value:.1f}% with the paper's choice"
     elif check.measure == ledger.REACHES:
         runs_of_arm = arm(runs, options["by"], check.arm).values()

@@ -11,6 +11,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from alexlab.errors import UserError
+from alexlab.metric_keys import (
+    EPOCHS_TO_TARGET,
+    TEST_ERR_TOP1,
+    TEST_ERR_TOP5,
+    TRAIN_ERR_TOP1,
+    VAL_ERR_TOP1,
+)
 from alexlab.report.files import save_figure, write_table
 from alexlab.report.runs import (
     Run,
@@ -24,7 +31,7 @@ from alexlab.report.runs import (
 from alexlab.rundir import FINISHED
 from alexlab.tables import markdown_table, mean_and_spread
 
-METRICS = {"test/err_top1": "top-1", "test/err_top5": "top-5"}
+METRICS = {TEST_ERR_TOP1: "top-1", TEST_ERR_TOP5: "top-5"}
 
 
 def compare_report(
@@ -67,9 +74,9 @@ def compare_report(
         if baseline:
             row += [change(values(group, key), values(baseline, key)) for key in metrics]
         # The last epoch's, as the net trains (dropout and augmentation on where the run has them).
-        training = values(group, "train/err_top1")
-        gaps = [v - t for v, t in zip(values(group, "val/err_top1"), training, strict=True)]
-        epochs = values(group, "train/epochs_to_target")
+        training = values(group, TRAIN_ERR_TOP1)
+        gaps = [v - t for v, t in zip(values(group, VAL_ERR_TOP1), training, strict=True)]
+        epochs = [r.result_if_any(EPOCHS_TO_TARGET) for r in groups[group]]  # reached, or NaN
         row += [
             mean_and_spread(training),
             mean_and_spread(gaps, unit=""),
@@ -101,7 +108,7 @@ def plot(groups: dict[str, list[Run]], metric: str, title: str, path: Path) -> N
 def draw(ax: plt.Axes, groups: dict[str, list[Run]], metric: str, title: str, ylabel: str) -> None:
     """Each group's runs as points, their mean as a bar."""
     for x, runs in enumerate(groups.values()):
-        errors = [100 * r.result(metric) for r in runs]
+        errors = [100 * r.result_if_any(metric) for r in runs]  # a sweep's stopped runs: NaN
         ax.scatter([x] * len(errors), errors, color="black", s=14)
         ax.hlines(statistics.fmean(errors), x - 0.25, x + 0.25, color="tab:blue")
     ax.set_xticks(range(len(groups)), list(groups), rotation=30, ha="right")

@@ -6,6 +6,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from alexlab.errors import UserError
+from alexlab.metric_keys import TEST_ERR_TOP1, TRAIN_LOSS, VAL_ERR_TOP1
 from alexlab.report.files import save_figure, write_table
 from alexlab.report.runs import training_curve
 from alexlab.rundir import read_history, read_overrides, read_results
@@ -26,14 +27,14 @@ def curves_report(runs: list[Path], out: Path) -> str:
         # What tells the runs apart; the directory's name if nothing does.
         label = " ".join(o for o in made_by[run] if o not in shared) or run.name
         curves.append((label, curve))
-        diverged = math.isnan(results.get("train/loss", 0.0))
+        diverged = math.isnan(results.get(TRAIN_LOSS, 0.0))
         rows.append(
             [
                 label,
                 f"{curve[-1][0]:g}",
                 percent(curve[-1][1]),
-                percent(results.get("val/err_top1", math.nan)),
-                percent(results.get("test/err_top1", math.nan)),
+                percent(results.get(VAL_ERR_TOP1, math.nan)),
+                percent(results.get(TEST_ERR_TOP1, math.nan)),
                 "loss not finite: stopped" if diverged else "",
             ]
         )

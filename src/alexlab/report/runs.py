@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from alexlab import rundir
 from alexlab.errors import UserError
+from alexlab.metric_keys import TRAIN_EPOCHS, TRAIN_ERR_RECENT
 from alexlab.report.wandb_runs import WandbRecord, WandbSweep, wandb_records
 from alexlab.rundir import FINISHED, STOPPED
 from alexlab.sweep.store import SweepStore, counting_records
@@ -35,6 +36,19 @@ class Run:
     history: list[dict[str, float]] = field(default_factory=list)  # every logged row
 
     def result(self, key: str) -> float:
+        """The run's final `key`. A run without it is one error line naming both (a run of another
+        version of alexlab, or a metric renamed): it never reads as a run that was not made."""
+        if key not in self.results:
+            held = ", ".join(sorted(self.results)[:6]) or "none"
+            raise UserError(
+                f"{self.directory}: no {key} among its results ({held}...): a run of another "
+                "version of alexlab, or a metric renamed (alexlab/metric_keys.py)"
+            )
+        return self.results[key]
+
+    def result_if_any(self, key: str) -> float:
+        """The run's final `key`, NaN where it has none: a target it never reached, a test it was
+        stopped before (early_terminate)."""
         return self.results.get(key, math.nan)
 
 
@@ -240,8 +254,8 @@ def measured(runs: list[Run]) -> list[Run]:
 
 def training_curve(history: list[dict[str, float]]) -> list[tuple[float, float]]:
     """(epochs, training error) at each of TargetError's checks: Figure 1's curve."""
-    rows = [row for row in history if "train/err_recent" in row]
-    return [(row["train/epochs"], row["train/err_recent"]) for row in rows]
+    rows = [row for row in history if TRAIN_ERR_RECENT in row]
+    return [(row[TRAIN_EPOCHS], row[TRAIN_ERR_RECENT]) for row in rows]
 
 
 def epochs_to(curve: list[tuple[float, float]], target: float) -> float:

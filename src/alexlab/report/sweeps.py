@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from alexlab.errors import UserError
+from alexlab.metric_keys import EPOCHS_TO_TARGET, TEST_ERR_TOP1, TEST_ERR_TOP5, VAL_ERR_TOP1
 from alexlab.report.compare import draw
 from alexlab.report.files import save_figure, write_table
 from alexlab.report.runs import (
@@ -28,11 +29,11 @@ from alexlab.tables import markdown_table, mean_and_spread
 
 SEED = "seed"  # pooled: a group's spread is over its seeds
 COLUMNS = {
-    "val/err_top1": "val top-1 error",
-    "test/err_top1": "test top-1 error",
-    "test/err_top5": "test top-5 error",
+    VAL_ERR_TOP1: "val top-1 error",
+    TEST_ERR_TOP1: "test top-1 error",
+    TEST_ERR_TOP5: "test top-5 error",
 }
-EPOCHS = "train/epochs_to_target"
+EPOCHS = EPOCHS_TO_TARGET
 
 
 Panel = tuple[str, dict[str, list[Run]], str]  # a sweep's name, its groups, the error shown
@@ -65,20 +66,20 @@ def section(name: str, runs: list[Run]) -> tuple[str, Panel | None]:
     headers = [*(keys or ["runs"]), "seeds", *(COLUMNS[key] for key in metrics)]
     rows = [
         [*(values or ["all"]), len(group)]
-        + [mean_and_spread([run.result(key) for run in group]) for key in metrics]
+        + [mean_and_spread([run.result_if_any(key) for run in group]) for key in metrics]
         for values, group in groups.items()
     ]
     if any(EPOCHS in run.results for run in runs):
         headers.append("epochs to target")
         for row, group in zip(rows, groups.values(), strict=True):
-            row.append(mean_and_spread([run.result(EPOCHS) for run in group], 1.0, ""))
+            row.append(mean_and_spread([run.result_if_any(EPOCHS) for run in group], 1.0, ""))
     left = Counter(run.state for run in runs) - Counter(run.state for run in counted)
     total = f"{len(runs)} run{'s' * (len(runs) > 1)}"
     if left:
         total += f" ({', '.join(f'{n} {state}' for state, n in left.items())}: not counted)"
     varies = ", ".join(keys) or ("only the seed" if SEED in swept else "nothing")
     text = f"## {name}\n\n{runs[0].launcher}; {total}; varies {varies}.\n\n"
-    shown = [key for key in ("test/err_top1", "val/err_top1") if key in metrics]
+    shown = [key for key in (TEST_ERR_TOP1, VAL_ERR_TOP1) if key in metrics]
     panel = None
     if groups and shown:
         panel = (

@@ -18,6 +18,7 @@ from rich.progress import Progress
 from alexlab.atomic import remove_partials
 from alexlab.checkpoint_file import TO_RESUME, newest_whole, read_checkpoint
 from alexlab.errors import UserError
+from alexlab.metric_keys import TEST_ERR_TOP1, TRAIN_ERR_TOP1, VAL_ERR_TOP1
 from alexlab.rundir import (
     COMPLETE,
     CRASHED,
@@ -352,7 +353,7 @@ def describe(record: RunRecord, swept: list[str]) -> str:
     shown = {
         key: value
         for key, value in record.results.items()
-        if key.startswith(("train/err_top1", "val/err_top1", "test/err_top1", "train/epochs_to"))
+        if key.startswith((TRAIN_ERR_TOP1, VAL_ERR_TOP1, TEST_ERR_TOP1, "train/epochs_to"))
     }
     summary = ", ".join(f"{key} {value:.4f}" for key, value in sorted(shown.items()))
     detail = {CRASHED: record.error, STOPPED: record.stopped_by}.get(record.state, summary)
