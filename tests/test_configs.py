@@ -9,6 +9,7 @@ from conftest import CONF, REPO, composed
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
+from omegaconf.errors import ConfigAttributeError
 from test_data import cifar_samples, pack_cifar
 from test_imagenet_folder import add_copies, make_tree
 from torch import nn
@@ -353,3 +354,15 @@ def test_every_metric_a_config_or_sweep_names_is_one_a_run_logs():
     named = {name for path in files for name in metric_names(yaml.safe_load(path.read_text()))}
     assert named and named <= LOGGED, sorted(named - LOGGED)
     assert set(EPOCH_METRICS) <= LOGGED
+
+
+def test_a_run_made_before_the_parameter_groups_rebuilds_its_module_as_it_trained():
+    # Before 7f640b8 biases decayed and learnt at the weights' rate; a config from then has no
+    # optim.bias_* keys, which parameter_group_switches reads with no default of its own.
+    old = OmegaConf.load(REPO / "results/sweeps/lrn_cifar-fashion_mnist/runs/001-off-0/config.yaml")
+    for key in ("bias_decay", "bias_lr_scale", "layer_weight_decay"):
+        old.optim.pop(key, None)
+    switches = parameter_group_switches(run_config_of_any_age(old).optim)
+    assert switches == {"bias_decay": True, "bias_lr_scale": 1, "layer_weight_decay": {}}
+    with pytest.raises(ConfigAttributeError, match="bias_decay"):  # a new config lacking it
+        parameter_group_switches(old.optim)

@@ -98,6 +98,8 @@ VALUES = {
     "optim.optimizer.weight_decay": Number(0),
     "optim.scheduler.factor": Number(0, 1, low_inclusive=False),  # a reduction
     "optim.lr_reductions": Integer(0),
+    "optim.bias_decay": Boolean(),
+    "optim.bias_lr_scale": Number(0),
     "optim.scheduler.patience": Integer(0),
     "optim.scheduler.mode": OneOf(("min", "max")),
     "trainer.max_epochs": Epochs(),

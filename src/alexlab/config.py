@@ -26,6 +26,9 @@ CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 # Runs made before the speed switches moved to module.* kept them in model.*: their config.yaml
 # still rebuilds their net for src/eval.py.
 MOVED_TO_MODULE = ("channels_last", "compile")
+# Runs made before the optimizer's parameter-group switches (7f640b8) decayed their biases and
+# trained them at the weights' rate: those switches' values for them.
+BEFORE_PARAMETER_GROUPS = {"bias_decay": True, "bias_lr_scale": 1, "layer_weight_decay": None}
 # Runs made before the defaults followed the 2012 source called the printed LRN formula "paper".
 RENAMED_LRN = {"paper": "printed"}
 
@@ -98,6 +101,9 @@ def run_config_of_any_age(config: DictConfig) -> DictConfig:
             "(its config has no model.dropout_scaling); rebuild it with alexlab 23e6a42"
         )
     config = copy.deepcopy(config)
+    optim = config.get("optim")
+    if isinstance(optim, DictConfig) and "bias_lr_scale" not in optim:
+        config.optim.merge_with(BEFORE_PARAMETER_GROUPS)
     if model.get("lrn") in RENAMED_LRN:
         config.model.lrn = RENAMED_LRN[model.lrn]
     if config.get("module") is None:

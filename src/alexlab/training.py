@@ -136,11 +136,13 @@ def build_datamodule(data: DictConfig, stage: str) -> L.LightningDataModule:
 
 
 def parameter_group_switches(optim: DictConfig) -> dict[str, Any]:
-    """optim.bias_decay, bias_lr_scale and layer_weight_decay, as plain values for the module."""
+    """optim.bias_decay, bias_lr_scale and layer_weight_decay, as plain values for the module:
+    conf/optim/ holds their defaults (bias_lr_scale 2, the source's), and a config without one
+    fails here, naming it, rather than falling back to a second default."""
     return {
-        "bias_decay": optim.get("bias_decay", False),
-        "bias_lr_scale": optim.get("bias_lr_scale", 1.0),
-        "layer_weight_decay": dict(optim.get("layer_weight_decay") or {}),
+        "bias_decay": optim.bias_decay,
+        "bias_lr_scale": optim.bias_lr_scale,
+        "layer_weight_decay": dict(optim.layer_weight_decay or {}),
     }
 
 
