@@ -1,5 +1,6 @@
 """Compose a run from its config: datamodule -> network -> LightningModule -> Trainer -> results."""
 
+import contextlib
 import os
 import signal
 import sys
@@ -220,8 +221,8 @@ def check_creatable(key: str, path: Path) -> None:
             f"{key}={path}: cannot be made ({error.strerror}); give a folder this user can write to"
         ) from None
     finally:
-        for folder in missing:  # the deepest first
-            if folder.is_dir():
+        for folder in missing:  # the deepest first; DDP's other processes probe it too
+            with contextlib.suppress(OSError):
                 folder.rmdir()
 
 
