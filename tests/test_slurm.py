@@ -104,6 +104,7 @@ def test_a_multirun_on_slurm_lands_its_runs_resumes_a_preempted_job_and_names_a_
         record = json.loads((run_dir / "run.json").read_text())
         assert record["launcher"] == "hydra multirun" and record["state"] == "finished"
         assert record["sweep"] == {"dir": str(sweep_dir), "subdir": run_dir.name}
+        assert record["dataset"] == "fashion_mnist" and len(record["commit"]) == 40
     assert json.loads((preempted / "run.json").read_text())["slurm"]["restarts"] == 1
     assert json.loads((uninterrupted / "run.json").read_text())["slurm"]["restarts"] == 0
     job_log = next((sweep_dir / ".submitit").glob("*_0/*_0_0_log.out")).read_text()
