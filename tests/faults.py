@@ -11,7 +11,7 @@ from typing import IO
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
-from alexlab import resume
+from alexlab import atomic
 from alexlab.resume import requeued_by_slurm
 
 
@@ -61,18 +61,19 @@ class Interrupt(Callback):
 
 
 class KillWhileWriting(Callback):
-    """SIGKILLs its own process halfway through its first write of a checkpoint file named `name`
-    (alexlab.resume's writer): the moment a preemption or power loss is most costly."""
+    """SIGKILLs its own process halfway through its first write of a file named `name` (through
+    alexlab.atomic, which writes every checkpoint): the moment a preemption or power loss is most
+    costly."""
 
     def __init__(self, name: str) -> None:
-        whole = resume.replacing
+        whole = atomic.replacing
 
         @contextlib.contextmanager
         def replacing(path: Path, mode: str = "w") -> Iterator[IO]:
             with whole(path, mode) as file:
                 yield HalfThenKilled(file) if path.name == name else file
 
-        resume.replacing = replacing
+        atomic.replacing = replacing
 
 
 class HalfThenKilled:

@@ -21,6 +21,8 @@ from alexlab.data.holdout import hold_out
 from alexlab.data.in_memory import download
 from alexlab.errors import UserError
 from alexlab.report.__main__ import main as report_main
+from alexlab.report.runs import wandb_run
+from alexlab.report.wandb_runs import WandbRecord
 from alexlab.sweep.store import SweepStore
 
 REAL = ("experiment=fashion_mnist",)  # the main job's config, on the real data
@@ -433,3 +435,25 @@ def test_a_start_removes_the_partial_files_a_killed_run_left(tmp_path):
         path.write_bytes(b"cut")
     with rundir.claimed_for_this_run(tmp_path):
         assert not any(path.exists() for path in left) and all(path.exists() for path in kept)
+
+
+@pytest.mark.parametrize(
+    "summary, config, line",
+    [
+        (
+            {rundir.WANDB_RECORD: "finished"},
+            {"paths": {"output_dir": "/elsewhere/run"}},
+            "W: not a run's record as alexlab writes it (not a mapping)",
+        ),
+        (
+            {rundir.WANDB_RECORD: {"launcher": "single run"}},
+            {"paths": "crafted"},
+            "W: its config has no paths.output_dir (where the run ran)",
+        ),
+    ],
+    ids=["record-not-a-mapping", "paths-not-a-mapping"],
+)
+def test_a_wandb_record_of_other_shapes_is_one_line_naming_it(summary, config, line):
+    with pytest.raises(UserError) as refused:
+        wandb_run(WandbRecord("W", config, summary, []))
+    assert str(refused.value).startswith(line)

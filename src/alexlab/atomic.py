@@ -4,6 +4,7 @@ to the disk, then renamed over it. A crash or a full disk while writing leaves t
 short, which nothing reads and the next owner of its folder removes (`remove_partials`)."""
 
 import contextlib
+import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,10 +37,15 @@ def write_atomically(path: Path, text: str) -> None:
         file.write(text)
 
 
-def remove_partials(folder: Path) -> list[Path]:
+def write_bytes_atomically(path: Path, data: io.BytesIO) -> None:
+    """What a writer put in memory first (torch.save, np.save, savefig): their own writes into a
+    file on a full disk end cut short or with an error that names no file."""
+    with replacing(path, "wb") as file:
+        file.write(data.getbuffer())
+
+
+def remove_partials(folder: Path) -> None:
     """Remove the NAME.partial files a killed writer left in `folder` (its owner calls this, so
-    that no writer is still at one) and return them."""
-    partials = sorted(folder.glob(f"*{PARTIAL}"))
-    for partial in partials:
+    that no writer is still at one)."""
+    for partial in folder.glob(f"*{PARTIAL}"):
         partial.unlink(missing_ok=True)
-    return partials

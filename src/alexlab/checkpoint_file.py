@@ -47,16 +47,20 @@ def read_checkpoint(path: Path, needs: tuple[str, ...] = WEIGHTS) -> dict[str, A
     return checkpoint
 
 
-def newest_whole(last: Path) -> Path | None:
+def newest_whole(last: Path) -> tuple[Path, dict[str, Any]] | None:
     """The checkpoint of `last`'s folder that training reached latest (`last`, last.ckpt, among
-    equals), of those that can be resumed; None when there is none. A run killed while writing
-    its first last.ckpt, or after its best epoch's checkpoint but before the next last.ckpt, has
-    a newer whole one."""
+    equals), of those that can be resumed, and its contents; None when there is none. A run
+    killed while writing its first last.ckpt, or after its best epoch's checkpoint but before the
+    next last.ckpt, has a newer whole one."""
     candidates = []
     for path in last.parent.glob("*.ckpt"):
         try:
-            step = int(read_checkpoint(path, TO_RESUME)["global_step"])
+            checkpoint = read_checkpoint(path, TO_RESUME)
+            step = int(checkpoint["global_step"])
         except (UserError, TypeError, ValueError):
             continue
-        candidates.append((step, path == last, path))
-    return max(candidates)[2] if candidates else None
+        candidates.append((step, path == last, path, checkpoint))
+    if not candidates:
+        return None
+    *_, path, checkpoint = max(candidates, key=lambda candidate: candidate[:2])
+    return path, checkpoint

@@ -106,18 +106,16 @@ def origin() -> dict[str, Any]:
 def code_version() -> dict[str, Any]:
     """The git commit of the checkout alexlab runs from, and whether its tracked files differ from
     it ("dirty"): which code made a run. Both null outside a git checkout (an installed copy)."""
-    git = ["git", "-C", str(CONF_DIR.parent)]
-    try:
-        commit = subprocess.run(
-            [*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=30
-        ).stdout.strip()
-        changes = subprocess.run(
-            [*git, "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=30,
+
+    def git(*arguments: str) -> str:
+        command = ["git", "-C", str(CONF_DIR.parent), *arguments]
+        return subprocess.run(
+            command, capture_output=True, text=True, check=True, timeout=30
         ).stdout
+
+    try:
+        commit = git("rev-parse", "HEAD").strip()
+        changes = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
     return {"commit": commit, "dirty": bool(changes.strip())}

@@ -24,8 +24,8 @@ from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.callbacks import Callback, Checkpoint
 from lightning.pytorch.loggers import CSVLogger
 
-from alexlab.atomic import replacing
-from alexlab.checkpoint_file import newest_whole
+from alexlab.atomic import write_bytes_atomically
+from alexlab.checkpoint_file import TO_RESUME, newest_whole, read_checkpoint
 from alexlab.errors import UserError, check_range
 from alexlab.rundir import LAST, metrics_csv
 
@@ -118,8 +118,7 @@ def save_whole(checkpoint: dict[str, Any], path: Path) -> None:
     buffer = io.BytesIO()
     torch.save(checkpoint, buffer)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with replacing(path, "wb") as file:
-        file.write(buffer.getbuffer())
+    write_bytes_atomically(path, buffer)
 
 
 class RandomState(Callback):
@@ -161,11 +160,14 @@ def requeued_by_slurm() -> bool:
     return int(os.environ.get("SLURM_RESTART_COUNT", 0)) > 0
 
 
-def checkpoint_to_resume(ckpt_path: str | None, last: Path | None) -> Path | None:
-    """The file `ckpt_path` names: `last` for the run directory's own last.ckpt (None when it has
-    none yet: the run starts from the beginning), or a path. A requeued SLURM job runs its first
-    command again, so it continues its run directory (`last`, when checkpoints are kept) unless
-    `ckpt_path` names a file."""
+def checkpoint_to_resume(
+    ckpt_path: str | None, last: Path | None
+) -> tuple[Path, dict[str, Any]] | None:
+    """The checkpoint `ckpt_path` names, and its contents, read once: `last` for the run
+    directory's newest whole one (`newest_whole`: last.ckpt, or a newer best epoch's; None when it
+    has none yet: the run starts from the beginning), or a path. A requeued SLURM job runs its
+    first command again, so it continues its run directory (`last`, when checkpoints are kept)
+    unless `ckpt_path` names a file."""
     if ckpt_path is None and last is not None and requeued_by_slurm():
         ckpt_path = "last"
     if ckpt_path is None:
@@ -183,7 +185,7 @@ def checkpoint_to_resume(ckpt_path: str | None, last: Path | None) -> Path | Non
             f"ckpt_path={ckpt_path}: no such file; give a checkpoint file (e.g. a run's "
             "checkpoints/last.ckpt), or ckpt_path=last to continue this run directory's own"
         )
-    return path
+    return path, read_checkpoint(path, TO_RESUME)
 
 
 def check_fits(checkpoint: Mapping[str, Any], module: L.LightningModule, path: Path) -> None:

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from alexlab.atomic import remove_partials, replacing, write_atomically
+from alexlab.atomic import remove_partials, write_atomically, write_bytes_atomically
 from alexlab.errors import UserError, first_line
 
 CONFIG, METRICS, RESULTS, RUN = "config.yaml", "metrics.csv", "results.json", "run.json"
@@ -160,10 +160,14 @@ def claimed_for_this_run(output_dir: Path) -> Iterator[None]:
 ROOM_FOR_A_START = 1 << 18  # 256 KB
 
 
+def nearest_existing(path: Path) -> Path:
+    """`path`, or the nearest of its parents that exists: where a folder still to be made goes."""
+    return next(folder for folder in (path, *path.parents) if folder.exists())
+
+
 def check_room(directory: Path) -> None:
     """The disk that holds (or will hold) `directory` has room for a start, else one line."""
-    existing = next(p for p in (directory, *directory.parents) if p.exists())
-    disk = os.statvfs(existing)
+    disk = os.statvfs(nearest_existing(directory))
     free = disk.f_bavail * disk.f_frsize
     if free < ROOM_FOR_A_START:
         raise UserError(
@@ -368,8 +372,7 @@ def save_array(path: Path, array: np.ndarray) -> None:
     ensemble report). Saved in memory first: numpy's own short write names no errno."""
     buffer = io.BytesIO()
     np.save(buffer, array)
-    with replacing(path, "wb") as file:
-        file.write(buffer.getbuffer())
+    write_bytes_atomically(path, buffer)
 
 
 def load_predictions(eval_dir: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:

@@ -14,7 +14,6 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from alexlab import provenance, resume, rundir
-from alexlab.checkpoint_file import TO_RESUME, read_checkpoint
 from alexlab.checks import check_values
 from alexlab.errors import DISK_ERRORS, ConfigError, UserError
 from alexlab.instantiate import build, check_arguments, instantiate_all
@@ -176,11 +175,11 @@ def starting_point(
 ) -> tuple[Path | None, dict[str, Any] | None]:
     """The checkpoint that `ckpt_path` names and its contents, checked against this run (None:
     training starts from the beginning, which a directory holding a finished run refuses)."""
-    ckpt_path = resume.checkpoint_to_resume(cfg.get("ckpt_path"), last and last.path)
-    if ckpt_path is not None:
-        checkpoint = read_checkpoint(ckpt_path, TO_RESUME)
+    found = resume.checkpoint_to_resume(cfg.get("ckpt_path"), last and last.path)
+    if found is not None:
+        ckpt_path, checkpoint = found
         resume.check_fits(checkpoint, module, ckpt_path)
-        return ckpt_path, checkpoint
+        return found
     rundir.refuse_finished_run(output_dir)
     return None, None
 
@@ -201,7 +200,7 @@ def check_writable(cfg: DictConfig) -> None:
                         "or leave the key to the run's own"
                     )
                 path = Path(str(value))
-                existing = next(p for p in (path, *path.parents) if p.exists())
+                existing = rundir.nearest_existing(path)
                 if not os.access(existing, os.W_OK):
                     raise UserError(
                         f"{group}.{name}.{key}={value}: {existing} is not writable (read-only, or "

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from alexlab.atomic import replacing, write_atomically
+from alexlab.atomic import write_atomically, write_bytes_atomically
 
 
 def write_table(out: Path, report: str) -> None:
@@ -18,5 +18,4 @@ def save_figure(fig: Figure, path: Path) -> None:
     """`fig` as the image file `path` (its suffix names the format), at the reports' 120 dpi."""
     image = io.BytesIO()
     fig.savefig(image, dpi=120, format=path.suffix.removeprefix("."))
-    with replacing(path, "wb") as file:
-        file.write(image.getbuffer())
+    write_bytes_atomically(path, image)

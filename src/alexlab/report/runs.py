@@ -128,7 +128,8 @@ def wandb_run(record: WandbRecord) -> Run:
         if not key.startswith("_") and isinstance(value, int | float)
     }
     config = summary.get(rundir.WANDB_CONFIG) or record.config
-    output_dir = config.get("paths", {}).get("output_dir") if isinstance(config, dict) else None
+    paths = config.get("paths") if isinstance(config, dict) else None
+    output_dir = paths.get("output_dir") if isinstance(paths, dict) else None
     if not isinstance(output_dir, str):
         raise UserError(
             f"{record.where}: its config has no paths.output_dir (where the run ran): not a run of "
@@ -177,7 +178,9 @@ STATES = (rundir.RUNNING, rundir.FINISHED, rundir.DIVERGED, rundir.STOPPED, rund
 STATES += (rundir.CRASHED,)
 
 
-def check_record(record: dict[str, Any], where: str) -> None:
+def check_record(record: Any, where: str) -> None:
+    if not isinstance(record, dict):  # a wandb summary's record can hold anything
+        raise UserError(f"{where}: not a run's record as alexlab writes it (not a mapping)")
     launcher, sweep = record.get("launcher"), record.get("sweep")
     if launcher not in LAUNCHERS:
         problem = f"launcher {launcher!r}"

@@ -18,7 +18,7 @@ from rich.progress import Progress
 from alexlab.atomic import remove_partials
 from alexlab.checkpoint_file import TO_RESUME, newest_whole, read_checkpoint
 from alexlab.errors import UserError
-from alexlab.metric_keys import TEST_ERR_TOP1, TRAIN_ERR_TOP1, VAL_ERR_TOP1
+from alexlab.metric_keys import EPOCHS_TO_TARGET, TEST_ERR_TOP1, TRAIN_ERR_TOP1, VAL_ERR_TOP1
 from alexlab.rundir import (
     COMPLETE,
     CRASHED,
@@ -186,9 +186,9 @@ def resume(
         note = f"started again: {unreadable or 'it had no checkpoint yet'}"
         drop_results(run.run_dir)  # of the stopped attempt
     else:
-        checkpoint = read_checkpoint(found, TO_RESUME)
+        path, checkpoint = found
         note = (
-            f"resumed from checkpoints/{found.name} at epoch {checkpoint['epoch']}, "
+            f"resumed from checkpoints/{path.name} at epoch {checkpoint['epoch']}, "
             f"step {checkpoint['global_step']}" + (f" ({unreadable})" if unreadable else "")
         )
     args = {key: {"value": value} for key, value in run.params.items()}
@@ -353,7 +353,7 @@ def describe(record: RunRecord, swept: list[str]) -> str:
     shown = {
         key: value
         for key, value in record.results.items()
-        if key.startswith((TRAIN_ERR_TOP1, VAL_ERR_TOP1, TEST_ERR_TOP1, "train/epochs_to"))
+        if key in (TRAIN_ERR_TOP1, VAL_ERR_TOP1, TEST_ERR_TOP1, EPOCHS_TO_TARGET)
     }
     summary = ", ".join(f"{key} {value:.4f}" for key, value in sorted(shown.items()))
     detail = {CRASHED: record.error, STOPPED: record.stopped_by}.get(record.state, summary)
