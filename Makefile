@@ -174,10 +174,11 @@ ABLATION_DATA_fashion_mnist := --set experiment=fashion_mnist $(SMALL_ABLATIONS)
 ABLATION_DATA_cifar10 := --set experiment=fashion_mnist --set data=cifar10 $(SMALL_ABLATIONS)
 ABLATION_DATA_imagenet :=
 ABLATION_lrn_fashion_mnist := --set experiment=fashion_mnist $(SMALL_ABLATIONS) \
-	--set ablation=[baseline,no_lrn] --set model.init_std.conv1=0.2
+	--set ablation=[baseline,no_lrn] --set model.init_std.conv1=0.2 --set study.name=ablations_lrn
 ABLATION_lrn_cifar10 := $(ABLATION_lrn_fashion_mnist) --set data=cifar10
 ABLATION_overfitting_fashion_mnist := --set experiment=fashion_mnist $(OVERFIT_ABLATIONS) \
-	--set ablation=[baseline,no_dropout,no_crops_flips,plain_pooling,zero_biases]
+	--set ablation=[baseline,no_dropout,no_crops_flips,plain_pooling,zero_biases] \
+	--set study.name=ablations_overfitting
 ABLATION_overfitting_cifar10 := $(ABLATION_overfitting_fashion_mnist) --set data=cifar10
 
 FIGURE1 = --set data=$(DATA) --set train.target_error=$(TARGET) \

@@ -12,8 +12,9 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from alexlab import api, rundir
-from alexlab.config import CONF_DIR, register_resolvers
+from alexlab.config import register_resolvers
 from alexlab.errors import UserError
+from alexlab.layout import CONF_DIR
 
 
 def readme_python_example() -> str:

@@ -122,6 +122,12 @@ def test_a_bad_value_is_one_line_naming_it_and_nothing_is_written(
         ("trainer.limit_val_batches=0", "trainer.limit_val_batches=0 is not valid"),
         ("trainer.accelerator=tpu", "trainer.accelerator=tpu: Requirement 'torch_xla"),
         ("model.column_devices=[cpu,cuda:7]", "model.column_devices='cuda:7' is not valid: this"),
+        ("study.name=3", "study.name=3 is not valid: expected a name, or null"),
+        (  # data=synthetic's config has no such key: the run's arm would have no name
+            "study={name:ablations,arms_by:data.augment}",
+            "study.arms_by='data.augment': the run sets no value for it, which would name its "
+            "arm of the study 'ablations'",
+        ),
     ],
 )
 def test_bad_value_is_one_error_naming_the_key(tmp_path, override, message):
@@ -194,8 +200,12 @@ def test_a_report_over_a_corrupt_run_json_is_one_line_naming_it(tmp_path, text):
             {"launcher": "hydra multirun", "state": "finished", "params": {}, "sweep": "x"},
             "a Hydra multirun's sweep without its subdir",
         ),
+        (
+            {"launcher": "single run", "state": "finished", "params": {}, "study": 3},
+            "a study 3 and arm None: names, or null",
+        ),
     ],
-    ids=["no-params", "launcher", "state", "multirun-sweep"],
+    ids=["no-params", "launcher", "state", "multirun-sweep", "study"],
 )
 def test_a_report_over_a_run_json_of_other_fields_is_one_line_naming_it(tmp_path, record, problem):
     run_dir = tmp_path / "runs" / "001"

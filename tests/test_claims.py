@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from alexlab.claims import CLAIMS
+from alexlab import studies
 from alexlab.errors import UserError
 from alexlab.metric_keys import TEST_ERR_TOP1
 from alexlab.report import figure1, seeds
@@ -35,6 +35,7 @@ from alexlab.report.stats import (
     verdict,
 )
 
+CLAIMS = studies.claims()
 CLAIM = {claim.key: claim for claim in CLAIMS}
 
 RESULTS = REPO / "results"
@@ -308,13 +309,21 @@ def test_mechanism_checks_measure_the_runs(tmp_path):
     history += [{"step": 5, "train/loss": 2.3}]
     history += [{"step": 50, "lrn/share/norm1": 0.10, "lrn/share/norm2": 0.03}]
     baseline = Run(
-        "b", {"ablation": "baseline", "seed": 0}, "finished", {}, 1.0, tmp_path, history=history
+        "b",
+        {"ablation": "baseline", "seed": 0},
+        "finished",
+        {},
+        1.0,
+        tmp_path,
+        history=history,
+        arm="baseline",
     )
     text, holds = mechanism(CLAIM["lrn_top1"], "fashion_mnist", [baseline])
     assert (text, holds) == ("holds: LRN's neighbour term: 20.0% of its normalizer", True)
     # Overfitting: the arm without the choice must end 5 points above its training error.
     results = {"val/err_top1": 0.14, "train/err_top1": 0.10}
-    undone = Run("d", {"ablation": "no_dropout", "seed": 0}, "finished", results, 1.0, tmp_path)
+    params = {"ablation": "no_dropout", "seed": 0}
+    undone = Run("d", params, "finished", results, 1.0, tmp_path, arm="no_dropout")
     text, holds = mechanism(CLAIM["dropout_overfitting"], "fashion_mnist", [baseline, undone])
     assert not holds and text == "fails: no_dropout overfits by 4.0 points (val - training error)"
     assert mechanism(CLAIM["pca_lighting"], "fashion_mnist", [baseline])[1] is False

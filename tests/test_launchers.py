@@ -13,9 +13,10 @@ import pytest
 import yaml
 from conftest import REPO, generated_runs, offline_env, sweep_command, sweep_file
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from omegaconf import OmegaConf
 from wandb import wandb_agent
 
-from alexlab import provenance, rundir
+from alexlab import identity, provenance, rundir, studies
 from alexlab.report.__main__ import main as report_main
 from alexlab.report.compare import compare_report
 from alexlab.report.hyperband import replay
@@ -36,6 +37,8 @@ FIXED = {
     "data.batch_size": 64,
     "trainer.max_epochs": 1,
     "trainer.precision": 32,
+    "study.name": "relu_speedup",  # its arms are the activations
+    "study.arms_by": "model.activation",
 }
 SWEPT = {"model.activation": ["relu", "tanh"]}
 SWEEP_OVERRIDE = "model.activation=relu,tanh"  # the same, as Hydra's multirun sweeps it
@@ -120,7 +123,7 @@ def test_reports_over_agent_multirun_and_runner_runs_are_equal(
         assert command[0] == "/usr/bin/env" and command[1] == "python"
         assert command[2:] == runner_commands[activation][2:]
 
-    # Every launcher's runs say which data and which code made them.
+    # Every launcher's runs say which study and arm they serve, and which data and code made them.
     records = [json.loads(path.read_text()) for path in tmp_path.rglob(rundir.RUN)]
     head = ["git", "-C", str(REPO), "rev-parse", "HEAD"]
     commit = subprocess.run(head, capture_output=True, text=True, check=True).stdout.strip()
@@ -130,6 +133,8 @@ def test_reports_over_agent_multirun_and_runner_runs_are_equal(
         "alexlab.sweep",
     }
     for record in records:
+        assert (record["study"], record["seed"]) == ("relu_speedup", 0)
+        assert record["arm"] == record["params"]["model.activation"] in SWEPT["model.activation"]
         assert record["dataset"] == "fashion_mnist" and record["commit"] == commit
         assert record["dirty"] in (True, False)
 
@@ -150,9 +155,7 @@ def test_reports_over_agent_multirun_and_runner_runs_are_equal(
     for name, directory in [("runner", runner_dir), ("agent", agent_dir), ("hydra", multirun_dir)]:
         out = tmp_path / "reports" / name
         out.mkdir(parents=True)
-        reports[name] = compare_report(
-            directory, "model.activation", {}, "act", out / "act", "relu"
-        )
+        reports[name] = compare_report(directory, studies.load("relu_speedup"), out / "act")
         sections = sweeps_report([directory], out / "sweeps").split("\n## ")[1]
         reports[name + " sweeps"] = sections.split("\n\n", 2)[2]  # the table, not the header
     assert "| tanh |" in reports["runner"]
@@ -173,6 +176,7 @@ def test_a_report_from_offline_wandb_runs_alone_equals_one_from_their_run_direct
     fixed = {"data": "synthetic", "model": "convnet4", "trainer.max_epochs": 1}
     fixed |= {"trainer.precision": 32, "train.target_error": 0.95}
     fixed |= {"logger": "[csv,wandb]", "paths.log_dir": str(tmp_path / "logs")}
+    fixed |= {"study.name": "relu_speedup", "study.arms_by": "model.activation"}
     config = yaml.safe_load(sweep_file(tmp_path, fixed, SWEPT).read_text())
     run_as_wandb_agent(config, tmp_path, monkeypatch)
     agent_dir = tmp_path / "logs" / "train" / "wandb_sweeps" / SWEEP_ID
@@ -182,10 +186,10 @@ def test_a_report_from_offline_wandb_runs_alone_equals_one_from_their_run_direct
         out = tmp_path / "reports" / str(source).replace("/", "_")
         out.mkdir(parents=True)
         runs = load_runs(source)
-        fields = [(r.name, r.params, r.state, r.seconds, r.sweep, r.launcher) for r in runs]
+        fields = [(r.name, r.params, r.state, r.seconds, r.sweep, r.launcher, r.arm) for r in runs]
         read = [(*each, r.config, r.curve) for each, r in zip(fields, runs, strict=True)]
         hyperband = replay(load_sweep(REPO / "sweeps" / "relu_vs_tanh_relu.yaml"), runs)
-        compared = compare_report(source, "model.activation", {}, "act", out / "act", "relu")
+        compared = compare_report(source, studies.load("relu_speedup"), out / "act")
         tables = [hyperband, compared, sweeps_report([source], out / "sweeps")]
         return tables, read, [r.results for r in runs]
 
@@ -193,6 +197,7 @@ def test_a_report_from_offline_wandb_runs_alone_equals_one_from_their_run_direct
     # The agents start both runs at once: their directories' times may come in either order.
     assert sorted(name.rpartition("_")[2] for name, *_ in read) == ["run0relu", "run1tanh"]
     assert all(state == "finished" and curve for _, _, state, *_, curve in read)
+    assert sorted(each[6] for each in read) == ["relu", "tanh"]  # the arms, wandb's too below
     assert "| tanh |" in tables[1] and "epochs to target" in tables[2]
     # Only the runs' .wandb files, as gathered from the agents' machines: no run directory left.
     gathered = tmp_path / "gathered"
@@ -224,7 +229,7 @@ def test_a_run_names_its_directory_and_wandb_run_after_its_agents_run(monkeypatc
 
 
 def test_parameters_are_typed_as_hydra_types_the_command_line():
-    params = provenance.parameters(
+    params = identity.parameters(
         ["seed=0", "optim.lr=0.01", "logger=[csv,wandb]", "model.lrn=off", "ckpt_path=last"]
     )
     assert params == {"seed": 0, "optim.lr": 0.01, "logger": ["csv", "wandb"], "model.lrn": "off"}
@@ -244,8 +249,9 @@ def test_parameters_are_typed_as_hydra_types_the_command_line():
 def test_a_run_records_how_it_ended_in_one_vocabulary(
     tmp_path, monkeypatch, launcher, raised, results, expected
 ):
-    monkeypatch.setattr(provenance, "origin", lambda: {"launcher": launcher})
-    provenance.record_start(tmp_path)
+    monkeypatch.setattr(provenance, "origin", lambda: {"launcher": launcher, "params": {}})
+    config = OmegaConf.create({"seed": 0, "study": {"name": None, "arms_by": None}})
+    provenance.record_start(tmp_path, config)
     assert rundir.read_run(tmp_path)["state"] == "running"  # and stays so if killed outright
     with contextlib.suppress(BaseException), provenance.recording_end(tmp_path):
         rundir.write_results(tmp_path, results)

@@ -13,11 +13,11 @@ SRC = REPO / "src" / "alexlab"
 # Bottom to top: a module may import its own layer's and the layers below (config -> data -> net
 # -> module -> trainer -> run directory's users -> reports).
 LAYERS = [
-    {"errors", "atomic", "tables", "hardware", "claims", "switches", "metric_keys"},
+    {"errors", "atomic", "tables", "hardware", "layout", "studies", "switches", "metric_keys"},
     {"rundir", "predictions"},
     {"kernels", "checkpoint_file"},  # torch alone: the fused LRN (its build is in run.json), and
     # reading a checkpoint, which the sweep runner does without loading Lightning
-    {"provenance", "config", "checks"},
+    {"identity", "provenance", "config", "checks"},
     {"data", "models", "optim", "schedules"},
     {"module", "callbacks", "resume", "optuna_pruning"},
     {"instantiate", "wandb_settings", "training", "evaluation", "guard", "api"},

@@ -74,6 +74,9 @@ def test_a_multirun_on_slurm_lands_its_runs_resumes_a_preempted_job_and_names_a_
         *ON_THE_TEST_CLUSTER,
         *SHORT_RUN,
         "callbacks.progress_bar=null",
+        "study.name=ablations",  # the run records its study and arm (the ablation's choice)
+        "study.arms_by=ablation",
+        "ablation=baseline",
         *hold,
         "data.batch_size=64,2.5",
         f"+callbacks.hold.step={HELD_AT_STEP},-1",
@@ -105,6 +108,7 @@ def test_a_multirun_on_slurm_lands_its_runs_resumes_a_preempted_job_and_names_a_
         assert record["launcher"] == "hydra multirun" and record["state"] == "finished"
         assert record["sweep"] == {"dir": str(sweep_dir), "subdir": run_dir.name}
         assert record["dataset"] == "fashion_mnist" and len(record["commit"]) == 40
+        assert (record["study"], record["arm"], record["seed"]) == ("ablations", "baseline", 0)
     assert json.loads((preempted / "run.json").read_text())["slurm"]["restarts"] == 1
     assert json.loads((uninterrupted / "run.json").read_text())["slurm"]["restarts"] == 0
     job_log = next((sweep_dir / ".submitit").glob("*_0/*_0_0_log.out")).read_text()

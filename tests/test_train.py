@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from conftest import REPO, tmpfs, train, train_command, train_here
 
 from alexlab import rundir
@@ -44,7 +45,8 @@ SYNTHETIC = ("data=synthetic", "trainer.max_epochs=1")
     ids=["paper", "every-switch-flipped", "column-per-device", "convnet4", "channels-last-bf16"],
 )
 def test_train_writes_a_complete_run_directory(tmp_path, switches):
-    run = train(tmp_path, *SYNTHETIC, *switches)
+    study = ("study.name=lrn_cifar", "study.arms_by=model.lrn")  # its arms: LRN's readings
+    run = train(tmp_path, *SYNTHETIC, *switches, *study)
     assert run.returncode == 0, run.stderr[-3000:]
     config = (tmp_path / "config.yaml").read_text()
     for switch in switches:  # the resolved config records every switch
@@ -58,6 +60,8 @@ def test_train_writes_a_complete_run_directory(tmp_path, switches):
     assert {"train/err_top1", "val/err_top1", "test/err_top1"} <= set(metrics[0].split(","))
     record = json.loads((tmp_path / "run.json").read_text())  # which data and code made it
     assert record["dataset"] == "synthetic" and len(record["commit"]) == 40
+    lrn = yaml.safe_load(config)["model"]["lrn"]  # from the command line, else the config
+    assert (record["study"], record["arm"], record["seed"]) == ("lrn_cifar", lrn, 0)
     # Every key a run logs is one of the vocabulary's (alexlab/metric_keys.py).
     logged = set(results) | set(metrics[0].split(",")) - {"epoch", "step"}
     assert {key for key in logged if not key.startswith(LRN_SHARE)} <= LOGGED

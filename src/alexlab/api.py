@@ -24,7 +24,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from alexlab import training
-from alexlab.config import CONF_DIR, register_resolvers
+from alexlab.config import register_resolvers
+from alexlab.layout import CONF_DIR
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,8 @@ from omegaconf import DictConfig, OmegaConf
 from alexlab import rundir
 from alexlab.errors import UserError, first_line
 from alexlab.hardware import fast_precision
+from alexlab.layout import CONF_DIR
 
-# The config tree beside src/: its `_target_`s are the only ones a run's config.yaml may name.
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 # Runs made before the speed switches moved to module.* kept them in model.*: their config.yaml
 # still rebuilds their net for src/eval.py.
 MOVED_TO_MODULE = ("channels_last", "compile")

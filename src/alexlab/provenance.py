@@ -4,7 +4,8 @@ reports read it to find a run's sweep and parameters in any tree of run director
 logs to wandb keeps it in its wandb run's summary too, with config.yaml and results.json's
 metrics, so that the reports read runs made on other machines from wandb's record alone.
 
-run.json: {"launcher", "sweep", "run", "params", "overrides", "dataset", "commit", "dirty", "host",
+run.json: {"launcher", "sweep", "run", "params", "overrides", "dataset", "study", "arm", "seed",
+           "commit", "dirty", "host",
            "pid", "cpu", "lrn_kernel", "slurm", "started", "changed_on_resume", "state", "ended",
            "error"}, and from a sweep's runner {"exitcode", "seconds", "stopped_by"}
            (sweep/runner.py)
@@ -16,6 +17,9 @@ run.json: {"launcher", "sweep", "run", "params", "overrides", "dataset", "commit
   params    the run's parameters: the values the wandb sweep sent (the agent's
             WANDB_SWEEP_PARAM_PATH file), else the command line's overrides, typed by Hydra's parser
   dataset   the data config the run chose (conf/data/: fashion_mnist, cifar10, imagenet_ffcv, ...)
+  study, arm, seed  the study the run serves (studies/NAME.yaml; conf/train.yaml's study.name),
+            its arm (the value of the parameter study.arms_by names) and its seed; null outside a
+            study, as the arm of a study with one
   commit, dirty  the git commit of the code that made the run, and whether its tracked files had
             changes beyond it (null outside a git checkout)
   cpu       the CPU's model name, which a CPU run's speed depends on
@@ -44,63 +48,23 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
-from hydra.core.hydra_config import HydraConfig
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.types import RunMode
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from omegaconf import OmegaConf
+from omegaconf import DictConfig
 
 from alexlab import rundir
-from alexlab.config import CONF_DIR
 from alexlab.errors import UserError
+from alexlab.identity import origin, study_identity
 from alexlab.kernels import lrn as lrn_kernels
+from alexlab.layout import CONF_DIR
 from alexlab.rundir import (
-    ALEXLAB_SWEEP,
     CRASHED,
-    HYDRA_MULTIRUN,
     KILLED,
-    RUN_DIR_ENV,
     RUNNING,
-    SINGLE,
     STOPPED,
-    SWEEP_DIR_ENV,
     WANDB_AGENT,
 )
 
 CHANGED_ON_RESUME = "changed_on_resume"
-# Overrides that say how a run is carried out, not what it is: a resumed run is the same run.
-NOT_PARAMETERS = ("ckpt_path",)
-
-
-def origin() -> dict[str, Any]:
-    """This process's launcher, sweep, run and parameters, from the environment the launcher set
-    and Hydra's config of the job."""
-    hydra = HydraConfig.get() if HydraConfig.initialized() else None
-    overrides = list(hydra.overrides.task) if hydra else []
-    params = parameters(overrides)
-    env = os.environ
-    if "WANDB_SWEEP_ID" in env:
-        where = [env.get("WANDB_ENTITY"), env.get("WANDB_PROJECT"), env["WANDB_SWEEP_ID"]]
-        launcher, sweep, run = WANDB_AGENT, "/".join(filter(None, where)), env.get("WANDB_RUN_ID")
-        sent = Path(env.get("WANDB_SWEEP_PARAM_PATH", ""))
-        params = sweep_parameters(sent) if sent.is_file() else params
-    elif SWEEP_DIR_ENV in env:
-        launcher, sweep, run = ALEXLAB_SWEEP, env[SWEEP_DIR_ENV], Path(env[RUN_DIR_ENV]).name
-    elif hydra and hydra.mode == RunMode.MULTIRUN:
-        sweep = {"dir": hydra.sweep.dir, "subdir": hydra.sweep.subdir}
-        launcher, run = HYDRA_MULTIRUN, hydra.job.num
-    else:
-        launcher, sweep, run = SINGLE, None, None
-    dataset = OmegaConf.select(hydra, "runtime.choices.data") if hydra else None
-    return dict(
-        launcher=launcher,
-        sweep=sweep,
-        run=run,
-        params=params,
-        overrides=overrides,
-        dataset=dataset,
-    )
 
 
 def code_version() -> dict[str, Any]:
@@ -121,25 +85,7 @@ def code_version() -> dict[str, Any]:
     return {"commit": commit, "dirty": bool(changes.strip())}
 
 
-def parameters(overrides: list[str]) -> dict[str, Any]:
-    """The command line's `key=value` overrides as {key: value}, each value typed as Hydra typed
-    it for the config (`seed=0` an int, `optim.lr=0.01` a float, `logger=[csv,wandb]` a list)."""
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    return {
-        override.key_or_group: override.value()
-        for override in parsed
-        if override.key_or_group not in NOT_PARAMETERS and not override.is_delete()
-    }
-
-
-def sweep_parameters(path: Path) -> dict[str, Any]:
-    """The parameters a wandb sweep sent its run, from the file its agent writes for the run
-    (wandb_agent.Agent._command_run: `wandb_version: 1`, then {key: {"value": v}})."""
-    sent = yaml.safe_load(path.read_text()) or {}
-    return {key: spec["value"] for key, spec in sent.items() if isinstance(spec, dict)}
-
-
-def record_start(run_dir: Path, changed: dict[str, Any] | None = None) -> None:
+def record_start(run_dir: Path, cfg: DictConfig, changed: dict[str, Any] | None = None) -> None:
     """Write run.json as the run starts (again, when it resumes: `changed`, the settings this
     session changed from the last's, joins the earlier sessions' in "changed_on_resume")."""
     host = {
@@ -151,7 +97,9 @@ def record_start(run_dir: Path, changed: dict[str, Any] | None = None) -> None:
     if "SLURM_JOB_ID" in os.environ:
         host["slurm"] = slurm_job()
     host["started"] = now()
-    record = origin() | code_version() | host | {"state": RUNNING}
+    launched = origin()
+    identity = study_identity(cfg, launched["params"])
+    record = launched | identity | code_version() | host | {"state": RUNNING}
     resumes = rundir.read_run(run_dir).get(CHANGED_ON_RESUME, []) if changed is not None else []
     if changed:
         resumes = [*resumes, {"started": host["started"], "changed": changed}]

@@ -90,7 +90,7 @@ def _train(cfg: DictConfig) -> dict[str, float]:
     for logger in trainer.loggers:
         logger.log_hyperparams(resolved)
     if trainer.is_global_zero:
-        provenance.record_start(output_dir, changed)
+        provenance.record_start(output_dir, cfg, changed)
         rundir.write_config(output_dir, OmegaConf.to_yaml(resolved))
         if "wandb" in logger_arguments:
             rundir.write_wandb_id(output_dir, logger_arguments["wandb"]["id"])

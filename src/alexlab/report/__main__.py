@@ -17,8 +17,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from alexlab import studies
 from alexlab.errors import UserError
-from alexlab.report import paper
 from alexlab.report.claims import claims_report
 from alexlab.report.compare import compare_report
 from alexlab.report.curves import curves_report
@@ -44,6 +44,8 @@ REPORTS = (
     "hyperband",
     "sweeps",
 )
+# The reports that compare a study's arms, and their study (studies/).
+COMPARED = {"ablations": "ablations", "lrn-cifar": "lrn_cifar", "table1": "table1"}
 # The reports that read files besides the runs' records (evaluations, run directories), not wandb.
 FILES_ONLY = ("curves", "ensemble", "claims", "more-seeds")
 
@@ -113,15 +115,8 @@ def make_report(
     if report == "relu-speedup":
         conditions = [tuple(s.split("=", 1)) if "=" in s else (Path(s).name, s) for s in sweeps]
         return figure1_report([(label, source(d)) for label, d in conditions], out)
-    directory = source(sweeps[0])
-    if report == "ablations":
-        title = "The paper's ablations: each choice undone"
-        return compare_report(directory, "ablation", paper.ABLATIONS, title, out, "baseline")
-    if report == "lrn-cifar":
-        title = "LRN in the four-layer net (paper: CIFAR-10, 13% without, 11% with)"
-        return compare_report(directory, "model.lrn", paper.LRN_CIFAR, title, out, "off")
-    title = "Table 1: one CNN, mean and spread over seeds"
-    return compare_report(directory, "experiment", paper.TABLE1, title, out)
+    study = studies.load(COMPARED[report])
+    return compare_report(source(sweeps[0]), study, out)
 
 
 if __name__ == "__main__":

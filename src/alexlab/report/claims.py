@@ -1,5 +1,5 @@
 """The claims ledger's verdicts: `python -m alexlab.report claims DIR... --out results/claims`
-finds every claim's runs (src/alexlab/claims.py) in the run directories below DIR, computes ours
+finds every claim's runs (its study's, studies/) in the run directories below DIR, computes ours
 with a 95% confidence interval, checks that a proxy exercises the paper's mechanism, gives a
 verdict on direction and size, corrects the family of verdicts with Holm's method, and writes
 claims.md and claims.json."""
@@ -12,10 +12,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from alexlab import claims as ledger
-from alexlab import rundir
+from alexlab import rundir, studies
 from alexlab.atomic import write_atomically
-from alexlab.claims import Check, Claim
 from alexlab.metric_keys import LRN_SHARE, TEST_ERR_TOP5, TRAIN_ERR_TOP1, VAL_ERR_TOP1
 from alexlab.report import figure1
 from alexlab.report.ensembles import ensemble_gains
@@ -34,6 +32,7 @@ from alexlab.report.stats import (
     t_interval,
     verdict,
 )
+from alexlab.studies import Check, Claim
 from alexlab.tables import markdown_table
 
 DATASETS = {"imagenet": "ImageNet", "cifar10": "CIFAR-10", "fashion_mnist": "Fashion-MNIST"}
@@ -81,26 +80,16 @@ def dataset(run: Run) -> str:
     return DATAMODULES.get(target.rpartition(".")[0], "unknown")
 
 
-def matches(run: Run, wanted: dict[str, Any]) -> bool:
-    def fits(key: str, value: Any) -> bool:
-        if value == ledger.ABSENT:
-            return key not in run.params
-        return key in run.params and (value is ledger.ANY or run.params[key] == value)
-
-    return all(fits(key, value) for key, value in wanted.items())
-
-
-def arm(runs: Sequence[Run], by: str, value: Any) -> dict[Any, Run]:
+def arm(runs: Sequence[Run], name: str) -> dict[Any, Run]:
     """The runs of one arm, by seed."""
-    return {run.params.get("seed"): run for run in runs if str(run.params.get(by)) == str(value)}
+    return {run.params.get("seed"): run for run in runs if run.arm == name}
 
 
 def paired(
-    runs: Sequence[Run], options: dict[str, Any], quantity: Callable[[Run], float]
+    runs: Sequence[Run], claim: Claim, quantity: Callable[[Run], float]
 ) -> list[tuple[float, float]]:
     """(treatment, control) values of the seeds that both arms have finished."""
-    treated = arm(runs, options["by"], options["treatment"])
-    controls = arm(runs, options["by"], options["control"])
+    treated, controls = arm(runs, claim.treatment), arm(runs, claim.control)
     seeds = sorted(set(treated) & set(controls), key=str)
     return [(quantity(treated[s]), quantity(controls[s])) for s in seeds]
 
@@ -111,8 +100,7 @@ def finite_differences(pairs: list[tuple[float, float]]) -> Interval | None:
 
 
 def difference(runs: Sequence[Run], claim: Claim) -> Interval | None:
-    metric = claim.options["metric"]
-    return finite_differences(paired(runs, claim.options, lambda run: 100 * run.result(metric)))
+    return finite_differences(paired(runs, claim, lambda run: 100 * run.result(claim.metric)))
 
 
 def gap(run: Run) -> float:
@@ -121,12 +109,12 @@ def gap(run: Run) -> float:
 
 
 def gap_difference(runs: Sequence[Run], claim: Claim) -> Interval | None:
-    return finite_differences(paired(runs, claim.options, gap))
+    return finite_differences(paired(runs, claim, gap))
 
 
 def target_of(claim: Claim, run: Run) -> float:
     """The training error an epochs measure counts to: the claim's, else the run's own."""
-    return claim.options.get("target", run.config["train"]["target_error"])
+    return run.config["train"]["target_error"] if claim.target is None else claim.target
 
 
 def epochs_ratio(runs: Sequence[Run], claim: Claim) -> Interval | None:
@@ -135,7 +123,7 @@ def epochs_ratio(runs: Sequence[Run], claim: Claim) -> Interval | None:
     last epoch (censored: the ratio is a lower bound); a seed whose control never got there has
     no ratio."""
     ratios, censored = [], 0
-    for treated, control in paired(runs, claim.options, lambda run: run):
+    for treated, control in paired(runs, claim, lambda run: run):
         slow = epochs_to(treated.curve, target_of(claim, treated))
         fast = epochs_to(control.curve, target_of(claim, control))
         if math.isnan(fast):
@@ -147,7 +135,7 @@ def epochs_ratio(runs: Sequence[Run], claim: Claim) -> Interval | None:
 
 
 def seconds_ratio(runs: Sequence[Run], claim: Claim) -> Interval | None:
-    ratios = [a / b for a, b in paired(runs, claim.options, lambda run: run.seconds) if a > 0 < b]
+    ratios = [a / b for a, b in paired(runs, claim, lambda run: run.seconds) if a > 0 < b]
     return ratio_interval(ratios) if ratios else None
 
 
@@ -168,18 +156,18 @@ def worst_error(claim: Claim) -> float:
 
 def error_value(runs: Sequence[Run], claim: Claim) -> Interval | None:
     """Our error, tested against the worst that still counts as the paper's."""
-    values = [100 * r.result(claim.options["metric"]) for r in runs]
+    values = [100 * r.result(claim.metric) for r in runs]
     values = [v for v in values if math.isfinite(v)]
     return t_interval(values, no_effect=worst_error(claim)) if values else None
 
 
 MEASURES: dict[str, Callable[[Sequence[Run], Claim], Interval | None]] = {
-    ledger.DIFFERENCE: difference,
-    ledger.GAP_DIFFERENCE: gap_difference,
-    ledger.EPOCHS_RATIO: epochs_ratio,
-    ledger.SECONDS_RATIO: seconds_ratio,
-    ledger.SPEEDUP: speedup,
-    ledger.ERROR_VALUE: error_value,
+    studies.DIFFERENCE: difference,
+    studies.GAP_DIFFERENCE: gap_difference,
+    studies.EPOCHS_RATIO: epochs_ratio,
+    studies.SECONDS_RATIO: seconds_ratio,
+    studies.SPEEDUP: speedup,
+    studies.ERROR_VALUE: error_value,
 }
 
 
@@ -196,25 +184,24 @@ def mechanism(claim: Claim, data: str, runs: Sequence[Run]) -> tuple[str, bool |
     """The claim's mechanism check on these runs: what was measured, and whether it holds (None:
     not measured, its runs are not there)."""
     check: Check = claim.check
-    options = claim.options
 
     def mean_over(arm_name: str, quantity: Callable[[Run], float]) -> float:
-        values = [quantity(r) for r in arm(runs, options["by"], arm_name).values()]
+        values = [quantity(r) for r in arm(runs, arm_name).values()]
         return statistics.fmean(values) if values else math.nan  # NaN: the arm has no runs
 
-    if check.measure == ledger.CHANNELS:
+    if check.measure == studies.CHANNELS:
         value, text = CHANNELS.get(data, 0), f"{CHANNELS.get(data, 0)} channel(s)"
-    elif check.measure == ledger.GAP:
+    elif check.measure == studies.GAP:
         value = mean_over(check.arm, gap)
         text = f"{check.arm} overfits by {value:.1f} points (val - training error)"
-    elif check.measure == ledger.LRN_SHARE:
-        value = mean_over(options["control"], lrn_share)
+    elif check.measure == studies.LRN_SHARE:
+        value = mean_over(claim.control, lrn_share)
         text = f"LRN's neighbour term: {value:.1%} of its normalizer"
-    elif check.measure == ledger.TOP5_ROOM:
-        value = mean_over(options["control"], lambda r: 100 * r.result(TEST_ERR_TOP5))
+    elif check.measure == studies.TOP5_ROOM:
+        value = mean_over(claim.control, lambda r: 100 * r.result(TEST_ERR_TOP5))
         text = f"top-5 error {value:.1f}% with the paper's choice"
-    elif check.measure == ledger.REACHES:
-        runs_of_arm = arm(runs, options["by"], check.arm).values()
+    elif check.measure == studies.REACHES:
+        runs_of_arm = arm(runs, check.arm).values()
         reached = [not math.isnan(epochs_to(r.curve, target_of(claim, r))) for r in runs_of_arm]
         value = statistics.fmean(reached) if reached else math.nan
         text = f"{sum(reached)} of {len(reached)} {check.arm} runs reach their target"
@@ -229,14 +216,14 @@ def mechanism(claim: Claim, data: str, runs: Sequence[Run]) -> tuple[str, bool |
 
 def power(claim: Claim, interval: Interval) -> int | None:
     """Seeds for 80% power at the paper's size, from our spread over seeds."""
-    if claim.paper_effect is None or claim.measure in (ledger.ERROR_VALUE, ledger.ENSEMBLE_GAIN):
+    if claim.paper_effect is None or claim.measure in (studies.ERROR_VALUE, studies.ENSEMBLE_GAIN):
         return None
     effect = math.log(claim.paper_effect) if claim.unit == "x" else claim.paper_effect
     return seeds_for_power(interval.spread, effect)
 
 
 def claim_verdict(claim: Claim, interval: Interval) -> str:
-    if claim.measure == ledger.ERROR_VALUE:  # as good as the paper's error, or within tolerance
+    if claim.measure == studies.ERROR_VALUE:  # as good as the paper's error, or within tolerance
         worst = worst_error(claim)
         oriented = Interval(worst - interval.mean, worst - interval.high, worst - interval.low, 1)
         return verdict(oriented, 0.0)
@@ -303,17 +290,21 @@ def correct_for_the_family(rows: list[Finding]) -> None:
         row.family_verdict = row.family_verdict or row.verdict
 
 
-def find_evidence(directories: Sequence[Path]) -> tuple[list[Run], list[tuple[str, Path]]]:
+# An ensemble evaluation: the dataset and study of its sweep's runs, and its directory.
+Evaluation = tuple[str, str | None, Path]
+
+
+def find_evidence(directories: Sequence[Path]) -> tuple[list[Run], list[Evaluation]]:
     """Every run below the directories, and every ensemble evaluation (an eval/ directory of
-    src/eval.py inside a sweep's directory) with the dataset of its sweep's runs."""
+    src/eval.py inside a sweep's directory) with the dataset and study of its sweep's runs."""
     runs: list[Run] = []
     evaluations = []
     for directory in directories:
         found = load_runs(directory)
         runs += found
         for eval_dir in rundir.evaluations(directory):
-            datasets = {dataset(r) for r in found if Path(r.sweep) == eval_dir.parent}
-            evaluations += [(data, eval_dir) for data in datasets]
+            mine = {(dataset(r), r.study) for r in found if Path(r.sweep) == eval_dir.parent}
+            evaluations += [(data, study, eval_dir) for data, study in sorted(mine, key=str)]
     return runs, evaluations
 
 
@@ -328,16 +319,21 @@ def ensemble_finding(claim: Claim, data: str, eval_dir: Path) -> Finding:
     return finding(claim, data, gains[weakest], text, over="images")
 
 
-def judge(runs: Sequence[Run], evaluations: Sequence[tuple[str, Path]]) -> list[Finding]:
+def judge(
+    runs: Sequence[Run], evaluations: Sequence[Evaluation], claims: Sequence[Claim]
+) -> list[Finding]:
+    """Every claim's rows, one per dataset its study's runs are on (and the paper's, not run
+    here where they are not on it), the family corrected."""
     complete = measured(runs)
     rows = []
-    for claim in ledger.CLAIMS:
+    for claim in claims:
         found: dict[str, Finding] = {}
-        if claim.measure == ledger.ENSEMBLE_GAIN:
-            for data, eval_dir in evaluations:
-                found[data] = ensemble_finding(claim, data, eval_dir)
+        if claim.measure == studies.ENSEMBLE_GAIN:
+            for data, study, eval_dir in evaluations:
+                if study == claim.study:
+                    found[data] = ensemble_finding(claim, data, eval_dir)
         else:
-            mine = [r for r in complete if matches(r, claim.runs)]
+            mine = [r for r in complete if r.study == claim.study]
             for data in sorted({dataset(r) for r in mine}):
                 of_data = [r for r in mine if dataset(r) == data]
                 text = "the paper's" if data == claim.paper_data else claim.proxy
@@ -359,7 +355,7 @@ error with the paper's choice undone minus with it; x: a ratio of epochs or seco
 mean over seeds with its 95% Student-t interval (ratios: geometric mean, interval on the
 logarithms), or, for fixed nets compared on the same test images, the paired difference with
 McNemar's exact test. The paper's size is the number it prints, with the tolerance a claim
-declares in src/alexlab/claims.py before its runs (ranges in claims.json).
+declares in its study's file (studies/) before its runs (ranges in claims.json).
 
 - **reproduced**: the interval lies on the paper's side of no effect and reaches the paper's size
   (for a claim without a number: on the paper's side);
@@ -380,10 +376,11 @@ their last epoch counts.
 """
 
 
-def claims_report(directories: Sequence[Path], out: Path) -> str:
-    """claims.md (the table) and claims.json (the same, with the numbers) at `out`."""
+def claims_report(directories: Sequence[Path], out: Path, study_dirs: Sequence[Path] = ()) -> str:
+    """claims.md (the table) and claims.json (the same, with the numbers) at `out`: the claims of
+    every study in studies/ and the further `study_dirs`."""
     runs, evaluations = find_evidence(directories)
-    rows = judge(runs, evaluations)
+    rows = judge(runs, evaluations, studies.claims(study_dirs))
     seconds = sum(run.seconds for run in runs if math.isfinite(run.seconds))  # NaN: not ended
     hours, minutes = divmod(round(seconds / 60), 60)
     headers = [

@@ -2,7 +2,6 @@
 the paper's numbers, and the change from a baseline group."""
 
 import statistics
-from collections.abc import Mapping
 from pathlib import Path
 
 import matplotlib
@@ -10,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from alexlab import studies
 from alexlab.errors import UserError
 from alexlab.metric_keys import (
     EPOCHS_TO_TARGET,
@@ -29,22 +29,20 @@ from alexlab.report.runs import (
     sweep_name,
 )
 from alexlab.rundir import FINISHED
+from alexlab.studies import Study
 from alexlab.tables import markdown_table, mean_and_spread
 
 METRICS = {TEST_ERR_TOP1: "top-1", TEST_ERR_TOP5: "top-5"}
 
 
-def compare_report(
-    directory: RunSource,
-    by: str,
-    paper: Mapping[str, str],
-    title: str,
-    out: Path,
-    baseline: str | None = None,
-) -> str:
-    """Markdown report (also written to `out`.md, the figure to `out`.png): for each value of the
-    parameter `by`, test errors over the seeds, the paper's number, and (with a `baseline` value)
-    the change from the baseline in percentage points."""
+def compare_report(directory: RunSource, study: Study, out: Path) -> str:
+    """Markdown report (also written to `out`.md, the figure to `out`.png): for each arm of the
+    study (each value of its parameter `arms_by`), test errors over the seeds, the paper's
+    number, and, where it has several arms, the change from its first in percentage points."""
+    by, title, paper = study.arms_by, study.title, studies.paper_numbers(study)
+    if by is None:
+        raise UserError(f"study {study.name}: has no arms_by, the parameter its arms differ in")
+    baseline = study.arms[0] if len(study.arms) > 1 else None
     runs = [r for r in load_runs(directory) if r.state == FINISHED and by in r.params]
     sweeps = by_sweep(runs)
     if len(sweeps) > 1:

@@ -9,12 +9,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from alexlab import studies
 from alexlab.predictions import ensemble, errors, misses
-from alexlab.report import paper
 from alexlab.report.files import save_figure, write_table
 from alexlab.report.stats import Interval, interval_text, paired_images
 from alexlab.rundir import load_predictions
 from alexlab.tables import markdown_table, mean_and_spread, percent
+
+TABLES = "table1"  # studies/table1.yaml: the paper's rows of Tables 1 and 2
 
 
 def ensemble_gains(eval_dir: Path) -> dict[str, Interval]:
@@ -31,6 +33,7 @@ def ensemble_report(eval_dir: Path, out: Path) -> str:
     singles = {name: errors(p, labels) for name, p in probs.items()}
     combined = errors(ensemble(list(probs.values())), labels)
     gains = ensemble_gains(eval_dir)
+    paper = studies.load(TABLES).paper
     keys = list(combined)
     n = len(singles)
     rows = [
@@ -47,7 +50,7 @@ def ensemble_report(eval_dir: Path, out: Path) -> str:
             f"**one net**, mean over {n}",
             *(mean_and_spread([s[key] for s in singles.values()]) for key in keys),
             "",
-            f"1 CNN: {paper.TABLE1['imagenet']}",
+            f"1 CNN: {paper['imagenet']}",
         ]
     )
     rows.append(
@@ -55,7 +58,7 @@ def ensemble_report(eval_dir: Path, out: Path) -> str:
             f"**ensemble of {n}**",
             *(percent(combined[key]) for key in keys),
             "",
-            f"5 CNNs: {paper.ENSEMBLES['5 CNNs']}; 7 CNNs*: {paper.ENSEMBLES['7 CNNs*']}",
+            f"5 CNNs: {paper['5 CNNs']}; 7 CNNs*: {paper['7 CNNs*']}",
         ]
     )
     headers = [

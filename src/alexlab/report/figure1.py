@@ -19,8 +19,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from alexlab import studies
 from alexlab.errors import UserError
-from alexlab.report import paper
 from alexlab.report.files import save_figure, write_table
 from alexlab.report.runs import (
     Run,
@@ -37,10 +37,8 @@ from alexlab.tables import markdown_table, percent
 ACTIVATION, LR, SEED = "model.activation", "optim.lr", "seed"
 STYLES = {"relu": "-", "tanh": "--"}
 SELECTION_SEEDS = (0, 1, 2)  # the seeds whose grid of rates picks each activation's one rate
-# The paper's target, 25% on CIFAR-10, is 91.5% of the way from chance to the net's converged
-# error; the same fraction of the way on Fashion-MNIST is 17.6% (docs/reproducing.md,
-# "Figure 1 on Fashion-MNIST"). The curve runs from there down to the target the runs stopped at.
-EQUIVALENT_TARGET = {"cifar10": paper.FIGURE1_TARGET, "fashion_mnist": 0.18}
+STUDY = "relu_speedup"  # studies/relu_speedup.yaml: the paper's numbers, the verdict's targets
+PAPER_DATA = "cifar10"
 TARGET_STEP = 0.02
 
 
@@ -156,7 +154,8 @@ def targets_for(runs: Sequence[Run]) -> list[float]:
     dataset = str(runs[0].params.get("data", "cifar10"))
     measured = [run for run in runs if run.params.get(SEED) not in SELECTION_SEEDS] or runs
     hardest = min(run.config["train"]["target_error"] for run in measured)
-    easiest = max(EQUIVALENT_TARGET.get(dataset, paper.FIGURE1_TARGET), hardest)
+    targets = studies.load(STUDY).targets
+    easiest = max(targets.get(dataset, targets[PAPER_DATA]), hardest)
     count = max(0, round((easiest - hardest) / TARGET_STEP))
     return [round(easiest - i * TARGET_STEP, 4) for i in range(count + 1)]
 
@@ -264,7 +263,8 @@ def figure1_report(conditions: Sequence[tuple[str, RunSource]], out: Path) -> st
     runs = [run for _, group in loaded for run in group]
     dataset = runs[0].params.get("data", "the sweep's data")
     plot(panels, dataset, out.with_suffix(".png"))
-    paper_ratio = paper.FIGURE1_EPOCHS["tanh"] / paper.FIGURE1_EPOCHS["relu"]
+    study = studies.load(STUDY)
+    relu, tanh = study.paper["relu"], study.paper["tanh"]
     targets = targets_for(loaded[0][1])
     seeds = sorted({str(r.params.get(SEED)) for _, found in panels for r in found[0].runs["relu"]})
     not_yet = (
@@ -276,8 +276,8 @@ def figure1_report(conditions: Sequence[tuple[str, RunSource]], out: Path) -> st
     report = (
         f"# Figure 1 on {dataset}: epochs to a training error, tanh over ReLU\n\n"
         f"Runs: {len(runs)} ({arithmetic(runs)}). Paper: CIFAR-10, "
-        f"{percent(paper.FIGURE1_TARGET)} training error, ReLU ~{paper.FIGURE1_EPOCHS['relu']} "
-        f"epochs, tanh ~{paper.FIGURE1_EPOCHS['tanh']}: {paper_ratio:.0f}x.\n\n"
+        f"{percent(study.targets[PAPER_DATA])} training error, ReLU ~{relu} epochs, tanh "
+        f"~{tanh}: {float(tanh) / float(relu):.0f}x.\n\n"
         "How it is measured: one learning rate per activation and conditions, chosen on seeds "
         f"{', '.join(map(str, SELECTION_SEEDS))} (the grid below) for the verdict's target, which "
         "was fixed before any run; measured on seeds "
@@ -341,8 +341,12 @@ def plot(panels: list[tuple[str, list[Speedup]]], dataset: str, path: Path) -> N
                 color=color,
                 label=f"{label} {act}, lr {run.params[LR]}",
             )
-    paper_ratio = paper.FIGURE1_EPOCHS["tanh"] / paper.FIGURE1_EPOCHS["relu"]
-    ratio_ax.axhline(paper_ratio, color="tab:red", ls=":", label="paper (CIFAR-10, 25%)")
+    study = studies.load(STUDY)
+    paper_ratio = float(study.paper["tanh"]) / float(study.paper["relu"])
+    paper_target = f"{100 * study.targets[PAPER_DATA]:g}%"
+    ratio_ax.axhline(
+        paper_ratio, color="tab:red", ls=":", label=f"paper (CIFAR-10, {paper_target})"
+    )
     ratio_ax.axvline(100 * panels[0][1][0].target, color="grey", ls="--", lw=0.8)  # the verdict's
     ratio_ax.axhline(1, color="grey", lw=0.8)
     ratio_ax.set(

@@ -34,6 +34,9 @@ class Run:
     config: dict[str, Any] = field(default_factory=dict)  # the run's resolved config.yaml
     curve: list[tuple[float, float]] = field(default_factory=list)  # (epochs, training error)
     history: list[dict[str, float]] = field(default_factory=list)  # every logged row
+    # The study the run served and its arm, as its run.json records them (None: outside one).
+    study: str | None = None
+    arm: str | None = None
 
     def result(self, key: str) -> float:
         """The run's final `key`. A run without it is one error line naming both (a run of another
@@ -156,6 +159,7 @@ def recorded_run(
     """A run from its record (run.json, at `where`), final metrics, resolved config and logged
     rows, read from its run directory or from wandb."""
     check_record(record, where)
+    study, arm = study_and_arm(record, where)
     return Run(
         name=run_dir.name,
         params=record["params"],
@@ -168,6 +172,8 @@ def recorded_run(
         config=config,
         curve=training_curve(history),
         history=history,
+        study=study,
+        arm=arm,
     )
 
 
@@ -199,6 +205,18 @@ def check_record(record: Any, where: str) -> None:
     raise UserError(f"{where}: not a run's record as alexlab writes it ({problem})")
 
 
+def study_and_arm(record: dict[str, Any], where: str) -> tuple[str | None, str | None]:
+    """The study a run served and its arm (null for runs outside a study, and runs made before
+    runs recorded them, 2026-12-05)."""
+    study, arm = record.get("study"), record.get("arm")
+    if not all(isinstance(name, str | None) for name in (study, arm)):
+        raise UserError(
+            f"{where}: not a run's record as alexlab writes it (a study {study!r} and arm {arm!r}: "
+            "names, or null)"
+        )
+    return study, arm
+
+
 def sweep_of(record: dict[str, Any], run_dir: Path) -> str:
     launcher, sweep = record["launcher"], record["sweep"]
     if launcher == rundir.WANDB_AGENT:
@@ -211,6 +229,8 @@ def sweep_of(record: dict[str, Any], run_dir: Path) -> str:
 
 
 def with_files(run: Run) -> Run:
+    record = rundir.read_run(run.directory)
+    run.study, run.arm = study_and_arm(record, str(run.directory / rundir.RUN))
     run.config = rundir.read_config(run.directory)
     run.history = rundir.read_history(run.directory)
     run.curve = training_curve(run.history)

@@ -15,14 +15,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from alexlab import claims as ledger
-from alexlab.report.claims import Finding, find_evidence, judge, matches
+from alexlab import studies
+from alexlab.report.claims import Finding, find_evidence, judge
 from alexlab.report.files import write_table
 from alexlab.report.runs import Run, measured
 from alexlab.report.stats import INCONCLUSIVE
 from alexlab.tables import markdown_table
 
 MAX_SEEDS = 12  # beyond this, a proxy's row is not worth deciding by seeds alone
+# The ablation studies' arms (conf/ablation/), and the arm with every choice of the paper's.
+ABLATION, BASELINE = "ablation", "baseline"
 
 
 @dataclass
@@ -43,12 +45,15 @@ class Candidate:
 
 
 def arm_seconds(runs: Sequence[Run], arm: str) -> float:
-    seconds = [r.seconds for r in runs if r.params.get("ablation") == arm and r.seconds > 0]
+    seconds = [r.seconds for r in runs if r.arm == arm and r.seconds > 0]
     return statistics.fmean(seconds) if seconds else math.inf
 
 
 def candidates(rows: Sequence[Finding], runs: Sequence[Run]) -> list[Candidate]:
-    claims = {claim.key: claim for claim in ledger.CLAIMS}
+    """The inconclusive rows of an ablation study (its arms the paper's choices undone, against
+    the baseline) that more seeds could decide."""
+    by_study = {study.name: study for study in studies.load_all()}
+    claims = {claim.key: claim for study in by_study.values() for claim in study.claims}
     complete = measured(list(runs))
     found = []
     for row in rows:
@@ -57,15 +62,15 @@ def candidates(rows: Sequence[Finding], runs: Sequence[Run]) -> list[Candidate]:
             row.verdict != INCONCLUSIVE
             or row.seeds_for_power is None
             or not row.n < row.seeds_for_power <= MAX_SEEDS
-            or claim.options.get("by") != "ablation"
+            or by_study[claim.study].arms_by != ABLATION
+            or BASELINE not in (claim.treatment, claim.control)
         ):
             continue
-        mine = [r for r in complete if matches(r, claim.runs)]
-        arms = (claim.options["treatment"], claim.options["control"])
-        undone = next(a for a in arms if a != "baseline")
+        mine = [r for r in complete if r.study == claim.study]
+        undone = next(a for a in (claim.treatment, claim.control) if a != BASELINE)
         # Its seeds go on from those it has, with the settings of the sweep that ran its first
         # seed (not a more-seeds sweep, whose directory would name the next one after itself).
-        of_arm = [r for r in mine if r.params.get("ablation") == undone]
+        of_arm = [r for r in mine if r.arm == undone]
         origin = Path(min(of_arm, key=lambda r: int(r.params.get("seed", 0))).sweep)
         found.append(
             Candidate(
@@ -76,7 +81,7 @@ def candidates(rows: Sequence[Finding], runs: Sequence[Run]) -> list[Candidate]:
                 undone,
                 origin,
                 arm_seconds(mine, undone),
-                arm_seconds(mine, "baseline"),
+                arm_seconds(mine, BASELINE),
             )
         )
     return sorted(found, key=lambda c: cost([c]))
@@ -126,7 +131,7 @@ def sweep_arguments(chosen: Sequence[Candidate]) -> list[str]:
         seeds = ",".join(str(s) for s in new_seeds(mine))
         lines.append(
             f"{sweep / 'sweep.yaml'} --dir {sweep}-more_seeds-{'-'.join(undone)} "
-            f"--set ablation=[{','.join(['baseline', *undone])}] --set seed=[{seeds}]"
+            f"--set {ABLATION}=[{','.join([BASELINE, *undone])}] --set seed=[{seeds}]"
         )
     return lines
 
@@ -134,7 +139,7 @@ def sweep_arguments(chosen: Sequence[Candidate]) -> list[str]:
 def more_seeds_report(directories: Sequence[Path], budget_minutes: float, out: Path) -> str:
     """Writes the plan to `out`.md and returns the sweeps' argument lines, one per line."""
     runs, evaluations = find_evidence(directories)
-    found = candidates(judge(runs, evaluations), runs)
+    found = candidates(judge(runs, evaluations, studies.claims()), runs)
     chosen = plan(found, 60 * budget_minutes)
     rows = [
         [

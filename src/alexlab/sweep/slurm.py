@@ -20,8 +20,8 @@ import submitit
 import yaml
 from submitit.core.utils import UncompletedJobError
 
-from alexlab.config import CONF_DIR
 from alexlab.errors import UserError
+from alexlab.layout import CONF_DIR
 
 # The resources of conf/hydra/launcher/slurm.yaml that hold plain values (the others follow the
 # trainer's config, which a sweep's runs each have their own of): what a job asks for unless

@@ -1,0 +1,279 @@
+"""The studies: one file each in studies/ (studies/README.md has the format), read here as typed
+data. A study is one experiment of the paper: the parameter whose value names a run's arm, the
+arms, the paper's numbers its reports print beside ours, and the claims its runs test, each with
+where the paper makes it, the quantity, the paper's size and the range that counts as it, and the
+condition under which a proxy run tests the paper's mechanism. Runs record their study and arm
+(run.json), and the ledger (src/alexlab/report/claims.py) judges each claim on the runs of its
+study alone.
+
+Every effect is oriented so that the paper's direction is positive: an ablation's change in error
+is `treatment - control` with the paper's choice undone in the treatment (the choice helps when it
+is > 0), a speed ratio is `slow / fast` (> 1). Sizes, tolerances and thresholds are fixed in the
+study's file before the runs they judge.
+
+A study's file is data: read with yaml.safe_load, every key checked, nothing in it instantiated.
+"""
+
+import dataclasses
+import math
+import types
+import typing
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from alexlab.errors import UserError
+from alexlab.layout import STUDIES_DIR
+from alexlab.metric_keys import LOGGED
+
+# What each kind of measure computes (src/alexlab/report/claims.py):
+DIFFERENCE = "difference"  # metric(treatment) - metric(control), in points, paired by seed
+GAP_DIFFERENCE = "gap difference"  # (val - training error) of treatment - of control, by seed
+SPEEDUP = "speedup"  # Figure 1: tanh / ReLU epochs to the target, rates chosen on other seeds
+EPOCHS_RATIO = "epochs ratio"  # epochs to a fixed training error: treatment / control, by seed
+SECONDS_RATIO = "seconds ratio"  # training time: treatment / control, by seed
+ENSEMBLE_GAIN = "ensemble gain"  # one net's test error - the ensemble's, per test image
+ERROR_VALUE = "error value"  # our test error itself, against the paper's
+MEASURES = (
+    DIFFERENCE,
+    GAP_DIFFERENCE,
+    SPEEDUP,
+    EPOCHS_RATIO,
+    SECONDS_RATIO,
+    ENSEMBLE_GAIN,
+    ERROR_VALUE,
+)
+
+# What a mechanism check measures on a claim's runs (src/alexlab/report/claims.py):
+LRN_SHARE = "lrn share"  # LRN's neighbour term's share of its normalizer, over training
+CHANNELS = "channels"  # the images' colour channels
+GAP = "gap"  # an arm's final validation minus training error, in points: does it overfit?
+TOP5_ROOM = "top-5 room"  # the control's top-5 error, in points: is there any to lower?
+EPOCHS_TRAINED = "epochs trained"  # the runs' epochs, against the recipe's
+REACHES = "reaches"  # the share of an arm's runs that reach their target training error
+CHECKS = (LRN_SHARE, CHANNELS, GAP, TOP5_ROOM, EPOCHS_TRAINED, REACHES)
+
+DATASETS = ("imagenet", "cifar10", "fashion_mnist")
+UNITS = ("points", "x", "%")
+
+
+@dataclass(frozen=True)
+class Check:
+    """The condition under which a proxy's runs test the paper's mechanism: `measure` on the runs
+    (of the arm `arm`, where it names one) must reach `threshold`."""
+
+    measure: str
+    threshold: float
+    arm: str = ""
+
+
+@dataclass(frozen=True)
+class Claim:
+    key: str
+    claim: str  # the paper's statement, shortened
+    source: str  # section, table or figure
+    paper: str  # the paper's number, as it gives it
+    paper_data: str  # the dataset the paper made it on: imagenet | cifar10
+    measure: str  # one of MEASURES
+    treatment: str = ""  # the arm with the paper's choice undone (or the slower one)
+    control: str = ""  # the arm with the paper's choice
+    metric: str = ""  # a difference's or an error value's metric key (metric_keys.py)
+    target: float | None = None  # an epochs ratio's training error; None: the runs' own
+    unit: str = "points"  # of the effect: points (of error), x (a ratio) or % (an error)
+    paper_effect: float | None = None  # the paper's effect in that unit, where it gives one
+    # Sizes that count as the paper's: within `tolerance` of paper_effect (points; a factor for
+    # x), or anything from paper_effect up when the paper says "over" (at_least).
+    tolerance: float = 0.0
+    at_least: bool = False
+    proxy: str = ""  # what the comparison means on the small datasets run here
+    check: Check | None = None  # on a proxy, the condition for testing the paper's mechanism
+    study: str = ""  # the study whose runs it is judged on (its file's name)
+
+    @property
+    def paper_sizes(self) -> tuple[float, float] | None:
+        """The effects consistent with the paper's size; None: the paper gives no size."""
+        if self.paper_effect is None:
+            return None
+        if self.at_least:
+            return (self.paper_effect, float("inf"))
+        if self.unit == "x":
+            factor = max(self.tolerance, 1.0)
+            return (self.paper_effect / factor, self.paper_effect * factor)
+        return (self.paper_effect - self.tolerance, self.paper_effect + self.tolerance)
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str  # its file's name: what runs record and `make reproduce STUDY=...` takes
+    title: str  # what it tests, one line: its report's title
+    arms_by: str | None  # the parameter whose value names a run's arm; None: one arm
+    arms: tuple[str, ...] = ()  # the arms it compares, in its report's order
+    # The paper's numbers its reports print beside ours, by arm (or the label a report names);
+    # `paper_from`: the study whose numbers these arms share.
+    paper: dict[str, str] = field(default_factory=dict)
+    paper_from: str = ""
+    proxy: str = ""  # its runs on the small datasets, in words: a claim's proxy says "{proxy}"
+    # The training error its verdict counts epochs to, per dataset (on the paper's, the paper's),
+    # fixed before the runs.
+    targets: dict[str, float] = field(default_factory=dict)
+    directory: str = "{name}-{data}"  # its sweep's directory below results/sweeps/, per dataset
+    claims: tuple[Claim, ...] = ()
+
+    def sweep_dir(self, data: str) -> str:
+        return self.directory.replace("{name}", self.name).replace("{data}", data)
+
+
+def load(name: str, directories: Iterable[Path] = ()) -> Study:
+    """The study `name` from studies/ or the further `directories`."""
+    found = {study.name: study for study in load_all(directories)}
+    if name not in found:
+        raise UserError(f"no study {name!r}: the studies are {', '.join(sorted(found))}")
+    return found[name]
+
+
+def load_all(directories: Iterable[Path] = ()) -> list[Study]:
+    """Every study in studies/ and the further `directories`, by name; each file checked."""
+    paths = sorted(STUDIES_DIR.glob("*.yaml"))
+    for directory in directories:
+        if not directory.is_dir():
+            raise UserError(f"{directory}: no such folder of study files")
+        paths += sorted(directory.glob("*.yaml"))
+    studies: dict[str, Study] = {}
+    for path in paths:
+        study = read_study(path)
+        if study.name in studies:
+            raise UserError(f"{path}: a second study named {study.name!r}")
+        studies[study.name] = study
+    keys = [claim.key for study in studies.values() for claim in study.claims]
+    if repeated := sorted({key for key in keys if keys.count(key) > 1}):
+        raise UserError(f"claims {', '.join(repeated)}: declared by more than one study")
+    for study in studies.values():
+        if study.paper_from and study.paper_from not in studies:
+            raise UserError(f"{study.name}: paper_from names no study ({study.paper_from!r})")
+    return sorted(studies.values(), key=lambda study: study.name)
+
+
+def claims(directories: Iterable[Path] = ()) -> list[Claim]:
+    """Every study's claims, the studies by name, each study's in its file's order."""
+    return [claim for study in load_all(directories) for claim in study.claims]
+
+
+def paper_numbers(study: Study, directories: Iterable[Path] = ()) -> dict[str, str]:
+    """The paper's numbers a study's reports print: its own, over those of `paper_from`."""
+    shared = load(study.paper_from, directories).paper if study.paper_from else {}
+    return shared | study.paper
+
+
+def read_study(path: Path) -> Study:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise UserError(f"{path}: not a study file ({error})") from error
+    where = str(path)
+    fields = build(Study, data, where, fixed={"name": path.stem})
+    claims = tuple(read_claim(key, value, fields, where) for key, value in fields["claims"].items())
+    study = Study(**fields | {"claims": claims, "arms": tuple(fields["arms"])})
+    for claim in claims:
+        check_arms(study, claim, where)
+    return study
+
+
+def read_claim(key: str, data: Any, study: dict[str, Any], where: str) -> Claim:
+    where = f"{where}: claims.{key}"
+    fields = build(Claim, data, where, fixed={"key": key, "study": study["name"]})
+    if fields["check"] is not None:
+        fields["check"] = Check(**build(Check, fields["check"], f"{where}.check"))
+    fields["proxy"] = fields["proxy"].replace("{proxy}", study["proxy"])
+    allowed = {"measure": MEASURES, "paper_data": DATASETS, "unit": UNITS}
+    for name, values in allowed.items():
+        if fields[name] not in values:
+            raise UserError(f"{where}.{name}: {fields[name]!r}; valid: {', '.join(values)}")
+    if fields["metric"] and fields["metric"] not in LOGGED:
+        raise UserError(
+            f"{where}.metric: {fields['metric']!r} is no metric a run logs (alexlab/metric_keys.py)"
+        )
+    if fields["check"] is not None and fields["check"].measure not in CHECKS:
+        raise UserError(f"{where}.check.measure: valid: {', '.join(CHECKS)}")
+    return Claim(**fields)
+
+
+def check_arms(study: Study, claim: Claim, where: str) -> None:
+    """A claim's arms are its study's: a misspelt arm would match no run and read as not run."""
+    named = {
+        "treatment": claim.treatment,
+        "control": claim.control,
+        "check.arm": claim.check.arm if claim.check else "",
+    }
+    for name, arm in named.items():
+        if arm and arm not in study.arms:
+            valid = ", ".join(study.arms) or "none (the study has one arm)"
+            raise UserError(f"{where}: claims.{claim.key}.{name}: {arm!r}; its arms: {valid}")
+
+
+def build(kind: type, data: Any, where: str, fixed: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The fields of a `kind` from a mapping in a file: every key one of its fields, every field
+    without a default given, each value of its field's type; `fixed` are set by the reader."""
+    fixed = fixed or {}
+    if not isinstance(data, dict):
+        raise UserError(f"{where}: a mapping of keys, not {type(data).__name__}")
+    names = {f.name: f for f in dataclasses.fields(kind) if f.name not in fixed}
+    if unknown := sorted(set(data) - set(names), key=str):
+        raise UserError(f"{where}: unknown key {unknown[0]!r}; valid: {', '.join(names)}")
+    fields = dict(fixed)
+    for name, spec in names.items():
+        if name in data:
+            key = f"{where}.{name}" if ": " in where else f"{where}: {name}"
+            fields[name] = checked(data[name], spec.type, key)
+        elif spec.default is not dataclasses.MISSING:
+            fields[name] = spec.default
+        elif spec.default_factory is not dataclasses.MISSING:
+            fields[name] = spec.default_factory()
+        else:
+            raise UserError(f"{where}: no {name!r}; it is needed")
+    return fields
+
+
+# How a study file writes each field's type: claims as a mapping by key, arms as a list.
+FILE_TYPES = {tuple[Claim, ...]: dict, tuple[str, ...]: list}
+
+
+def checked(value: Any, annotation: Any, where: str) -> Any:
+    """`value` if it is of the field's type (a number for a float; a Check or a Claim, a mapping
+    that its own reader checks; the arms and the paper's numbers, strings), else one error
+    line."""
+    if annotation in FILE_TYPES:
+        allowed: tuple[type, ...] = (FILE_TYPES[annotation],)
+    else:
+        options = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else ()
+        allowed = tuple(typing.get_origin(t) or t for t in options or (annotation,))
+        allowed = tuple(dict if t in (Check, Claim) else t for t in allowed)
+        allowed += (int,) if float in allowed else ()
+    valid = isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
+    if isinstance(value, float):
+        valid = valid and math.isfinite(value)
+    if valid and annotation in (tuple[str, ...], dict[str, str], dict[str, float]):
+        items = [*value.items()] if isinstance(value, dict) else [("", v) for v in value]
+        kind = (int, float) if annotation == dict[str, float] else (str,)
+        valid = all(
+            isinstance(k, str) and isinstance(v, kind) and not isinstance(v, bool) for k, v in items
+        )
+    if not valid:
+        raise UserError(f"{where}: {value!r} is not {DESCRIBED.get(annotation, 'valid')}")
+    return value
+
+
+DESCRIBED = {
+    str: "text",
+    str | None: "a name, or null",
+    float: "a number",
+    float | None: "a number, or null",
+    bool: "true or false",
+    tuple[str, ...]: "a list of names",
+    dict[str, str]: "a mapping of names to text",
+    dict[str, float]: "a mapping of names to numbers",
+    tuple[Claim, ...]: "a mapping of claims by key",
+    Check | None: "a check's mapping, or null",
+}

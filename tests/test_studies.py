@@ -1,0 +1,135 @@
+"""The studies (studies/*.yaml): each file read as typed data with every key checked, each claim's
+paper numbers declared in one place, and a bad file one error line naming the file and the key."""
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO
+
+from alexlab import studies
+from alexlab.errors import UserError
+
+# Where a study's facts could be written a second time.
+SOURCES = ["src", "conf", "studies", "sweeps", "Makefile"]
+
+
+def test_every_study_loads_with_its_claims_and_their_arms():
+    found = {study.name: study for study in studies.load_all()}
+    assert {path.stem for path in (REPO / "studies").glob("*.yaml")} == set(found)
+    claims = studies.claims()
+    assert len({claim.key for claim in claims}) == len(claims) == 20
+    for study in found.values():
+        assert all(claim.study == study.name for claim in study.claims)
+        for claim in study.claims:  # an arm a claim compares is one its study runs
+            assert {claim.treatment, claim.control} - {""} <= set(study.arms), claim.key
+    lrn = studies.load("ablations_lrn")
+    assert (lrn.arms_by, lrn.arms, lrn.sweep_dir("cifar10")) == (
+        "ablation",
+        ("baseline", "no_lrn"),
+        "ablations-cifar10-lrn",
+    )
+    # A claim's proxy names its study's runs once, in the study's `proxy`.
+    [top1, _] = lrn.claims
+    assert top1.proxy.startswith(lrn.proxy + "; LRN as the 2012 source's")
+    assert studies.paper_numbers(lrn)["no_lrn"] == "+1.4 / +1.2"  # the ablations' own
+
+
+def files_holding(text: str) -> list[str]:
+    found = subprocess.run(
+        ["grep", "-rlF", "--", text, *SOURCES], cwd=REPO, capture_output=True, text=True
+    )
+    return found.stdout.split()
+
+
+def test_each_of_the_papers_numbers_is_written_in_one_place():
+    numbers = {claim.paper for claim in studies.claims()}
+    numbers |= {text for study in studies.load_all() for text in study.paper.values()}
+    numbers = {text for text in numbers if len(text) > 4}  # "6", "13%": too short to grep
+    assert len(numbers) > 25
+    for text in sorted(numbers):
+        assert len(files_holding(text)) == 1, (text, files_holding(text))
+
+
+GOOD = {
+    "title": "two arms",
+    "arms_by": "model.activation",
+    "arms": ["relu", "tanh"],
+    "claims": {
+        "faster": {
+            "claim": "relu is faster",
+            "source": "§3.1",
+            "paper": "6x",
+            "paper_data": "cifar10",
+            "measure": "difference",
+            "treatment": "tanh",
+            "control": "relu",
+            "metric": "test/err_top1",
+        }
+    },
+}
+
+
+def with_change(path: list[str], value) -> dict:
+    data = yaml.safe_load(yaml.safe_dump(GOOD))
+    node = data
+    for key in path[:-1]:
+        node = node[key]
+    if value is None:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return data
+
+
+@pytest.mark.parametrize(
+    "path, value, message",
+    [
+        (["titel"], "x", "unknown key 'titel'; valid: title, arms_by"),
+        (["title"], None, "no 'title'; it is needed"),
+        (["arms"], "relu", "arms: 'relu' is not a list of names"),
+        (["arms"], ["relu", 3], "arms: ['relu', 3] is not a list of names"),
+        (["claims", "faster", "measure"], "diference", "claims.faster.measure: 'diference'"),
+        (["claims", "faster", "paper_data"], "mnist", "claims.faster.paper_data: 'mnist'"),
+        (["claims", "faster", "treatment"], "gelu", "claims.faster.treatment: 'gelu'; its arms"),
+        (["claims", "faster", "metric"], "test/err", "'test/err' is no metric a run logs"),
+        (
+            ["claims", "faster", "paper_effect"],
+            "big",
+            "paper_effect: 'big' is not a number, or null",
+        ),
+        (
+            ["claims", "faster", "paper_effect"],
+            float("nan"),
+            "paper_effect: nan is not a number, or null",
+        ),
+        (["claims", "faster", "at_least"], "yes", "at_least: 'yes' is not true or false"),
+        (["claims", "faster", "check"], {"measure": "gap"}, "check: no 'threshold'"),
+        (["claims", "faster"], ["x"], "claims.faster: a mapping of keys, not list"),
+    ],
+)
+def test_a_bad_study_file_is_one_line_naming_the_file_and_key(tmp_path, path, value, message):
+    study = tmp_path / "mine.yaml"
+    study.write_text(yaml.safe_dump(with_change(path, value)))
+    with pytest.raises(UserError) as refused:
+        studies.load("mine", [tmp_path])
+    assert str(refused.value).startswith(f"{study}: ") and message in str(refused.value)
+    assert "\n" not in str(refused.value)
+
+
+def test_studies_from_another_folder_join_and_may_not_repeat_a_name_or_claim(tmp_path):
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(GOOD))
+    assert studies.load("mine", [tmp_path]).claims[0].key == "faster"
+    assert "faster" in {claim.key for claim in studies.claims([tmp_path])}
+    (tmp_path / "ablations.yaml").write_text(yaml.safe_dump(GOOD))
+    with pytest.raises(UserError, match="a second study named 'ablations'"):
+        studies.load_all([tmp_path])
+    (tmp_path / "ablations.yaml").unlink()
+    (tmp_path / "copy.yaml").write_text(yaml.safe_dump(GOOD))
+    with pytest.raises(UserError, match="claims faster: declared by more than one study"):
+        studies.load_all([tmp_path])
+    with pytest.raises(UserError, match="no study 'nothing': the studies are ablations"):
+        studies.load("nothing")
+    with pytest.raises(UserError, match="no such folder of study files"):
+        studies.load_all([Path(tmp_path / "missing")])
