@@ -1,6 +1,7 @@
 """The studies (studies/*.yaml): each file read as typed data with every key checked, each claim's
 paper numbers declared in one place, and a bad file one error line naming the file and the key."""
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -10,6 +11,8 @@ from conftest import REPO
 
 from alexlab import studies
 from alexlab.errors import UserError
+from alexlab.report.claims import claims_report
+from alexlab.report.stats import NOT_RUN
 
 # Where a study's facts could be written a second time.
 SOURCES = ["src", "conf", "studies", "sweeps", "Makefile"]
@@ -133,3 +136,12 @@ def test_studies_from_another_folder_join_and_may_not_repeat_a_name_or_claim(tmp
         studies.load("nothing")
     with pytest.raises(UserError, match="no such folder of study files"):
         studies.load_all([Path(tmp_path / "missing")])
+
+
+def test_a_study_from_another_folder_gets_its_ledger_row_not_run_until_its_runs_exist(tmp_path):
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(GOOD))
+    out = tmp_path / "claims"
+    claims_report([REPO / "results" / "sweeps"], out, [tmp_path])
+    rows = {row["key"]: row for row in json.loads(out.with_suffix(".json").read_text())}
+    assert rows["faster"]["verdict"] == NOT_RUN and rows["faster"]["data"] == "CIFAR-10"
+    assert rows["lrn_top1"]["n"] > 0  # the other studies' rows are judged as before
