@@ -12,7 +12,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from alexlab.errors import ConfigError, UserError, check_choice, check_range, first_line
-from alexlab.identity import origin, study_identity
+from alexlab.identity import study_identity
 from alexlab.metric_keys import EPOCH_METRICS
 from alexlab.rundir import RUN_DIR_ENV
 from alexlab.switches import (
@@ -164,7 +164,7 @@ def check_values(cfg: DictConfig) -> None:
     check_resolves(cfg)
     check_range("seed", cfg.get("seed"), *SEEDS, integer=True)
     if "study" in cfg:  # a training run's (src/eval.py's config has none)
-        study_identity(cfg, origin()["params"])
+        study_identity(cfg)
     for key, check in VALUES.items():
         value = OmegaConf.select(cfg, key, default=None)
         if value is not None:

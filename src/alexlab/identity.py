@@ -75,18 +75,29 @@ def sweep_parameters(path: Path) -> dict[str, Any]:
     return {key: spec["value"] for key, spec in sent.items() if isinstance(spec, dict)}
 
 
-def study_identity(cfg: DictConfig, params: dict[str, Any]) -> dict[str, Any]:
+def hydra_of(cfg: DictConfig) -> Any:
+    """Hydra's config of the job: the node a callback's config still holds (before Hydra has set
+    HydraConfig), else HydraConfig's; None outside a Hydra app."""
+    if "hydra" in cfg:
+        return cfg.hydra
+    return HydraConfig.get() if HydraConfig.initialized() else None
+
+
+def study_identity(cfg: DictConfig, params: dict[str, Any] | None = None) -> dict[str, Any]:
     """The study the run serves, its arm and its seed: `study.name`, and the value of the
-    parameter `study.arms_by` names (from the command line, else Hydra's choice of that group,
-    else the config's value). A study's run without a value for its arm is one error line."""
+    parameter `study.arms_by` names (from `params`, by default the command line's; else Hydra's
+    choice of that group; else the config's value). A study's run without a value for its arm is
+    one error line."""
     name, arms_by = cfg.study.name, cfg.study.arms_by
     for key, value in {"study.name": name, "study.arms_by": arms_by}.items():
         if value is not None and not isinstance(value, str):
             raise UserError(f"{key}={value!r} is not valid: expected a name, or null")
     arm = None
     if name is not None and arms_by is not None:
-        hydra = HydraConfig.get() if HydraConfig.initialized() else None
+        hydra = hydra_of(cfg)
         choices = dict(hydra.runtime.choices) if hydra else {}
+        if params is None:
+            params = parameters(list(hydra.overrides.task)) if hydra else {}
         arm = params.get(arms_by, choices.get(arms_by, OmegaConf.select(cfg, arms_by)))
         if arm is None or isinstance(arm, DictConfig | ListConfig | dict | list):
             raise UserError(
