@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 from wandb import wandb_agent
 
 from alexlab import identity, provenance, rundir, studies
+from alexlab.errors import UserError
 from alexlab.report.__main__ import main as report_main
 from alexlab.report.compare import compare_report
 from alexlab.report.hyperband import replay
@@ -233,6 +234,25 @@ def test_parameters_are_typed_as_hydra_types_the_command_line():
         ["seed=0", "optim.lr=0.01", "logger=[csv,wandb]", "model.lrn=off", "ckpt_path=last"]
     )
     assert params == {"seed": 0, "optim.lr": 0.01, "logger": ["csv", "wandb"], "model.lrn": "off"}
+
+
+def test_a_runs_arm_is_its_command_lines_value_else_hydras_group_choice_else_its_configs():
+    def identity_of(task: list[str], choices: dict) -> dict:
+        hydra = {"overrides": {"task": task}, "runtime": {"choices": choices}}
+        study = {"name": "ablations", "arms_by": "ablation"}
+        return identity.study_identity(
+            OmegaConf.create({"seed": 3, "study": study, "hydra": hydra})
+        )
+
+    # As Hydra's callbacks see the config, before HydraConfig is set: its own hydra node.
+    assert identity_of(["ablation=no_lrn"], {"ablation": "no_lrn"}) == {
+        "study": "ablations",
+        "arm": "no_lrn",
+        "seed": 3,
+    }
+    assert identity_of([], {"ablation": "one_column"})["arm"] == "one_column"  # a default's
+    with pytest.raises(UserError, match=r"study\.arms_by='ablation': the run sets no value"):
+        identity_of([], {"ablation": None})
 
 
 @pytest.mark.parametrize(
