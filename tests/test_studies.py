@@ -11,7 +11,7 @@ from conftest import REPO
 
 from alexlab import studies
 from alexlab.errors import UserError
-from alexlab.report.claims import claims_report
+from alexlab.report.__main__ import main as report_main
 from alexlab.report.stats import NOT_RUN
 
 # Where a study's facts could be written a second time.
@@ -138,10 +138,14 @@ def test_studies_from_another_folder_join_and_may_not_repeat_a_name_or_claim(tmp
         studies.load_all([Path(tmp_path / "missing")])
 
 
-def test_a_study_from_another_folder_gets_its_ledger_row_not_run_until_its_runs_exist(tmp_path):
+def test_a_study_from_another_folder_gets_its_ledger_row_not_run_until_its_runs_exist(
+    tmp_path, capsys
+):
     (tmp_path / "mine.yaml").write_text(yaml.safe_dump(GOOD))
     out = tmp_path / "claims"
-    claims_report([REPO / "results" / "sweeps"], out, [tmp_path])
+    sweeps = REPO / "results" / "sweeps"
+    report_main(["claims", str(sweeps), "--studies", str(tmp_path), "--out", str(out)])
+    assert "| relu is faster | §3.1 | 6x | CIFAR-10 |" in capsys.readouterr().out
     rows = {row["key"]: row for row in json.loads(out.with_suffix(".json").read_text())}
     assert rows["faster"]["verdict"] == NOT_RUN and rows["faster"]["data"] == "CIFAR-10"
     assert rows["lrn_top1"]["n"] > 0  # the other studies' rows are judged as before

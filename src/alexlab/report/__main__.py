@@ -1,7 +1,8 @@
 """`python -m alexlab.report REPORT SWEEP_DIR... --out results/NAME`: write NAME.md and NAME.png
 from finished runs and print the table. `curves RUN_DIR...` compares single runs' training curves;
 `ensemble EVAL_DIR` scores single nets and their ensemble from the probabilities src/eval.py saved;
-`claims DIR...` gives every claim of the paper a verdict (NAME.md and NAME.json); `chosen-rate
+`claims DIR... [--studies DIR]` gives every claim of the studies (studies/, and further folders
+of study files) a verdict (NAME.md and NAME.json); `chosen-rate
 GRID_DIR` prints Figure 1's one learning rate for the activation of a grid of rates; `more-seeds
 DIR... --budget MINUTES` plans more seeds for the inconclusive rows they could decide and prints
 the sweeps' arguments; `hyperband
@@ -68,6 +69,14 @@ def main(argv: list[str] | None = None) -> None:
         "--budget", type=float, default=60.0, help="more-seeds: minutes of machine time [60]"
     )
     parser.add_argument(
+        "--studies",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="claims: a further folder of study files beside studies/ (repeatable)",
+    )
+    parser.add_argument(
         "--wandb",
         action="store_true",
         help="read the runs from wandb's record: each SWEEP_DIR is ENTITY/PROJECT/SWEEP_ID on "
@@ -96,6 +105,9 @@ def main(argv: list[str] | None = None) -> None:
             config = load_sweep(args.sweep_file)
             print(hyperband_report([source(d) for d in args.sweeps], config, args.out))
             return
+        if args.report == "claims":
+            print(claims_report([Path(d) for d in args.sweeps], args.out, args.studies))
+            return
         print(make_report(args.report, args.sweeps, args.out, source))
     except UserError as error:
         sys.exit(f"error: {error}")
@@ -108,8 +120,6 @@ def make_report(
         return curves_report([Path(run) for run in sweeps], out)
     if report == "ensemble":
         return ensemble_report(Path(sweeps[0]), out)
-    if report == "claims":
-        return claims_report([Path(d) for d in sweeps], out)
     if report == "sweeps":
         return sweeps_report([source(d) for d in sweeps], out)
     if report == "relu-speedup":
