@@ -30,7 +30,7 @@ NOT_PARAMETERS = ("ckpt_path",)
 def origin() -> dict[str, Any]:
     """This process's launcher, sweep, run and parameters, from the environment the launcher set
     and Hydra's config of the job."""
-    hydra = HydraConfig.get() if HydraConfig.initialized() else None
+    hydra = job_hydra()
     overrides = list(hydra.overrides.task) if hydra else []
     params = parameters(overrides)
     env = os.environ
@@ -78,8 +78,11 @@ def sweep_parameters(path: Path) -> dict[str, Any]:
 def hydra_of(cfg: DictConfig) -> Any:
     """Hydra's config of the job: the node a callback's config still holds (before Hydra has set
     HydraConfig), else HydraConfig's; None outside a Hydra app."""
-    if "hydra" in cfg:
-        return cfg.hydra
+    return cfg.hydra if "hydra" in cfg else job_hydra()
+
+
+def job_hydra() -> Any:
+    """HydraConfig's config of the job; None outside a Hydra app, or before Hydra sets it."""
     return HydraConfig.get() if HydraConfig.initialized() else None
 
 

@@ -107,7 +107,7 @@ class Claim:
 
 @dataclass(frozen=True)
 class Study:
-    name: str  # its file's name: what runs record and `make reproduce STUDY=...` takes
+    name: str  # its file's name: what its runs record (study.name)
     title: str  # what it tests, one line: its report's title
     arms_by: str | None  # the parameter whose value names a run's arm; None: one arm
     arms: tuple[str, ...] = ()  # the arms it compares, in its report's order

@@ -32,6 +32,7 @@ from alexlab.report.runs import (
     measured,
 )
 from alexlab.report.stats import Interval, interval_text, ratio_interval
+from alexlab.studies import Study
 from alexlab.tables import markdown_table, percent
 
 ACTIVATION, LR, SEED = "model.activation", "optim.lr", "seed"
@@ -160,6 +161,11 @@ def targets_for(runs: Sequence[Run]) -> list[float]:
     return [round(easiest - i * TARGET_STEP, 4) for i in range(count + 1)]
 
 
+def paper_ratio(study: Study) -> float:
+    """Figure 1's tanh epochs over ReLU's, as the paper's plot reads (the study's numbers)."""
+    return float(study.paper["tanh"]) / float(study.paper["relu"])
+
+
 def ratio_text(speedup: Speedup) -> str:
     if speedup.interval is None:
         return "- (ReLU did not get there)"
@@ -262,8 +268,8 @@ def figure1_report(conditions: Sequence[tuple[str, RunSource]], out: Path) -> st
         raise NotMeasured(f"no conditions have runs at their chosen rates: {'; '.join(pending)}")
     runs = [run for _, group in loaded for run in group]
     dataset = runs[0].params.get("data", "the sweep's data")
-    plot(panels, dataset, out.with_suffix(".png"))
     study = studies.load(STUDY)
+    plot(panels, dataset, out.with_suffix(".png"), study)
     relu, tanh = study.paper["relu"], study.paper["tanh"]
     targets = targets_for(loaded[0][1])
     seeds = sorted({str(r.params.get(SEED)) for _, found in panels for r in found[0].runs["relu"]})
@@ -277,7 +283,7 @@ def figure1_report(conditions: Sequence[tuple[str, RunSource]], out: Path) -> st
         f"# Figure 1 on {dataset}: epochs to a training error, tanh over ReLU\n\n"
         f"Runs: {len(runs)} ({arithmetic(runs)}). Paper: CIFAR-10, "
         f"{percent(study.targets[PAPER_DATA])} training error, ReLU ~{relu} epochs, tanh "
-        f"~{tanh}: {float(tanh) / float(relu):.0f}x.\n\n"
+        f"~{tanh}: {paper_ratio(study):.0f}x.\n\n"
         "How it is measured: one learning rate per activation and conditions, chosen on seeds "
         f"{', '.join(map(str, SELECTION_SEEDS))} (the grid below) for the verdict's target, which "
         "was fixed before any run; measured on seeds "
@@ -310,7 +316,7 @@ def figure1_report(conditions: Sequence[tuple[str, RunSource]], out: Path) -> st
     return report
 
 
-def plot(panels: list[tuple[str, list[Speedup]]], dataset: str, path: Path) -> None:
+def plot(panels: list[tuple[str, list[Speedup]]], dataset: str, path: Path, study: Study) -> None:
     fig, (ratio_ax, curve_ax) = plt.subplots(1, 2, figsize=(11, 4))
     for (label, found), color in zip(panels, ["black", "tab:blue", "tab:green"], strict=False):
         shown = [s for s in found if s.interval is not None]
@@ -341,11 +347,9 @@ def plot(panels: list[tuple[str, list[Speedup]]], dataset: str, path: Path) -> N
                 color=color,
                 label=f"{label} {act}, lr {run.params[LR]}",
             )
-    study = studies.load(STUDY)
-    paper_ratio = float(study.paper["tanh"]) / float(study.paper["relu"])
     paper_target = f"{100 * study.targets[PAPER_DATA]:g}%"
     ratio_ax.axhline(
-        paper_ratio, color="tab:red", ls=":", label=f"paper (CIFAR-10, {paper_target})"
+        paper_ratio(study), color="tab:red", ls=":", label=f"paper (CIFAR-10, {paper_target})"
     )
     ratio_ax.axvline(100 * panels[0][1][0].target, color="grey", ls="--", lw=0.8)  # the verdict's
     ratio_ax.axhline(1, color="grey", lw=0.8)
