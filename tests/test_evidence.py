@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
+from alexlab import reproduce
 from alexlab.report.__main__ import main, make_report
 
 DOCS = REPO / "docs"
@@ -29,35 +30,25 @@ def test_main_job_report_is_regenerated_from_its_runs(tmp_path: Path, name, runs
     assert out.with_suffix(".png").stat().st_size > 10_000  # a figure, not an empty canvas
 
 
+def study_reports() -> dict[str, list[str]]:
+    """The reports `python -m alexlab.reproduce` renders from the committed runs on
+    Fashion-MNIST, as their study files say: the name of each, its arguments but --out."""
+    names = ["ablations", "ablations_lrn", "ablations_overfitting", "lrn_cifar", "relu_speedup"]
+    names += ["relu_speedup_modern"]
+    steps = reproduce.plan(names, "fashion_mnist", Path("results"))
+    found = {}
+    for step in steps:
+        if step.program == reproduce.REPORT:
+            args = list(step.args)
+            at = args.index("--out")
+            found[Path(args[at + 1]).name] = args[:at] + args[at + 2 :]
+    return found
+
+
 @pytest.mark.parametrize(
     "name, arguments",
     [
-        (
-            "relu_vs_tanh-fashion_mnist",
-            [
-                "relu-speedup",
-                f"original={SWEEPS}/relu_vs_tanh-fashion_mnist",
-                f"modern={SWEEPS}/relu_vs_tanh_modern-fashion_mnist",
-            ],
-        ),
-        (
-            "hyperband-fashion_mnist",
-            [
-                "hyperband",
-                f"{SWEEPS}/relu_vs_tanh-fashion_mnist/relu",
-                f"{SWEEPS}/relu_vs_tanh-fashion_mnist/tanh",
-                "--sweep-file",
-                "sweeps/relu_vs_tanh_relu.yaml",
-            ],
-        ),
-        ("ablations-fashion_mnist", ["ablations", f"{SWEEPS}/ablations-fashion_mnist"]),
-        ("ablations_lrn-fashion_mnist", ["ablations", f"{SWEEPS}/ablations-fashion_mnist-lrn"]),
-        (
-            "ablations_overfitting-fashion_mnist",
-            ["ablations", f"{SWEEPS}/ablations-fashion_mnist-overfitting"],
-        ),
-        ("ensemble-fashion_mnist", ["ensemble", f"{SWEEPS}/ablations-fashion_mnist/eval"]),
-        ("lrn_cifar-fashion_mnist", ["lrn-cifar", f"{SWEEPS}/lrn_cifar-fashion_mnist"]),
+        *study_reports().items(),
         ("all_sweeps", ["sweeps", SWEEPS]),
         ("more_seeds", ["more-seeds", SWEEPS, "--budget", "60"]),
     ],
@@ -65,7 +56,7 @@ def test_main_job_report_is_regenerated_from_its_runs(tmp_path: Path, name, runs
 def test_committed_result_is_regenerated_from_its_runs(
     tmp_path, monkeypatch, capsys, name, arguments
 ):
-    monkeypatch.chdir(REPO)  # the commands of the Makefile, with its relative paths
+    monkeypatch.chdir(REPO)  # the commands of the studies, with their relative paths
     out = tmp_path / name
     main([*arguments, "--out", str(out)])
     capsys.readouterr()

@@ -23,6 +23,7 @@ LAYERS = [
     {"instantiate", "wandb_settings", "training", "evaluation", "guard", "api"},
     {"sweep"},
     {"report"},
+    {"reproduce"},  # runs studies: their sweeps, evaluations and reports
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 

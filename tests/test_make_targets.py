@@ -34,6 +34,7 @@ from conftest import CONF, REPO, composed, offline_env
 from hydra import compose, initialize_config_dir
 from test_imagenet_folder import JPEGS, class_folder
 
+from alexlab import reproduce
 from alexlab.data import write_beton
 from alexlab.report import __main__ as report_cli
 from alexlab.sweep import __main__ as sweep_cli
@@ -43,12 +44,12 @@ from alexlab.sweep.spec import load_sweep
 
 MAKEFILE = REPO / "Makefile"
 HELP_LINE = re.compile(r"^([a-z0-9-]+):.*## ", re.MULTILINE)  # as the help recipe reads them
-LINKED = ("Makefile", ".venv", "src", "conf", "sweeps", "benchmarks", "tests")
+LINKED = ("Makefile", ".venv", "src", "conf", "sweeps", "studies", "benchmarks", "tests")
 LINKED += ("pyproject.toml", "setup.py")  # the install stamp's prerequisites
 # Variables of the Makefile that an environment (a parent `make test ARGS=...`) would pass on.
 MAKE_VARIABLES = {"ARGS", "DATA", "EPOCHS", "SUBSET", "SEEDS", "PARALLEL", "BUDGET", "IMAGENET"}
 MAKE_VARIABLES |= {"FILE", "SWEEPS_DIR", "TARGET", "PYTHON", "VENV", "MAKEFLAGS", "MFLAGS"}
-MAKE_VARIABLES |= {"MAKELEVEL"}
+MAKE_VARIABLES |= {"MAKELEVEL", "STUDY", "STUDIES", "SMOKE", "ONLY"}
 COVERED: set[str] = set()
 
 
@@ -318,8 +319,7 @@ def test_benchmark_runs_in_smoke_mode(tmp_path, target, fashion_mnist, foolbox_d
 
 
 # The experiments of hours: the recipe with PYTHON standing for this recorder. It writes down each
-# command line and runs none, but those that begin as a prefix in $RECORD_RUN; `chosen-rate`
-# answers a learning rate, as the report would from a finished grid.
+# command line and runs none, but those that begin as a prefix in $RECORD_RUN.
 RECORDER = """#!{python}
 import json, os, sys
 argv = sys.argv[1:]
@@ -327,8 +327,6 @@ with open(os.environ["RECORD_LOG"], "a") as log:
     log.write(json.dumps(argv) + "\\n")
 if any(argv[: len(p)] == p for p in json.loads(os.environ["RECORD_RUN"])):
     os.execv("{python}", ["{python}", *argv])
-if argv[:3] == ["-m", "alexlab.report", "chosen-rate"]:
-    print("0.004")
 """
 
 
@@ -375,7 +373,10 @@ def check_commands(commands: list[list[str]], monkeypatch, tmp_path: Path) -> di
         program = argv[1] if argv[0] == "-m" else argv[0]
         counts[program] = counts.get(program, 0) + 1
         args = argv[2:] if argv[0] == "-m" else argv[1:]
-        if program == "alexlab.sweep":
+        if program == "alexlab.reproduce":  # its plan's commands, as it would run them
+            inner = check_commands(planned(args, monkeypatch), monkeypatch, tmp_path)
+            counts = {key: counts.get(key, 0) + inner.get(key, 0) for key in counts | inner}
+        elif program == "alexlab.sweep":
             written.append(check_sweep(args, monkeypatch, tmp_path))
         elif program == "alexlab.report":
             check_report(args, written, monkeypatch)
@@ -387,6 +388,21 @@ def check_commands(commands: list[list[str]], monkeypatch, tmp_path: Path) -> di
         else:
             pytest.fail(f"a Python command this test does not know: {argv}")
     return counts
+
+
+def planned(args: list[str], monkeypatch) -> list[list[str]]:
+    """The commands `python -m alexlab.reproduce args` would run, each as its program takes it:
+    a chosen learning rate 0.004 (as the report would choose from a finished grid), an
+    evaluation's runs a path in the study's sweep directory."""
+    steps = reproduce.requested(parsed(reproduce.main, args, monkeypatch))
+    commands = []
+    for step in steps:
+        runs = [step.runs_of / "runs" / "0"] if step.runs_of else []
+        argv = step.command(rate=0.004 if step.rate_from else None, runs=runs)
+        commands.append(
+            ["-m", step.program, *argv] if step.program != reproduce.EVAL else [step.program, *argv]
+        )
+    return commands
 
 
 def check_sweep(args: list[str], monkeypatch, tmp_path: Path) -> Path:
@@ -424,37 +440,43 @@ def check_eval(args: list[str]) -> Path:
     return Path(run_dir)
 
 
-@covers("reproduce-relu-speedup", "reproduce-ablations", "reproduce-lrn-cifar")
+@covers("reproduce", "reproduce-relu-speedup", "reproduce-ablations", "reproduce-lrn-cifar")
 @covers("reproduce-table1", "evaluate-table1")
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "target, variables, expected",
     [
         (
-            "reproduce-relu-speedup",
-            ["DATA=fashion_mnist"],
-            {"alexlab.sweep": 8, "alexlab.report": 6},
+            "reproduce",
+            ["STUDY=ablations_overfitting lrn_cifar", "DATA=cifar10"],
+            {"alexlab.reproduce": 1, "alexlab.sweep": 2, "alexlab.report": 2},
         ),
         (
             "reproduce-relu-speedup",
-            ["DATA=cifar10", "EPOCHS=1", "SUBSET=500", "SEEDS=[0]"],
-            {"alexlab.sweep": 8, "alexlab.report": 6},
+            ["DATA=fashion_mnist"],
+            {"alexlab.reproduce": 1, "alexlab.sweep": 8, "alexlab.report": 2},
+        ),
+        (
+            "reproduce-relu-speedup",
+            ["DATA=cifar10", "EPOCHS=1", "SUBSET=500", "SEEDS=[4]"],
+            {"alexlab.reproduce": 1, "alexlab.sweep": 8, "alexlab.report": 2},
         ),
         (
             "reproduce-ablations",
             ["DATA=fashion_mnist", "SEEDS=[0]", "PARALLEL=2"],
-            {"alexlab.sweep": 3, "alexlab.report": 4, "src/eval.py": 1},
+            {"alexlab.reproduce": 1, "alexlab.sweep": 3, "alexlab.report": 4, "src/eval.py": 1},
         ),
         (
             "reproduce-ablations",
             ["DATA=cifar10"],
-            {"alexlab.sweep": 3, "alexlab.report": 4, "src/eval.py": 1},
+            {"alexlab.reproduce": 1, "alexlab.sweep": 3, "alexlab.report": 4, "src/eval.py": 1},
         ),
         (
             "reproduce-ablations",
             ["DATA=imagenet", "IMAGENET=/data/imagenet"],
             {
                 "alexlab.data.write_beton": 2,
+                "alexlab.reproduce": 1,
                 "alexlab.sweep": 1,
                 "alexlab.report": 2,
                 "src/eval.py": 1,
@@ -463,18 +485,33 @@ def check_eval(args: list[str]) -> Path:
         (
             "reproduce-lrn-cifar",
             ["DATA=fashion_mnist", "EPOCHS=4", "SEEDS=[0,1]"],
-            {"alexlab.sweep": 1, "alexlab.report": 1},
+            {"alexlab.reproduce": 1, "alexlab.sweep": 1, "alexlab.report": 1},
         ),
-        ("reproduce-lrn-cifar", ["DATA=cifar10"], {"alexlab.sweep": 1, "alexlab.report": 1}),
+        (
+            "reproduce-lrn-cifar",
+            ["DATA=cifar10"],
+            {"alexlab.reproduce": 1, "alexlab.sweep": 1, "alexlab.report": 1},
+        ),
         (
             "reproduce-table1",
             [],
-            {"alexlab.data.write_beton": 2, "alexlab.sweep": 1, "alexlab.report": 1},
+            {
+                "alexlab.data.write_beton": 2,
+                "alexlab.reproduce": 1,
+                "alexlab.sweep": 1,
+                "alexlab.report": 2,
+                "src/eval.py": 1,
+            },
         ),
         (
             "evaluate-table1",
             [],
-            {"alexlab.data.write_beton": 2, "src/eval.py": 1, "alexlab.report": 1},
+            {
+                "alexlab.data.write_beton": 2,
+                "alexlab.reproduce": 1,
+                "src/eval.py": 1,
+                "alexlab.report": 2,
+            },
         ),
     ],
 )
@@ -485,6 +522,14 @@ def test_experiment_recipe_starts_valid_commands(
     commands = recorded(root, target, *variables)
     monkeypatch.chdir(root)
     assert check_commands(commands, monkeypatch, tmp_path) == expected
+
+
+def test_reproduce_names_the_studies_when_none_is_given(tmp_path):
+    result = make(sandbox(tmp_path), "reproduce")
+    assert result.returncode != 0
+    assert result.stderr.startswith(
+        "error: make reproduce needs STUDY=NAME; the studies: ablations"
+    )
 
 
 # The same recipes run for real in their smoke mode (SMOKE=1: a few batches of one epoch a run, a

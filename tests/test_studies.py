@@ -11,8 +11,10 @@ from conftest import REPO
 
 from alexlab import studies
 from alexlab.errors import UserError
+from alexlab.report import __main__ as report_cli
 from alexlab.report.__main__ import main as report_main
 from alexlab.report.stats import NOT_RUN
+from alexlab.sweep.spec import load_sweep
 
 # Where a study's facts could be written a second time.
 SOURCES = ["src", "conf", "studies", "sweeps", "Makefile"]
@@ -71,6 +73,11 @@ GOOD = {
             "metric": "test/err_top1",
         }
     },
+    "run": {
+        "sweep": "sweeps/ablations.yaml",
+        "seeds": [0],
+        "data": {"fashion_mnist": {"experiment": "fashion_mnist", "ablation": "baseline"}},
+    },
 }
 
 
@@ -110,6 +117,24 @@ def with_change(path: list[str], value) -> dict:
         (["claims", "faster", "at_least"], "yes", "at_least: 'yes' is not true or false"),
         (["claims", "faster", "check"], {"measure": "gap"}, "check: no 'threshold'"),
         (["claims", "faster"], ["x"], "claims.faster: a mapping of keys, not list"),
+        (["run", "data", "mnist"], {}, "run.data.mnist: no such dataset; valid: imagenet"),
+        (["run", "seeds"], [0.5], "run.seeds: [0.5] is not a list of whole numbers"),
+        (["run", "sweeps"], "x.yaml", "run: unknown key 'sweeps'; valid: sweep, seeds"),
+        (["run", "skip"], {"fashion_mnist": ["gelu"]}, "run.skip.fashion_mnist: 'gelu' is no arm"),
+        (
+            ["run", "data", "fashion_mnist", "data.subset"],
+            {"a": 1},
+            "run.data.fashion_mnist.data.subset: {'a': 1} is not a value or a list of values",
+        ),
+        (["run", "reports"], [{"kind": "compare"}], "run.reports[0]: no 'out'; it is needed"),
+        (
+            ["run", "reports"],
+            [{"kind": "x", "out": "x"}],
+            "run.reports[0].kind: 'x'; valid: compare",
+        ),
+        (["run", "choose_rate"], {"seeds": [0, 1]}, "run.choose_rate.seeds: [0, 1] share seeds"),
+        (["run", "evaluate"], {"arm": "gelu", "out": "x"}, "run.evaluate.arm: 'gelu' is no arm"),
+        (["run_from"], "nothing", "run_from names no other study ('nothing')"),
     ],
 )
 def test_a_bad_study_file_is_one_line_naming_the_file_and_key(tmp_path, path, value, message):
@@ -149,3 +174,50 @@ def test_a_study_from_another_folder_gets_its_ledger_row_not_run_until_its_runs_
     rows = {row["key"]: row for row in json.loads(out.with_suffix(".json").read_text())}
     assert rows["faster"]["verdict"] == NOT_RUN and rows["faster"]["data"] == "CIFAR-10"
     assert rows["lrn_top1"]["n"] > 0  # the other studies' rows are judged as before
+
+
+def test_each_sweep_file_sweeps_the_arms_and_seeds_of_the_study_it_records():
+    # A sweep file serves wandb's own `wandb sweep` as it is, so it restates its study's grid:
+    # here it must equal the study's (other studies that run it narrow it: ablations_lrn).
+    by_name = {study.name: study for study in studies.load_all()}
+    used = {
+        study.run.sweep.replace("{arm}", arm)
+        for study in by_name.values()
+        if study.run is not None
+        for arm in study.arms
+    }
+    files = sorted(path.relative_to(REPO).as_posix() for path in (REPO / "sweeps").glob("*.yaml"))
+    assert sorted(used) == files  # every study's file exists, and every file serves a study
+    for file in files:
+        parameters = load_sweep(REPO / file)["parameters"]
+        study = by_name[parameters["study.name"]["value"]]
+        assert parameters["study.arms_by"]["value"] == study.arms_by, file
+        arms = parameters[study.arms_by]
+        expected = (
+            [file.removesuffix(".yaml").rsplit("_", 1)[1]]
+            if "{arm}" in study.run.sweep
+            else list(study.arms)
+        )
+        assert arms.get("values", [arms.get("value")]) == expected, file
+        choice = study.run.choose_rate
+        seeds = choice.seeds if choice else study.run.seeds
+        assert parameters["seed"]["values"] == list(seeds), file
+
+
+def test_every_report_a_study_can_render_is_one_the_report_command_knows():
+    assert set(studies.REPORT_KINDS) <= set(report_cli.REPORTS)
+
+
+def test_a_study_takes_its_run_from_another_as_a_merge_patch():
+    lrn, ablations = studies.load("ablations_lrn"), studies.load("ablations")
+    assert set(lrn.run.data) == {"fashion_mnist", "cifar10"}  # imagenet: null removes it
+    assert lrn.run.data == {d: ablations.run.data[d] for d in ("fashion_mnist", "cifar10")}
+    assert lrn.run.settings == {"model.init_std.conv1": 0.2} and lrn.run.skip == {}
+    assert (lrn.run.seeds, lrn.run.evaluate) == (ablations.run.seeds, None)
+    modern = studies.load("relu_speedup_modern")
+    assert modern.run.choose_rate.full_grid is False and modern.run.reports == ()
+    assert modern.run.choose_rate.seeds == studies.load("relu_speedup").run.choose_rate.seeds
+    assert studies.merge_patch({"a": {"b": 1, "c": 2}, "d": 3}, {"a": {"b": None, "e": 4}}) == {
+        "a": {"c": 2, "e": 4},
+        "d": 3,
+    }

@@ -57,6 +57,9 @@ REACHES = "reaches"  # the share of an arm's runs that reach their target traini
 CHECKS = (LRN_SHARE, CHANNELS, GAP, TOP5_ROOM, EPOCHS_TRAINED, REACHES)
 
 DATASETS = ("imagenet", "cifar10", "fashion_mnist")
+# The reports a study's runs can render (python -m alexlab.report's): any study's arms compared,
+# and the paper's own reports.
+REPORT_KINDS = ("compare", "ablations", "lrn-cifar", "table1", "relu-speedup", "hyperband")
 UNITS = ("points", "x", "%")
 
 
@@ -105,6 +108,57 @@ class Claim:
         return (self.paper_effect - self.tolerance, self.paper_effect + self.tolerance)
 
 
+# What a run's setting may be in a study file: a value of the command line's KEY=VALUE, or a list
+# that sweeps it.
+SCALARS = (str, int, float, bool)
+
+
+@dataclass(frozen=True)
+class RateChoice:
+    """A stage before the measured runs that chooses one learning rate per arm (Figure 1): a grid
+    of rates per arm on `seeds`, from which `python -m alexlab.report chosen-rate` takes the rate
+    that reaches the verdict's target soonest; the measured runs then use that rate alone on the
+    study's seeds, which must be others."""
+
+    seeds: tuple[int, ...]
+    full_grid: bool = False  # every run to its end (no early_terminate): the hyperband report's
+    data: dict[str, dict] = field(default_factory=dict)  # per dataset: settings over the runs'
+    grid: dict[str, dict] = field(default_factory=dict)  # per dataset and arm: the rates
+
+
+@dataclass(frozen=True)
+class Report:
+    """A report `python -m alexlab.report` renders from the study's runs: results/`out`.md."""
+
+    kind: str  # the report (compare: each arm's errors beside the paper's)
+    out: str  # its name below results/, "{data}" filled in
+    label: str = ""  # the label it reads the study's runs under (relu-speedup's LABEL=DIR)
+    beside: dict[str, str] = field(default_factory=dict)  # label: a further study it reads
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """src/eval.py on the finished runs of one arm: each net and their average on the test set."""
+
+    arm: str
+    out: str  # the ensemble report's name below results/, "{data}" filled in
+
+
+@dataclass(frozen=True)
+class Runs:
+    """How `python -m alexlab.reproduce` runs a study: its sweep file, with the study's arms and
+    seeds and each dataset's settings over it, then its evaluation and reports."""
+
+    sweep: str  # the sweep file; "{arm}" in its name: one file (and sweep) per arm
+    seeds: tuple[int, ...]  # the seeds measured
+    data: dict[str, dict]  # the datasets it runs on, each with its settings over the sweep file's
+    settings: dict = field(default_factory=dict)  # on every dataset, after its own
+    skip: dict[str, tuple] = field(default_factory=dict)  # per dataset: arms not run there
+    choose_rate: RateChoice | None = None
+    evaluate: Evaluation | None = None
+    reports: tuple[Report, ...] = ()
+
+
 @dataclass(frozen=True)
 class Study:
     name: str  # its file's name: what its runs record (study.name)
@@ -121,6 +175,10 @@ class Study:
     targets: dict[str, float] = field(default_factory=dict)
     directory: str = "{name}-{data}"  # its sweep's directory below results/sweeps/, per dataset
     claims: tuple[Claim, ...] = ()
+    # How its runs are made (python -m alexlab.reproduce); `run_from`: the study whose `run` this
+    # one's patches (JSON merge patch: a key given replaces that study's, null removes it).
+    run: Runs | None = None
+    run_from: str = ""
 
     def sweep_dir(self, data: str) -> str:
         return self.directory.replace("{name}", self.name).replace("{data}", data)
@@ -141,12 +199,14 @@ def load_all(directories: Iterable[Path] = ()) -> list[Study]:
         if not directory.is_dir():
             raise UserError(f"{directory}: no such folder of study files")
         paths += sorted(directory.glob("*.yaml"))
-    studies: dict[str, Study] = {}
+    files: dict[str, tuple[Path, Any]] = {}
     for path in paths:
-        study = read_study(path)
-        if study.name in studies:
-            raise UserError(f"{path}: a second study named {study.name!r}")
-        studies[study.name] = study
+        if path.stem in files:
+            raise UserError(f"{path}: a second study named {path.stem!r}")
+        files[path.stem] = (path, read_yaml(path))
+    studies = {
+        name: read_study(path, with_run_from(name, files)) for name, (path, _) in files.items()
+    }
     keys = [claim.key for study in studies.values() for claim in study.claims]
     if repeated := sorted({key for key in keys if keys.count(key) > 1}):
         raise UserError(f"claims {', '.join(repeated)}: declared by more than one study")
@@ -167,18 +227,142 @@ def paper_numbers(study: Study, directories: Iterable[Path] = ()) -> dict[str, s
     return shared | study.paper
 
 
-def read_study(path: Path) -> Study:
+def read_yaml(path: Path) -> Any:
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         raise UserError(f"{path}: not a study file ({error})") from error
+
+
+def with_run_from(name: str, files: dict[str, tuple[Path, Any]]) -> Any:
+    """A study file's mapping, its `run` patched over that of the study it names in `run_from`."""
+    path, data = files[name]
+    if not isinstance(data, dict) or not data.get("run_from"):
+        return data
+    base = data["run_from"]
+    if base not in files or base == name:
+        raise UserError(f"{path}: run_from names no other study ({base!r})")
+    base_path, base_data = files[base]
+    if not isinstance(base_data, dict) or not isinstance(base_data.get("run"), dict):
+        raise UserError(f"{path}: run_from: {base_path} has no run to start from")
+    if base_data.get("run_from"):
+        raise UserError(f"{path}: run_from: {base} takes its own run from another study")
+    return data | {"run": merge_patch(base_data["run"], data.get("run", {}))}
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386's JSON merge patch: a mapping's keys patched one by one, null removing a key,
+    anything else replacing the target."""
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return merged
+
+
+def read_study(path: Path, data: Any) -> Study:
     where = str(path)
     fields = build(Study, data, where, fixed={"name": path.stem})
     claims = tuple(read_claim(key, value, fields, where) for key, value in fields["claims"].items())
-    study = Study(**fields | {"claims": claims, "arms": tuple(fields["arms"])})
+    run = read_runs(fields["run"], where) if fields["run"] is not None else None
+    study = Study(**fields | {"claims": claims, "arms": tuple(fields["arms"]), "run": run})
     for claim in claims:
         check_arms(study, claim, where)
+    if run is not None:
+        check_runs(study, run, where)
     return study
+
+
+def read_runs(data: Any, where: str) -> Runs:
+    where = f"{where}: run"
+    fields = build(Runs, data, where)
+    for key in ("data", "settings", "skip"):
+        fields[key] = dict(fields[key])
+    for dataset, settings in fields["data"].items():
+        fields["data"][dataset] = read_settings(settings or {}, f"{where}.data.{dataset}")
+    read_settings(fields["settings"], f"{where}.settings")
+    fields["skip"] = {k: tuple(names(v, f"{where}.skip.{k}")) for k, v in fields["skip"].items()}
+    if fields["choose_rate"] is not None:
+        choice = build(RateChoice, fields["choose_rate"], f"{where}.choose_rate")
+        for dataset, settings in choice["data"].items():
+            read_settings(settings or {}, f"{where}.choose_rate.data.{dataset}")
+        for dataset, rates in choice["grid"].items():
+            read_settings(rates or {}, f"{where}.choose_rate.grid.{dataset}")
+        fields["choose_rate"] = RateChoice(**choice | {"seeds": tuple(choice["seeds"])})
+    if fields["evaluate"] is not None:
+        fields["evaluate"] = Evaluation(
+            **build(Evaluation, fields["evaluate"], f"{where}.evaluate")
+        )
+    reports = []
+    for index, report in enumerate(fields["reports"]):
+        report = Report(**build(Report, report, f"{where}.reports[{index}]"))
+        if report.kind not in REPORT_KINDS:
+            raise UserError(
+                f"{where}.reports[{index}].kind: {report.kind!r}; valid: {', '.join(REPORT_KINDS)}"
+            )
+        reports.append(report)
+    return Runs(**fields | {"seeds": tuple(fields["seeds"]), "reports": tuple(reports)})
+
+
+def read_settings(settings: Any, where: str) -> dict:
+    """A mapping of a run's keys to values of its command line (KEY=VALUE), or to lists of them
+    (a grid); null is written "null", as on a command line."""
+    if not isinstance(settings, dict):
+        raise UserError(f"{where}: a mapping of a run's keys to values, not {settings!r}")
+    for key, value in settings.items():
+        values = value if isinstance(value, list) else [value]
+        if (
+            not isinstance(key, str)
+            or not values
+            or not all(isinstance(v, SCALARS) for v in values)
+        ):
+            raise UserError(
+                f'{where}.{key}: {value!r} is not a value or a list of values (null: "null")'
+            )
+    return settings
+
+
+def names(value: Any, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise UserError(f"{where}: {value!r} is not a list of names")
+    return value
+
+
+def check_runs(study: Study, run: Runs, where: str) -> None:
+    """What a study's run section names exists: its datasets, arms and studies' labels."""
+    where = f"{where}: run"
+    choice = run.choose_rate
+    datasets = {
+        f"{where}.data": run.data,
+        f"{where}.skip": run.skip,
+        f"{where}.choose_rate.data": choice.data if choice else {},
+        f"{where}.choose_rate.grid": choice.grid if choice else {},
+    }
+    for key, by_data in datasets.items():
+        for dataset in by_data:
+            if dataset not in DATASETS:
+                raise UserError(f"{key}.{dataset}: no such dataset; valid: {', '.join(DATASETS)}")
+    arms = {f"{where}.skip.{dataset}": skipped for dataset, skipped in run.skip.items()} | {
+        f"{where}.choose_rate.grid.{d}": tuple(g)
+        for d, g in (choice.grid if choice else {}).items()
+    }
+    if run.evaluate is not None:
+        arms[f"{where}.evaluate.arm"] = (run.evaluate.arm,)
+    for key, named in arms.items():
+        for arm in named:
+            if arm not in study.arms:
+                raise UserError(f"{key}: {arm!r} is no arm; its arms: {', '.join(study.arms)}")
+    if study.arms_by is None:
+        raise UserError(f"{where}: its study has no arms_by, the parameter its runs differ in")
+    if choice is not None and set(choice.seeds) & set(run.seeds):
+        raise UserError(
+            f"{where}.choose_rate.seeds: {list(choice.seeds)} share seeds with run.seeds "
+            f"{list(run.seeds)}: a rate is measured on seeds other than those that chose it"
+        )
 
 
 def read_claim(key: str, data: Any, study: dict[str, Any], where: str) -> Claim:
@@ -237,7 +421,9 @@ def build(kind: type, data: Any, where: str, fixed: dict[str, Any] | None = None
 
 
 # How a study file writes each field's type: claims as a mapping by key, arms as a list.
-FILE_TYPES = {tuple[Claim, ...]: dict, tuple[str, ...]: list}
+FILE_TYPES = {tuple[Claim, ...]: dict, tuple[str, ...]: list, tuple[int, ...]: list}
+FILE_TYPES |= {tuple[Report, ...]: list, dict: dict, dict[str, dict]: dict}
+FILE_TYPES |= {dict[str, tuple]: dict}
 
 
 def checked(value: Any, annotation: Any, where: str) -> Any:
@@ -249,14 +435,14 @@ def checked(value: Any, annotation: Any, where: str) -> Any:
     else:
         options = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else ()
         allowed = tuple(typing.get_origin(t) or t for t in options or (annotation,))
-        allowed = tuple(dict if t in (Check, Claim) else t for t in allowed)
+        allowed = tuple(dict if t in MAPPINGS else t for t in allowed)
         allowed += (int,) if float in allowed else ()
     valid = isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
     if isinstance(value, float):
         valid = valid and math.isfinite(value)
-    if valid and annotation in (tuple[str, ...], dict[str, str], dict[str, float]):
+    if valid and annotation in ITEM_TYPES:
         items = [*value.items()] if isinstance(value, dict) else [("", v) for v in value]
-        kind = (int, float) if annotation == dict[str, float] else (str,)
+        kind = ITEM_TYPES[annotation]
         valid = all(
             isinstance(k, str) and isinstance(v, kind) and not isinstance(v, bool) for k, v in items
         )
@@ -264,6 +450,17 @@ def checked(value: Any, annotation: Any, where: str) -> Any:
         raise UserError(f"{where}: {value!r} is not {DESCRIBED.get(annotation, 'valid')}")
     return value
 
+
+# The types a file writes as a mapping that their own reader checks.
+MAPPINGS = (Check, Claim, Runs, RateChoice, Evaluation)
+# The types of a list's or a mapping's items.
+ITEM_TYPES = {
+    tuple[str, ...]: (str,),
+    tuple[int, ...]: (int,),
+    dict[str, str]: (str,),
+    dict[str, float]: (int, float),
+    dict[str, dict]: (dict, type(None)),
+}
 
 DESCRIBED = {
     str: "text",
@@ -276,4 +473,12 @@ DESCRIBED = {
     dict[str, float]: "a mapping of names to numbers",
     tuple[Claim, ...]: "a mapping of claims by key",
     Check | None: "a check's mapping, or null",
+    tuple[int, ...]: "a list of whole numbers",
+    dict: "a mapping",
+    dict[str, dict]: "a mapping of datasets to mappings",
+    dict[str, tuple]: "a mapping of datasets to lists",
+    tuple[Report, ...]: "a list of reports",
+    Runs | None: "a run's mapping, or null",
+    RateChoice | None: "a mapping, or null",
+    Evaluation | None: "a mapping, or null",
 }

@@ -33,6 +33,7 @@ from alexlab.report.wandb_runs import WandbSweep
 from alexlab.sweep.spec import load_sweep
 
 REPORTS = (
+    "compare",
     "relu-speedup",
     "chosen-rate",
     "more-seeds",
@@ -45,7 +46,8 @@ REPORTS = (
     "hyperband",
     "sweeps",
 )
-# The reports that compare a study's arms, and their study (studies/).
+# The paper's reports that compare a study's arms, and their study (studies/); `compare --study
+# NAME` compares any study's.
 COMPARED = {"ablations": "ablations", "lrn-cifar": "lrn_cifar", "table1": "table1"}
 # The reports that read files besides the runs' records (evaluations, run directories), not wandb.
 FILES_ONLY = ("curves", "ensemble", "claims", "more-seeds")
@@ -74,8 +76,9 @@ def main(argv: list[str] | None = None) -> None:
         action="append",
         default=[],
         metavar="DIR",
-        help="claims: a further folder of study files beside studies/ (repeatable)",
+        help="claims, compare: a further folder of study files beside studies/ (repeatable)",
     )
+    parser.add_argument("--study", help="compare: the study whose arms it compares (studies/)")
     parser.add_argument(
         "--wandb",
         action="store_true",
@@ -107,6 +110,12 @@ def main(argv: list[str] | None = None) -> None:
             return
         if args.report == "claims":
             print(claims_report([Path(d) for d in args.sweeps], args.out, args.studies))
+            return
+        if args.report == "compare":
+            if args.study is None:
+                raise UserError("compare needs --study NAME, the study whose arms it compares")
+            study = studies.load(args.study, args.studies)
+            print(compare_report(source(args.sweeps[0]), study, args.out))
             return
         print(make_report(args.report, args.sweeps, args.out, source))
     except UserError as error:

@@ -1,6 +1,6 @@
 """Figure 1: how many epochs ReLU and tanh nets need to reach a training error, as a reviewer would
 measure it. One learning rate per activation and conditions, as the paper chose one per net,
-chosen on the selection seeds' grid of rates (SELECTION_SEEDS) and measured on other seeds at that
+chosen on the selection seeds' grid of rates (the study's choose_rate seeds) and measured on other seeds at that
 rate: nothing is chosen on the runs that are measured. The crossing of a target is interpolated
 between checks (runs.epochs_to). The verdict's target is fixed before the runs (the paper's 25% on
 CIFAR-10, an equally hard one elsewhere); the curve over harder targets shows how the ratio moves.
@@ -37,10 +37,17 @@ from alexlab.tables import markdown_table, percent
 
 ACTIVATION, LR, SEED = "model.activation", "optim.lr", "seed"
 STYLES = {"relu": "-", "tanh": "--"}
-SELECTION_SEEDS = (0, 1, 2)  # the seeds whose grid of rates picks each activation's one rate
 STUDY = "relu_speedup"  # studies/relu_speedup.yaml: the paper's numbers, the verdict's targets
 PAPER_DATA = "cifar10"
 TARGET_STEP = 0.02
+
+
+def selection_seeds() -> tuple[int, ...]:
+    """The seeds whose grid of rates picks each activation's one rate (the study's file)."""
+    study = studies.load(STUDY)
+    if study.run is None or study.run.choose_rate is None:
+        raise UserError(f"studies/{STUDY}.yaml: no run.choose_rate (the seeds that choose a rate)")
+    return study.run.choose_rate.seeds
 
 
 class NotMeasured(UserError):
@@ -62,18 +69,15 @@ def rate_cost(runs: Sequence[Run], target: float) -> float:
     """Mean log epochs to `target` over the selection seeds' runs of one rate; infinite if the
     rate misses the target, or a seed, anywhere."""
     epochs = [epochs_to(run.curve, target) for run in runs]
-    if len(epochs) < len(SELECTION_SEEDS) or not all(math.isfinite(e) for e in epochs):
+    if len(epochs) < len(selection_seeds()) or not all(math.isfinite(e) for e in epochs):
         return math.inf
     return sum(math.log(e) for e in epochs) / len(epochs)
 
 
 def selection_grid(runs: Sequence[Run], activation: str) -> dict[float, list[Run]]:
     """The selection seeds' runs of `activation`, by learning rate."""
-    chosen = [
-        r
-        for r in runs
-        if r.params[ACTIVATION] == activation and r.params.get(SEED) in SELECTION_SEEDS
-    ]
+    seeds = selection_seeds()
+    chosen = [r for r in runs if r.params[ACTIVATION] == activation and r.params.get(SEED) in seeds]
     return group_by(sorted(chosen, key=lambda r: r.params[LR]), lambda r: r.params[LR])
 
 
@@ -89,7 +93,7 @@ def best_rate(runs: Sequence[Run], activation: str, target: float) -> float:
     if not costs or min(costs.values()) == math.inf:
         raise UserError(
             f"no {activation} learning rate reaches {percent(target)} on every seed of "
-            f"{list(SELECTION_SEEDS)}: run its grid of rates on those seeds first"
+            f"{list(selection_seeds())}: run its grid of rates on those seeds first"
         )
     return min(costs, key=costs.__getitem__)
 
@@ -108,13 +112,14 @@ def chosen_rate(directory: RunSource) -> float:
 
 def measured_runs(runs: Sequence[Run], rates: dict[str, float]) -> dict[str, dict[Any, Run]]:
     """Per activation, its run at its chosen rate of each seed that did not choose it."""
+    seeds = selection_seeds()
     return {
         act: {
             r.params.get(SEED): r
             for r in runs
             if r.params[ACTIVATION] == act
             and r.params[LR] == rates[act]
-            and r.params.get(SEED) not in SELECTION_SEEDS
+            and r.params.get(SEED) not in seeds
         }
         for act in STYLES
     }
@@ -132,7 +137,7 @@ def speedups(
     if not seeds:
         raise NotMeasured(
             f"no relu and tanh runs at the chosen rates ({rates}) on seeds other than "
-            f"{list(SELECTION_SEEDS)}: run them (make reproduce-relu-speedup)"
+            f"{list(selection_seeds())}: run them (make reproduce-relu-speedup)"
         )
     result = []
     for target in targets:
@@ -153,7 +158,8 @@ def targets_for(runs: Sequence[Run]) -> list[float]:
     """From the paper-equivalent target of the runs' dataset (the verdict's) down to the target
     the measured runs stopped at."""
     dataset = str(runs[0].params.get("data", "cifar10"))
-    measured = [run for run in runs if run.params.get(SEED) not in SELECTION_SEEDS] or runs
+    seeds = selection_seeds()
+    measured = [run for run in runs if run.params.get(SEED) not in seeds] or runs
     hardest = min(run.config["train"]["target_error"] for run in measured)
     targets = studies.load(STUDY).targets
     easiest = max(targets.get(dataset, targets[PAPER_DATA]), hardest)
@@ -285,7 +291,7 @@ def figure1_report(conditions: Sequence[tuple[str, RunSource]], out: Path) -> st
         f"{percent(study.targets[PAPER_DATA])} training error, ReLU ~{relu} epochs, tanh "
         f"~{tanh}: {paper_ratio(study):.0f}x.\n\n"
         "How it is measured: one learning rate per activation and conditions, chosen on seeds "
-        f"{', '.join(map(str, SELECTION_SEEDS))} (the grid below) for the verdict's target, which "
+        f"{', '.join(map(str, selection_seeds()))} (the grid below) for the verdict's target, which "
         "was fixed before any run; measured on seeds "
         f"{', '.join(seeds)}, none of which took part in the choice. Epochs to a target are "
         "interpolated between the middles of the windows whose mean training error straddles it; "
