@@ -28,9 +28,7 @@ import simplejpeg
 from lightning.pytorch.trainer.states import TrainerFn
 from PIL import Image
 
-from alexlab.data.augment import Augment
-from alexlab.data.imagenet_ffcv import ImageNetFFCVDataModule
-from alexlab.data.imagenet_folder import ImageNetFolderDataModule
+from alexlab.api import build
 from alexlab.data.stats import resize_centre
 from alexlab.data.write_beton import write_beton
 
@@ -139,7 +137,7 @@ def main() -> None:
     if args.smoke:
         args.images, args.epochs, args.batch_size, args.workers = 40, 1, 16, 1
         args.val_per_class = 1
-    paper = Augment()  # random crops, flips, PCA lighting
+    paper = build("data.augment", ["data=imagenet_ffcv"], crop_chunk=1)  # crops, flips, lighting
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         make_imagenet(root, args.images)
@@ -153,9 +151,20 @@ def main() -> None:
             "augment": paper,
             "val_per_class": args.val_per_class,
         }
-        ffcv = ImageNetFFCVDataModule(root / "train.beton", root / "val.beton", **common)
-        ffcv_raw = ImageNetFFCVDataModule(root / "train_raw.beton", root / "val.beton", **common)
-        folder = ImageNetFolderDataModule(root, **common)
+        ffcv, ffcv_raw, folder = (
+            build("data", [f"data={kind}"], **where, **common)
+            for kind, where in (
+                (
+                    "imagenet_ffcv",
+                    {"train_beton": root / "train.beton", "test_beton": root / "val.beton"},
+                ),
+                (
+                    "imagenet_ffcv",
+                    {"train_beton": root / "train_raw.beton", "test_beton": root / "val.beton"},
+                ),
+                ("imagenet_folder", {"root": root}),
+            )
+        )
         for data in (ffcv, ffcv_raw, folder):
             data.prepare_data()
             data.setup("fit")

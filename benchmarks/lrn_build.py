@@ -26,8 +26,8 @@ from types import ModuleType
 import torch
 from train_step import Subject, allocator
 
+from alexlab import api
 from alexlab.kernels import lrn as kernels
-from alexlab.models import AlexNet
 from alexlab.models.layers import LocalResponseNorm
 
 # setup.py's flags before the build was made portable; ALEXLAB_ONE_PATH: -march=native is the
@@ -79,10 +79,11 @@ def nets(alexnet_batch: int, small_batch: int) -> list[Subject]:
     def batch(size: int, channels: int, side: int, classes: int):
         return torch.randn(size, channels, side, side), torch.randint(classes, (size,))
 
-    small = AlexNet(num_classes=10, in_channels=1, input_size=28, width=0.25)
+    small = api.build("model", ["model=alexnet_small", "data=fashion_mnist"])
+    alexnet = api.build("model", ["model=alexnet", "data=imagenet_ffcv"])
     return [
-        Subject("AlexNet 224", AlexNet(), *batch(alexnet_batch, 3, 224, 1000), "fp32", True),
-        Subject("AlexNet 224", AlexNet(), *batch(alexnet_batch, 3, 224, 1000), "bf16", True),
+        Subject("AlexNet 224", alexnet, *batch(alexnet_batch, 3, 224, 1000), "fp32", True),
+        Subject("AlexNet 224", alexnet, *batch(alexnet_batch, 3, 224, 1000), "bf16", True),
         Subject("alexnet_small 28", small, *batch(small_batch, 1, 28, 10), "fp32", True),
     ]
 

@@ -36,13 +36,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from alexlab.models import AlexNet, ConvNet4
+from alexlab.api import build
 from alexlab.models.layers import LocalResponseNorm
 
 REPO = Path(__file__).resolve().parents[1]
@@ -104,21 +105,42 @@ class Subject:
         return f"{self.name}, {self.precision}" + (", channels-last" if self.channels_last else "")
 
 
+def alexlab_net(model: str, data: str = "imagenet_ffcv", **values: Any) -> nn.Module:
+    """conf/model/MODEL.yaml's net on DATA's shape (ImageNet's: 1000 classes of 3x224x224)."""
+    return build("model", [f"model={model}", f"data={data}"], **values)
+
+
 def subjects(alexnet_batch: int, convnet_batch: int, width: float = 1.0) -> list[Subject]:
     def batch(size: int, side: int, classes: int) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.randn(size, 3, side, side), torch.randint(classes, (size,))
 
     nets: list[tuple[str, Callable[[], nn.Module], int, int, int]] = [
-        ("(a) alexlab AlexNet 224", lambda: AlexNet(width=width), alexnet_batch, 224, 1000),
+        (
+            "(a) alexlab AlexNet 224",
+            lambda: alexlab_net("alexnet", width=width),
+            alexnet_batch,
+            224,
+            1000,
+        ),
         ("(b) torchvision alexnet 224", torchvision.models.alexnet, alexnet_batch, 224, 1000),
-        ("(c) alexlab convnet4 32", lambda: ConvNet4(input_size=32), convnet_batch, 32, 10),
+        (
+            "(c) alexlab convnet4 32",
+            lambda: alexlab_net("convnet4", "cifar10"),
+            convnet_batch,
+            32,
+            10,
+        ),
     ]
     # Where (a)'s time goes: the same net with the reference LRN, without LRN, with one column.
     alexnet = (alexnet_batch, 224, 1000)
     parts: list[tuple[str, Callable[[], nn.Module], int, int, int]] = [
-        ("(a) pure-torch LRN", lambda: pure_torch_lrn(AlexNet(width=width)), *alexnet),
-        ("(a) without LRN", lambda: AlexNet(lrn="off", width=width), *alexnet),
-        ("(a) one column", lambda: AlexNet(columns=1, width=width), *alexnet),
+        (
+            "(a) pure-torch LRN",
+            lambda: pure_torch_lrn(alexlab_net("alexnet", width=width)),
+            *alexnet,
+        ),
+        ("(a) without LRN", lambda: alexlab_net("alexnet", lrn="off", width=width), *alexnet),
+        ("(a) one column", lambda: alexlab_net("alexnet", columns=1, width=width), *alexnet),
     ]
     # Whether torch.compile pays (model.compile): each net compiled in place, as Classifier does.
     compiled = [(f"{name}, compiled", compiling(make), *rest) for name, make, *rest in nets]
@@ -179,19 +201,25 @@ class EpochCost:
 def epoch_cost(subset: int | None = None, val_size: int = 5000) -> EpochCost:
     import lightning as L
 
-    from alexlab.data.augment import Augment
-    from alexlab.data.fashion_mnist import FashionMNISTDataModule
-    from alexlab.module import Classifier
-
-    data = FashionMNISTDataModule(
-        augment=Augment(crops=False, flips=False, pca_lighting=False),
-        subset=subset,
-        val_size=val_size,
+    data = build(
+        "data", ["data=fashion_mnist", "data/augment=none"], subset=subset, val_size=val_size
     )
     data.setup()  # reading the files happens once a run, not once an epoch
-    net = ConvNet4(in_channels=1, input_size=28)
+    net = alexlab_net("convnet4", "fashion_mnist")
     sgd = lambda params: torch.optim.SGD(params, lr=0.004, momentum=0.9)  # noqa: E731
-    module = Classifier(net, sgd, None, num_classes=10, channels_last=True)
+    # Plain SGD on one parameter group, channels-last (the main job's layout), no schedule.
+    plain = {"bias_decay": False, "bias_lr_scale": 1.0, "layer_weight_decay": None}
+    module = build(
+        "module",
+        net=net,
+        optimizer=sgd,
+        scheduler=None,
+        lr_reductions=0,
+        num_classes=10,
+        net_config=None,
+        channels_last=True,
+        **plain,
+    )
     trainer = L.Trainer(
         max_epochs=1,
         limit_val_batches=0,

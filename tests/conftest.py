@@ -5,14 +5,19 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 import yaml
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
 from alexlab import api, training
 from alexlab.config import register_resolvers
+from alexlab.data.augment import Augment
+from alexlab.instantiate import build
+from alexlab.module import Classifier
 from alexlab.sweep.engine import sweeps
 
 register_resolvers()  # as src/train.py does: the configs use them
@@ -50,6 +55,38 @@ def fashion_mnist() -> Path:
     if not (FASHION_MNIST / "train-images-idx3-ubyte.gz").exists():
         pytest.fail("Fashion-MNIST is missing: run `make install` (Debian dataset-fashion-mnist)")
     return FASHION_MNIST
+
+
+def made(node: str, *overrides: str, **values: Any) -> Any:
+    """What the config node `node` makes in a run composed with `overrides`, `values` over its
+    config's (alexlab.api.build): a test's net, data module or callback has conf/'s values, the
+    only defaults there are."""
+    return api.build(node, overrides, **values)
+
+
+def conf_net(model: str, data: str = "imagenet_ffcv", **values: Any) -> nn.Module:
+    """conf/model/MODEL.yaml's net on DATA's shape (ImageNet's: 1000 classes of 3x224x224)."""
+    return made("model", f"model={model}", f"data={data}", **values)
+
+
+def conf_augment(option: str, **values: Any) -> Augment:
+    """conf/data/augment/OPTION.yaml's augmentation (paper, none), `values` over it."""
+    config = OmegaConf.load(CONF / "data" / "augment" / f"{option}.yaml")
+    return build(config, "data", **values)  # its own errors name augment.KEY
+
+
+def classifier(module_net: nn.Module, optimizer: Any, *overrides: str, **values: Any) -> Classifier:
+    """The LightningModule around `module_net` as a run composed with `overrides` makes it
+    (training.build_module), with no schedule, `values` over its config's."""
+    cfg = api.compose(overrides)
+    given = {
+        "scheduler": None,
+        "lr_reductions": cfg.optim.lr_reductions,
+        "num_classes": cfg.data.num_classes,
+        "net_config": None,
+        **training.parameter_group_switches(cfg.optim),
+    }
+    return made("module", *overrides, net=module_net, optimizer=optimizer, **given | values)
 
 
 def composed_with_choices(

@@ -11,12 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import composed, tmpfs, train_command, train_error, untrained_checkpoint
+from conftest import composed, made, tmpfs, train_command, train_error, untrained_checkpoint
 from omegaconf import OmegaConf
 
 from alexlab import api, rundir
 from alexlab.checks import check_values
-from alexlab.data.fashion_mnist import FashionMNISTDataModule
 from alexlab.data.holdout import hold_out
 from alexlab.data.in_memory import download
 from alexlab.errors import UserError
@@ -284,7 +283,7 @@ def test_a_broken_fashion_mnist_file_is_one_line_naming_it(tmp_path, fashion_mni
     shutil.copyfile(fashion_mnist / labels.name, labels)
     damage(labels, how)
     with pytest.raises(UserError) as refused:
-        FashionMNISTDataModule(root=str(tmp_path)).setup()
+        made("data", "data=fashion_mnist", root=str(tmp_path)).setup()
     assert str(refused.value).startswith(f"{labels}: {why}")
     assert str(refused.value).endswith("; reinstall the Debian package dataset-fashion-mnist")
 

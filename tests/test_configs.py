@@ -1,12 +1,14 @@
 """Every config file composes, resolves and instantiates to what it names."""
 
+import inspect
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from conftest import CONF, REPO, composed
+from conftest import CONF, REPO, classifier, composed
 from hydra.errors import InstantiationException
+from hydra.utils import get_object as locate
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError
@@ -23,6 +25,7 @@ from alexlab.hardware import fast_precision
 from alexlab.metric_keys import EPOCH_METRICS, LOGGED
 from alexlab.models import ConvLocal
 from alexlab.module import Classifier
+from alexlab.optim import param_groups
 from alexlab.training import build_datamodule, build_module, parameter_group_switches
 
 
@@ -266,9 +269,7 @@ def test_lrn_cifar_is_cuda_convnets_conv_local_net_with_its_layer_params():
     cfg = composed("experiment=lrn_cifar", "model.lrn=code")
     net = instantiate(cfg.model)
     assert isinstance(net, ConvLocal) and cfg.data.mean == "image" and not cfg.data.augment.crops
-    module = Classifier(
-        net, instantiate(cfg.optim.optimizer), num_classes=10, **parameter_group_switches(cfg.optim)
-    )
+    module = classifier(net, instantiate(cfg.optim.optimizer), "experiment=lrn_cifar")
     optimizer = module.configure_optimizers()["optimizer"]
     before = {name: p.detach().clone() for name, p in net.named_parameters()}
     for p in net.parameters():
@@ -366,3 +367,93 @@ def test_a_run_made_before_the_parameter_groups_rebuilds_its_module_as_it_traine
     assert switches == {"bias_decay": True, "bias_lr_scale": 1, "layer_weight_decay": {}}
     with pytest.raises(ConfigAttributeError, match="bias_decay"):  # a new config lacking it
         parameter_group_switches(old.optim)
+
+
+# The values training.py hands a target from other nodes than its own (optim.*, the data's
+# shape): conf/ holds their defaults as it holds its own node's.
+PASSED_BY_TRAINING = {
+    "alexlab.module.Classifier": {
+        "scheduler",
+        "lr_reductions",
+        "num_classes",
+        "bias_decay",
+        "bias_lr_scale",
+        "layer_weight_decay",
+        "net_config",
+    },
+}
+
+
+def conf_set_keys() -> dict[str, set[str]]:
+    """Each of alexlab's `_target_`s in conf/ and the keys its config nodes set."""
+    found: dict[str, set[str]] = {}
+
+    def walk(node):
+        if isinstance(node, dict):
+            target = node.get("_target_")
+            if isinstance(target, str) and target.startswith("alexlab."):
+                found.setdefault(target, set()).update(k for k in node if not k.startswith("_"))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for path in CONF.rglob("*.yaml"):
+        walk(yaml.safe_load(path.read_text()))
+    for target, keys in PASSED_BY_TRAINING.items():
+        found[target] |= keys
+    return found
+
+
+# Where a target hands its **kwargs on, besides its base classes.
+FORWARDED = {
+    "alexlab.models.alexnet": "alexlab.models.AlexNet",
+    "alexlab.data.imagenet_ffcv.ImageNetFFCVDataModule": "alexlab.data.imagenet_options.ImageNetOptions",
+    "alexlab.data.imagenet_folder.ImageNetFolderDataModule": "alexlab.data.imagenet_options.ImageNetOptions",
+}
+
+
+def parameters(target: str) -> dict[str, inspect.Parameter]:
+    """A function's or class's parameters, a class's through **kwargs into its bases', and
+    through those that FORWARDED names."""
+    found = own_parameters(locate(target))
+    if target in FORWARDED:
+        found = own_parameters(locate(FORWARDED[target])) | found
+    return found
+
+
+def own_parameters(target) -> dict[str, inspect.Parameter]:
+    if not inspect.isclass(target):
+        return dict(inspect.signature(target).parameters)
+    found: dict[str, inspect.Parameter] = {}
+    for cls in target.__mro__:
+        if "__init__" not in vars(cls):
+            continue
+        params = inspect.signature(vars(cls)["__init__"]).parameters
+        found |= {k: p for k, p in params.items() if k not in found and k != "self"}
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            break
+    return found
+
+
+def test_a_value_conf_sets_has_no_second_default_in_python():
+    targets = conf_set_keys()
+    assert len(targets) >= 15 and "alexlab.models.ConvNet4" in targets
+    doubled = []
+    for target, keys in sorted(targets.items()):
+        found = parameters(target)
+        for key in sorted(keys & set(found)):
+            if found[key].default is not inspect.Parameter.empty:
+                doubled.append(f"{target}({key}={found[key].default!r})")
+    assert not doubled, f"defaults both in Python and in conf/: {doubled}"
+
+
+def test_the_module_is_made_from_conf_values_alone():
+    # param_groups has no defaults of its own: the module hands it optim.*'s.
+    groups = own_parameters(param_groups)
+    assert all(p.default is inspect.Parameter.empty for p in groups.values())
+    given = {"scheduler": None, "lr_reductions": 3, "num_classes": 2, "channels_last": False}
+    given |= {"compile": False, "bias_decay": False, "layer_weight_decay": None, "net_config": None}
+    with pytest.raises(TypeError, match="bias_lr_scale"):
+        Classifier(nn.Linear(2, 2), torch.optim.SGD, **given)

@@ -8,18 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import find_window
+from conftest import conf_augment, find_window, made
 from PIL import Image
 
-from alexlab.data.augment import Augment, random_crop, random_flip
-from alexlab.data.cifar10 import CIFAR10DataModule, read_batch
-from alexlab.data.fashion_mnist import FashionMNISTDataModule
-from alexlab.data.synthetic import SyntheticDataModule
-from alexlab.errors import ConfigError, DataNotFoundError, UserError
+from alexlab.data.augment import random_crop, random_flip
+from alexlab.data.cifar10 import read_batch
+from alexlab.errors import DataNotFoundError, UserError
 
 
 def test_fashion_mnist_reads_the_real_dataset(fashion_mnist):
-    dm = FashionMNISTDataModule(root=str(fashion_mnist), val_size=5000)
+    dm = made("data", "data=fashion_mnist", root=str(fashion_mnist), val_size=5000)
     dm.setup()
     train, val, test = (dm.splits[s].tensors for s in ("train", "val", "test"))
     assert train[0].shape == (55_000, 1, 28, 28) and train[0].dtype == torch.uint8
@@ -32,7 +30,7 @@ def test_fashion_mnist_reads_the_real_dataset(fashion_mnist):
 
 
 def test_fashion_mnist_missing_folder_names_the_path(tmp_path):
-    dm = FashionMNISTDataModule(root=str(tmp_path / "nowhere"))
+    dm = made("data", "data=fashion_mnist", root=str(tmp_path / "nowhere"))
     with pytest.raises(DataNotFoundError, match=r"nowhere.*dataset-fashion-mnist"):
         dm.prepare_data()
 
@@ -61,7 +59,7 @@ def test_cifar10_reader_on_real_cifar_images(foolbox_data, tmp_path):
     assert len(images) == 20
     pack_cifar(tmp_path / "cifar-10-batches-py", images, labels)
 
-    dm = CIFAR10DataModule(root=str(tmp_path), val_size=4)
+    dm = made("data", "data=cifar10", root=str(tmp_path), val_size=4)
     (train_x, train_y), (test_x, _test_y) = dm.read()
     assert torch.equal(train_x, torch.from_numpy(images))
     assert torch.equal(train_y, torch.from_numpy(labels))
@@ -88,7 +86,7 @@ def test_a_crafted_cifar10_batch_is_refused_and_its_payload_does_not_run(foolbox
     crafted = {"data": Payload(marker), "labels": [0], "batch_label": "data_batch_3"}
     (folder / "data_batch_3").write_bytes(pickle.dumps(crafted))
     with pytest.raises(UserError) as refused:
-        CIFAR10DataModule(root=str(tmp_path)).read()
+        made("data", "data=cifar10", root=str(tmp_path)).read()
     assert str(refused.value) == (
         f"{folder / 'data_batch_3'}: not a CIFAR-10 python batch (it asks to load posix.system); "
         "unpack cifar-10-python.tar.gz there"
@@ -117,7 +115,7 @@ def test_a_file_that_is_not_a_cifar10_batch_is_one_line_naming_it(tmp_path, cont
 
 def test_cifar10_missing_files_say_where_to_put_them(tmp_path):
     with pytest.raises(DataNotFoundError, match=r"cifar-10-batches-py.*data.download=true"):
-        CIFAR10DataModule(root=str(tmp_path)).prepare_data()
+        made("data", "data=cifar10", root=str(tmp_path)).prepare_data()
 
 
 def test_random_crop_takes_windows_of_the_padded_image():
@@ -167,9 +165,7 @@ def test_a_chunk_of_images_shares_one_crop_and_one_flip():
 
 
 def test_batches_are_normalized_on_the_device_and_augmented_only_in_training():
-    dm = SyntheticDataModule(
-        image_size=16, batch_size=64, augment=Augment(crops=False, flips=False, pca_lighting=False)
-    )
+    dm = made("data", "data=synthetic", image_size=16, batch_size=64, augment=conf_augment("none"))
     dm.setup()
     images, labels = next(iter(dm.val_dataloader()))
     assert images.dtype == torch.uint8
@@ -181,25 +177,27 @@ def test_batches_are_normalized_on_the_device_and_augmented_only_in_training():
 
 
 def test_normalize_standardizes_each_channel(fashion_mnist):
-    dm = FashionMNISTDataModule(root=str(fashion_mnist), mean="normalize", batch_size=2048)
+    dm = made(
+        "data", "data=fashion_mnist", root=str(fashion_mnist), mean="normalize", batch_size=2048
+    )
     dm.setup()
     images, _labels = dm.on_after_batch_transfer(next(iter(dm.val_dataloader())), 0)
     assert abs(images.mean()) < 0.05 and abs(images.std() - 1) < 0.05
 
 
 def test_bad_data_values_name_their_key():
-    with pytest.raises(ConfigError, match="mean"):
-        SyntheticDataModule(mean="zero")
-    with pytest.raises(ConfigError, match="batch_size"):
-        SyntheticDataModule(batch_size=0)
-    with pytest.raises(ConfigError, match=r"augment\.lighting"):
-        Augment(lighting="eigval")
-    with pytest.raises(ConfigError, match=r"augment\.crop_chunk"):
-        Augment(crop_chunk=0)
+    with pytest.raises(UserError, match=r"^data\.mean='zero'"):
+        made("data", "data=synthetic", mean="zero")
+    with pytest.raises(UserError, match=r"^data\.batch_size=0"):
+        made("data", "data=synthetic", batch_size=0)
+    with pytest.raises(UserError, match=r"^data\.augment\.lighting='eigval'"):
+        conf_augment("paper", lighting="eigval")
+    with pytest.raises(UserError, match=r"^data\.augment\.crop_chunk=0"):
+        conf_augment("paper", crop_chunk=0)
 
 
 def test_in_memory_loader_fetches_a_batch_in_one_call(fashion_mnist, monkeypatch):
-    data = FashionMNISTDataModule(root=str(fashion_mnist), batch_size=128, subset=1000)
+    data = made("data", "data=fashion_mnist", root=str(fashion_mnist), batch_size=128, subset=1000)
     data.setup()
     calls = []
     fetch = type(data.splits["train"]).__getitems__

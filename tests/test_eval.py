@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO, SHORT_RUN, tmpfs, train_here
+from conftest import REPO, SHORT_RUN, classifier, tmpfs, train_here
 from filelock import FileLock
 from torch import nn
 
 from alexlab import api, evaluation, rundir
-from alexlab.module import Classifier
 from alexlab.predictions import ensemble
 
 pytestmark = pytest.mark.slow  # the nets it scores are trained first
@@ -99,7 +98,7 @@ def test_the_ensemble_is_the_mean_of_the_saved_probabilities(tmp_path, seeds):
 def test_patches_are_averaged_before_the_nets_are():
     torch.manual_seed(0)
     nets = [
-        Classifier(nn.Sequential(nn.Flatten(), nn.Linear(12, 3)), torch.optim.SGD) for _ in range(2)
+        classifier(nn.Sequential(nn.Flatten(), nn.Linear(12, 3)), torch.optim.SGD) for _ in range(2)
     ]
     images = torch.randn(4, 10, 3, 2, 2)  # 4 images of 10 patches
     labels = torch.zeros(4, dtype=torch.long)

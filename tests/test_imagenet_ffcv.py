@@ -11,12 +11,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, find_window
+from conftest import REPO, conf_augment, find_window, made
 from PIL import Image
 from test_imagenet_folder import JPEGS, add_copies, make_tree
 from torchvision.transforms import functional as TF
 
-from alexlab.data.augment import Augment
 from alexlab.data.ffcv_ops import (
     Crop,
     IntDecoder,
@@ -28,13 +27,13 @@ from alexlab.data.ffcv_ops import (
 from alexlab.data.imagenet_ffcv import ImageNetFFCVDataModule
 from alexlab.data.stats import resize_centre
 from alexlab.data.write_beton import write_beton
-from alexlab.errors import ConfigError, DataNotFoundError, UserError
+from alexlab.errors import DataNotFoundError, UserError
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.timeout(180),
 ]  # slow: FFCV compiles its pipelines, and runs train
-PLAIN = Augment(crops=False, flips=False, pca_lighting=False)
+PLAIN = conf_augment("none")
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +59,11 @@ def stored_images() -> torch.Tensor:
     return torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2)
 
 
+def ffcv_data(train: Path, test: Path, **values) -> ImageNetFFCVDataModule:
+    """data=imagenet_ffcv's data module on these betons, `values` over its config's."""
+    return made("data", "data=imagenet_ffcv", train_beton=train, test_beton=test, **values)
+
+
 def datamodule(betons: dict[str, Path], tmp_path: Path, **kwargs) -> ImageNetFFCVDataModule:
     # uint8 batches by default: raw pixels to compare; the float32 CPU path is tested against them.
     kwargs = {
@@ -71,7 +75,7 @@ def datamodule(betons: dict[str, Path], tmp_path: Path, **kwargs) -> ImageNetFFC
         "crop_size": 227,  # an odd margin: the centre's rounding shows
         **kwargs,
     }
-    data = ImageNetFFCVDataModule(
+    data = ffcv_data(
         betons["train_raw"], betons["val_raw"], stats_file=tmp_path / "stats.pt", **kwargs
     )
     data.setup()
@@ -87,7 +91,7 @@ def test_test_batches_are_the_centre_crops_of_val_in_order(betons, tmp_path):
     data = datamodule(betons, tmp_path, test_patches=1, num_classes=19)
     assert (data.num_classes, data.image_size) == (19, 227)
     with pytest.raises(
-        ConfigError, match=r"^num_classes=18 is not valid: the labels of .* up to 18"
+        UserError, match=r"^data\.num_classes=18 is not valid: the labels of .* up to 18"
     ):
         datamodule(betons, tmp_path, num_classes=18)
     images, labels = epoch(data.test_dataloader())
@@ -98,7 +102,9 @@ def test_test_batches_are_the_centre_crops_of_val_in_order(betons, tmp_path):
 
 
 def test_random_crops_are_exact_windows_of_the_stored_image(betons, tmp_path):
-    data = datamodule(betons, tmp_path, augment=Augment(flips=False, pca_lighting=False))
+    data = datamodule(
+        betons, tmp_path, augment=conf_augment("paper", flips=False, pca_lighting=False)
+    )
     stored = stored_images()
     offsets, loader = set(), data.train_dataloader()  # a new loader would compile again
     for _ in range(3):
@@ -124,7 +130,7 @@ def test_a_chunk_of_images_shares_one_crop_and_one_flip(betons, tmp_path):
     # The 2012 source's ImageNet loader crops and flips 32 consecutive images alike
     # (convdata.py, crop_chunk); here runs of 4 in batches of 8, the default 224 crops. 21
     # training images: batches of 8, 8 and 5, so runs start at 0, 4, 8, 12, 16 and 20.
-    augment = Augment(pca_lighting=False, crop_chunk=4)
+    augment = conf_augment("paper", pca_lighting=False, crop_chunk=4)
     data = datamodule(betons, tmp_path, augment=augment, crop_size=224)
     stored, loader = stored_images(), data.train_dataloader()
     windows = []
@@ -137,7 +143,9 @@ def test_a_chunk_of_images_shares_one_crop_and_one_flip(betons, tmp_path):
 
 
 def test_flips_happen_about_half_the_time(betons, tmp_path):
-    data = datamodule(betons, tmp_path, augment=Augment(crops=False, pca_lighting=False))
+    data = datamodule(
+        betons, tmp_path, augment=conf_augment("paper", crops=False, pca_lighting=False)
+    )
     centres = stored_images()[:, :, 14:241, 14:241]
     flipped, loader = 0, data.train_dataloader()
     for _ in range(10):
@@ -173,7 +181,7 @@ def test_validation_is_held_out_of_the_train_beton(betons, tmp_path):
 
 def test_crops_and_flips_follow_the_seed(betons, tmp_path):
     def two_epochs(seed: int, batch_dtype: str = "uint8") -> list[torch.Tensor]:
-        augment = Augment(pca_lighting=False)
+        augment = conf_augment("paper", pca_lighting=False)
         data = datamodule(betons, tmp_path, augment=augment, seed=seed, batch_dtype=batch_dtype)
         loader = data.train_dataloader()
         return [epoch(loader)[0] for _ in range(2)]
@@ -197,7 +205,7 @@ def test_a_loader_resumed_from_its_state_serves_the_batches_it_had_not_reached(b
         return served
 
     def train_loader():
-        augment = Augment(pca_lighting=False)  # random crops and flips, seeded
+        augment = conf_augment("paper", pca_lighting=False)  # random crops and flips, seeded
         return datamodule(betons, tmp_path, augment=augment, batch_size=4).train_dataloader()
 
     loader = train_loader()
@@ -244,7 +252,7 @@ def test_cpu_float_batches_are_normalized_in_ffcvs_pass(betons, tmp_path):
 
 
 def test_jpeg_beton_decodes_close_to_the_paper_image(betons, tmp_path):
-    data = ImageNetFFCVDataModule(
+    data = ffcv_data(
         betons["train_jpg"],
         betons["val_jpg"],
         augment=PLAIN,
@@ -268,13 +276,13 @@ def test_random_resized_crop_alternative(betons, tmp_path):
 
 def test_missing_beton_and_bad_values(betons, tmp_path):
     with pytest.raises(DataNotFoundError, match=r"data.train_beton=.*nope.beton.*write_beton"):
-        ImageNetFFCVDataModule(tmp_path / "nope.beton", betons["val_raw"])
+        ffcv_data(tmp_path / "nope.beton", betons["val_raw"])
     with pytest.raises(DataNotFoundError, match=r"data.test_beton=.*nope.beton.*IMAGENET/val"):
-        ImageNetFFCVDataModule(betons["train_raw"], tmp_path / "nope.beton")
-    with pytest.raises(ConfigError, match="crop"):
-        ImageNetFFCVDataModule(betons["train_raw"], betons["val_raw"], crop="center")
+        ffcv_data(betons["train_raw"], tmp_path / "nope.beton")
+    with pytest.raises(UserError, match=r"^data\.crop='center'"):
+        ffcv_data(betons["train_raw"], betons["val_raw"], crop="center")
     with pytest.raises(UserError, match=r"^data.val_per_class=2: class \d+ has only 2 training"):
-        ImageNetFFCVDataModule(betons["train_raw"], betons["val_raw"], val_per_class=2)
+        ffcv_data(betons["train_raw"], betons["val_raw"], val_per_class=2)
 
 
 def test_eval_py_scores_an_ffcv_run_with_its_ten_patches_or_the_centre_crop(betons, tmp_path):
@@ -319,13 +327,11 @@ def test_eval_py_scores_an_ffcv_run_with_its_ten_patches_or_the_centre_crop(beto
 SHARD = """
 import sys, torch, torch.distributed as dist
 from types import SimpleNamespace
-from alexlab.data.augment import Augment
-from alexlab.data.imagenet_ffcv import ImageNetFFCVDataModule
+from alexlab import api
 rank, train, val, stats, out = int(sys.argv[1]), *sys.argv[2:]
 dist.init_process_group("gloo", init_method="tcp://127.0.0.1:29533", rank=rank, world_size=2)
-data = ImageNetFFCVDataModule(train, val, batch_size=4, num_workers=1, stats_file=stats,
-                              val_per_class=1,
-                              augment=Augment(crops=False, flips=False, pca_lighting=False))
+data = api.build("data", ["data=imagenet_ffcv", "data/augment=none"], train_beton=train,
+                 test_beton=val, batch_size=4, num_workers=1, stats_file=stats, val_per_class=1)
 data.setup()
 data.trainer = SimpleNamespace(world_size=2, strategy=SimpleNamespace(root_device=torch.device("cpu")))
 labels = torch.cat([y for _, y in data.train_dataloader()])

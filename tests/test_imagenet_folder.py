@@ -10,19 +10,18 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import find_window
+from conftest import conf_augment, find_window, made
 from PIL import Image
 from torch.utils.data import default_collate
 from torchvision.transforms import functional as TF
 
 from alexlab.data import stats as stats_module
-from alexlab.data.augment import Augment
 from alexlab.data.imagenet_folder import ImageNetFolderDataModule
-from alexlab.errors import ConfigError, DataNotFoundError, UserError
+from alexlab.errors import DataNotFoundError, UserError
 
 SAMPLES = Path(importlib.util.find_spec("foolbox").submodule_search_locations[0]) / "data"
 JPEGS = sorted(SAMPLES.glob("imagenet_*.jpg"))  # imagenet_<index>_<ILSVRC class id>.jpg
-PLAIN = Augment(crops=False, flips=False, pca_lighting=False)
+PLAIN = conf_augment("none")
 
 
 def class_folder(jpeg: Path) -> str:
@@ -78,7 +77,7 @@ def training_batch(data: ImageNetFolderDataModule, batch: list) -> list[torch.Te
 
 def datamodule(root: Path, stage: str = "fit", **kwargs) -> ImageNetFolderDataModule:
     kwargs = {"batch_size": 20, "num_workers": 0, "val_per_class": 1, **kwargs}
-    data = ImageNetFolderDataModule(root, **kwargs)
+    data = made("data", "data=imagenet_folder", root=root, **kwargs)
     data.setup(stage)
     return data
 
@@ -114,7 +113,7 @@ def test_labels_are_sorted_class_folders_and_centre_crops_of_val(tree) -> None:
     data = datamodule(root, "test", crop_size=227, test_patches=1, num_classes=19)
     assert len(data.classes) == 19  # two of the 20 samples share class 609
     with pytest.raises(
-        ConfigError, match=r"^num_classes=18 is not valid: .* holds 19 class folders"
+        UserError, match=r"^data\.num_classes=18 is not valid: .* holds 19 class folders"
     ):
         datamodule(root, "test", num_classes=18)
     images, labels = next(iter(data.test_dataloader()))
@@ -127,7 +126,7 @@ def test_labels_are_sorted_class_folders_and_centre_crops_of_val(tree) -> None:
 
 def test_train_crops_are_windows_of_the_resized_image(tree) -> None:
     root, sources = tree
-    augment = Augment(crops=True, flips=False, pca_lighting=False)
+    augment = conf_augment("paper", crops=True, flips=False, pca_lighting=False)
     data = datamodule(root, crop_size=227, augment=augment)
     images, labels = training_batch(data, next(iter(data.train_dataloader())))
     by_label = {}
@@ -179,13 +178,15 @@ def test_too_few_images_for_the_held_out_validation_is_one_line(tree) -> None:
     root, _ = tree
     with pytest.raises(UserError, match=r"^data.val_per_class=2: class \d+ has only 2 training"):
         datamodule(root, val_per_class=2)
-    with pytest.raises(ConfigError, match="val_per_class"):
-        ImageNetFolderDataModule(root, val_per_class=0)
+    with pytest.raises(UserError, match=r"^data\.val_per_class=0"):
+        made("data", "data=imagenet_folder", root=root, val_per_class=0)
 
 
 def test_flips_happen_about_half_the_time(tree) -> None:
     root, _ = tree
-    data = datamodule(root, augment=Augment(crops=False, flips=True, pca_lighting=False))
+    data = datamodule(
+        root, augment=conf_augment("paper", crops=False, flips=True, pca_lighting=False)
+    )
     train = data.splits["train"]
     batch = default_collate([train[i] for i in range(20)])
     # The same images through validation's transform: their centre crops.
@@ -227,7 +228,7 @@ def test_normalize_divides_by_the_channel_std(tree) -> None:
 def test_stats_are_cached_and_reused(tree, tmp_path: Path, monkeypatch) -> None:
     root, _ = tree
     cache = tmp_path / "cache" / "stats.pt"
-    ImageNetFolderDataModule(root, num_workers=0, stats_file=cache).prepare_data()
+    made("data", "data=imagenet_folder", root=root, num_workers=0, stats_file=cache).prepare_data()
     written = cache.stat().st_mtime_ns
     first = torch.load(cache)
 
@@ -246,7 +247,9 @@ def test_computing_the_stats_leaves_torchs_generator_as_it_was(tree, tmp_path: P
     # from it, the run that computes them would train from another state than its rerun.
     root, _ = tree
     torch.manual_seed(0)
-    ImageNetFolderDataModule(root, num_workers=1, stats_file=tmp_path / "stats.pt").prepare_data()
+    made(
+        "data", "data=imagenet_folder", root=root, num_workers=1, stats_file=tmp_path / "stats.pt"
+    ).prepare_data()
     after = torch.rand(3)
     torch.manual_seed(0)
     assert torch.equal(after, torch.rand(3))
@@ -255,7 +258,7 @@ def test_computing_the_stats_leaves_torchs_generator_as_it_was(tree, tmp_path: P
 def test_a_cache_of_the_old_format_is_computed_again(tree, tmp_path: Path) -> None:
     root, _ = tree
     cache = tmp_path / "stats.pt"
-    ImageNetFolderDataModule(root, num_workers=0, stats_file=cache).prepare_data()
+    made("data", "data=imagenet_folder", root=root, num_workers=0, stats_file=cache).prepare_data()
     old = torch.load(cache)
     del old["format"]  # format 1: eigenpairs of 0-255 values, 255^2 times larger
     old["eigval"] = old["eigval"] * 255**2
@@ -274,7 +277,14 @@ def test_a_failed_stats_write_leaves_no_file(tree, tmp_path: Path, monkeypatch) 
 
     monkeypatch.setattr(stats_module.torch, "save", save_half)
     with pytest.raises(KeyboardInterrupt):
-        ImageNetFolderDataModule(root, num_workers=0, stats_images=2, stats_file=cache).setup()
+        made(
+            "data",
+            "data=imagenet_folder",
+            root=root,
+            num_workers=0,
+            stats_images=2,
+            stats_file=cache,
+        ).setup()
     assert list(tmp_path.iterdir()) == []
 
 
@@ -327,7 +337,7 @@ def test_bad_data_root_says_what_should_be_there(tmp_path: Path, build, problem:
     root = tmp_path / "imagenet"
     build(root)
     with pytest.raises(DataNotFoundError) as error:
-        ImageNetFolderDataModule(root)
+        made("data", "data=imagenet_folder", root=root)
     message = str(error.value)
     assert f"data.root={root}:" in message and problem in message and "\n" not in message
     assert f"{root}/train/<class>/*.JPEG" in message
@@ -337,7 +347,9 @@ def test_a_class_folder_without_images_fails_in_setup(tmp_path: Path) -> None:
     make_tree(tmp_path)
     (tmp_path / "train" / "9999").mkdir()
     (tmp_path / "val" / "9999").mkdir()
-    data = ImageNetFolderDataModule(tmp_path, num_workers=0, stats_file=tmp_path / "s.pt")
+    data = made(
+        "data", "data=imagenet_folder", root=tmp_path, num_workers=0, stats_file=tmp_path / "s.pt"
+    )
     with pytest.raises(DataNotFoundError, match="9999"):
         data.setup("fit")
 
@@ -347,5 +359,5 @@ def test_a_class_folder_without_images_fails_in_setup(tmp_path: Path) -> None:
 )
 def test_bad_config_values_are_rejected(tree, key: str, value) -> None:
     root, _ = tree
-    with pytest.raises(ConfigError, match=key):
-        ImageNetFolderDataModule(root, **{key: value})
+    with pytest.raises(UserError, match=rf"^data\.{key}="):
+        made("data", "data=imagenet_folder", root=root, **{key: value})

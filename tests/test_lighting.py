@@ -13,16 +13,14 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from conftest import conf_augment, made
 from test_imagenet_folder import JPEGS, add_copies, make_tree, resized
 
 from alexlab.data.augment import Augment, lighting_shift
-from alexlab.data.fashion_mnist import FashionMNISTDataModule
-from alexlab.data.imagenet_ffcv import ImageNetFFCVDataModule
-from alexlab.data.imagenet_folder import ImageNetFolderDataModule
 from alexlab.data.write_beton import write_beton
 
 pytestmark = pytest.mark.timeout(180)
-LIGHTING_ONLY = Augment(crops=False, flips=False, pca_lighting=True, lighting_std=0.1)
+LIGHTING_ONLY = conf_augment("paper", crops=False, flips=False, pca_lighting=True, lighting_std=0.1)
 
 
 def rms(shifts: torch.Tensor) -> float:
@@ -55,13 +53,15 @@ def test_code_noise_is_a_tenth_of_the_pixels_spread_and_printed_is_another_scale
     eigval_255 = torch.tensor([25.0, 100.0, 3000.0])
     eigvec = torch.eye(3)
     torch.manual_seed(0)
-    code = lighting_shift(100_000, eigval_255 / 255**2, eigvec, Augment())
+    code = lighting_shift(100_000, eigval_255 / 255**2, eigvec, conf_augment("paper"))
     # By hand: 0.1 x sqrt(3000 + 100 + 25) = 5.59 grey levels; along each component 0.1 x its
     # standard deviation: 5.48, 1.0, 0.5.
     assert rms(code) == pytest.approx(5.59, rel=0.01)
     assert code.std(0).tolist() == pytest.approx([0.5, 1.0, 5.477], rel=0.02)
     torch.manual_seed(0)
-    printed = lighting_shift(100_000, eigval_255 / 255**2, eigvec, Augment(lighting="printed"))
+    printed = lighting_shift(
+        100_000, eigval_255 / 255**2, eigvec, conf_augment("paper", lighting="printed")
+    )
     # 255 x 0.1 x 3000 / 255^2 = 1.18 grey levels along the first component, 0.039, 0.0098.
     assert printed.std(0).tolist() == pytest.approx([0.0098, 0.0392, 1.176], rel=0.02)
 
@@ -73,7 +73,9 @@ def as_batches(data, training: bool) -> None:
 def fashion_mnist_lit(root, augment: Augment, mean: str = "image") -> tuple:
     """A batch of 2,048 training images without and with the lighting, the lighting's draws
     (one per image) and the data."""
-    data = FashionMNISTDataModule(root=str(root), batch_size=2048, augment=augment, mean=mean)
+    data = made(
+        "data", "data=fashion_mnist", root=str(root), batch_size=2048, augment=augment, mean=mean
+    )
     data.setup()
     batch = next(iter(data.train_dataloader()))
     as_batches(data, training=False)
@@ -97,7 +99,7 @@ def test_fashion_mnist_noise_is_nine_grey_levels_and_the_image_shrinks(fashion_m
 
 
 def test_printed_lighting_adds_eigenvalue_multiples_without_dividing(fashion_mnist):
-    augment = Augment(crops=False, flips=False, lighting="printed")
+    augment = conf_augment("paper", crops=False, flips=False, lighting="printed")
     plain, lit, draws, data = fashion_mnist_lit(fashion_mnist, augment)
     # The variance of Fashion-MNIST's pixels / 255 is about 0.125: 255 x 0.1 x 0.125 = 3.2.
     eigval = numpy_eigval(data.splits["train"].tensors[0][:10_000]) / 255**2
@@ -129,8 +131,10 @@ def imagenet_stdevs() -> np.ndarray:
 
 @pytest.mark.parametrize("mean", ["image", "normalize"])
 def test_imagenet_folder_noise_for_each_draw(imagenet, imagenet_stdevs, tmp_path, mean):
-    data = ImageNetFolderDataModule(
-        imagenet["root"],
+    data = made(
+        "data",
+        "data=imagenet_folder",
+        root=imagenet["root"],
         batch_size=40,
         num_workers=0,
         val_per_class=1,
@@ -160,9 +164,11 @@ def test_imagenet_folder_noise_for_each_draw(imagenet, imagenet_stdevs, tmp_path
     "batch_dtype, mean", [("uint8", "image"), ("float32", "image"), ("float32", "normalize")]
 )
 def test_imagenet_ffcv_noise_for_each_draw(imagenet, imagenet_stdevs, tmp_path, batch_dtype, mean):
-    data = ImageNetFFCVDataModule(
-        imagenet["train"],
-        imagenet["val"],
+    data = made(
+        "data",
+        "data=imagenet_ffcv",
+        train_beton=imagenet["train"],
+        test_beton=imagenet["val"],
         batch_size=32,
         num_workers=2,
         augment=LIGHTING_ONLY,

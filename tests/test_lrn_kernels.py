@@ -10,9 +10,9 @@ import textwrap
 
 import pytest
 import torch
+from conftest import conf_net
 
 from alexlab.kernels import lrn as kernels
-from alexlab.models import AlexNet
 from alexlab.models.layers import LocalResponseNorm
 
 LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
@@ -36,7 +36,7 @@ def test_the_fused_kernel_is_built_and_used_on_the_cpu(monkeypatch):
     assert kernels.available(torch.device("cpu")), "make install builds alexlab.kernels._lrn_cpu"
     calls = []
     monkeypatch.setattr(kernels, "lrn", lambda *args: calls.append(args) or args[0])
-    AlexNet(input_size=32, width=0.25, num_classes=10)(torch.randn(2, 3, 32, 32))
+    conf_net("alexnet", input_size=32, width=0.25, num_classes=10)(torch.randn(2, 3, 32, 32))
     assert len(calls) == 2  # norm1, norm2
 
 

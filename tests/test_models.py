@@ -2,10 +2,11 @@
 
 import pytest
 import torch
+from conftest import conf_net
 from torch import nn
 
-from alexlab.errors import ConfigError
-from alexlab.models import AlexNet, ColumnParallel, ConvLocal, ConvNet4, alexnet
+from alexlab.errors import UserError
+from alexlab.models import ColumnParallel
 from alexlab.models.layers import AbsTanh, Dropout, LocallyConnected2d, LocalResponseNorm
 
 
@@ -22,7 +23,7 @@ def fc(out: int, in_: int) -> int:
 
 
 def test_paper_net_has_the_papers_parameter_count():
-    assert count(AlexNet()) == 60_965_224
+    assert count(conf_net("alexnet")) == 60_965_224
 
 
 def test_one_column_net_halves_conv1_to_conv4_only():
@@ -37,12 +38,12 @@ def test_one_column_net_halves_conv1_to_conv4_only():
         + fc(4096, 4096)
         + fc(1000, 4096)
     )
-    assert count(AlexNet(columns=1)) == expected
+    assert count(conf_net("alexnet", columns=1)) == expected
 
 
 def test_convnet4_parameter_count():
     expected = conv(32, 3, 5) + conv(32, 32, 5) + conv(64, 32, 5) + fc(10, 64 * 4 * 4)
-    assert count(ConvNet4()) == expected
+    assert count(conf_net("convnet4", "cifar10")) == expected
 
 
 @pytest.mark.parametrize(
@@ -58,14 +59,14 @@ def test_convnet4_parameter_count():
     ],
 )
 def test_conv_local_parameter_count(in_channels, size, expected):
-    net = ConvLocal(in_channels=in_channels, input_size=size)
+    net = conf_net("conv_local", "cifar10", in_channels=in_channels, input_size=size)
     assert count(net) == expected
     assert net(torch.zeros(2, in_channels, size, size)).shape == (2, 10)
 
 
 @pytest.mark.parametrize("size, side", [(32, 8), (28, 7)])
 def test_conv_local_maps_and_biases_per_output_unit(size, side):
-    net = ConvLocal(in_channels=3, input_size=size, lrn="code")
+    net = conf_net("conv_local", "cifar10", in_channels=3, input_size=size, lrn="code")
     x = net.features[:8](torch.randn(1, 3, size, size))  # through pool2
     assert x.shape == (1, 64, side, side)
     assert net.features.local3.bias.shape == (32, side, side)  # cuda-convnet: modules x filters
@@ -74,11 +75,13 @@ def test_conv_local_maps_and_biases_per_output_unit(size, side):
     assert [(m.size, m.alpha, m.beta, m.k, m.variant) for m in norms] == [
         (5, 1e-3, 0.75, 1.0, "code")
     ] * 2
-    assert not any(isinstance(m, LocalResponseNorm) for m in ConvLocal().modules())
+    assert not any(
+        isinstance(m, LocalResponseNorm) for m in conf_net("conv_local", "cifar10").modules()
+    )
 
 
 def test_conv_local_paper_init_uses_the_cfg_initw():
-    net = ConvLocal(in_channels=3, input_size=32)
+    net = conf_net("conv_local", "cifar10", in_channels=3, input_size=32)
     f = net.features
     for layer, std in [
         (f.conv1, 1e-4),
@@ -160,7 +163,7 @@ def test_cross_map_rnorm_is_cuda_convnets():
         expected.append(a[i] * denom**-0.75)
     # e.g. map 0: 1 + 0.0002 x (100 + 400 + 900) = 1.28, b = 10 / 1.28^0.75 = 8.3098...
     assert expected[0] == pytest.approx(8.30984, abs=1e-5)
-    lrn = ConvLocal(lrn="code").features.norm1
+    lrn = conf_net("conv_local", "cifar10", lrn="code").features.norm1
     b = lrn(torch.tensor(a, dtype=torch.float64).view(1, 6, 1, 1))
     torch.testing.assert_close(b.flatten(), torch.tensor(expected, dtype=torch.float64))
 
@@ -169,7 +172,7 @@ def test_cross_map_rnorm_is_cuda_convnets():
 def test_conv1_gives_55x55_maps(size, overhang):
     # cuda-convnet's conv1 on 224: 1 + ceil((224 - 11) / 4) = 55 windows a side, the last at
     # 54 x 4 = 216, reading pixels 216-226 of which 224-226 are zeros past the edge.
-    net = AlexNet(input_size=size)
+    net = conf_net("alexnet", input_size=size)
     x = torch.rand(1, 3, size, size)
     padded = net.features.pad1(x)
     assert padded.shape[-2:] == (size + overhang, size + overhang)
@@ -179,7 +182,7 @@ def test_conv1_gives_55x55_maps(size, overhang):
 
 
 def test_figure2_neuron_counts():
-    net = AlexNet().eval()
+    net = conf_net("alexnet").eval()
     sizes, x = {}, torch.zeros(1, 3, 224, 224)
     for name, layer in net.features.named_children():
         x = layer(x)
@@ -218,10 +221,10 @@ def test_the_paper_nets_lrn_is_the_2012_sources_by_default():
     # 4.8^0.75 = 30.837; map 4's is 2 + 2e-5 x (9e4 + 0 + 25e4 + 36e4) = 16, b = 500 / 8 = 62.5.
     a = torch.tensor([100.0, -200.0, 300.0, 0.0, 500.0, 600.0], dtype=torch.float64)
     expected = [30.836784, -61.673567, 54.162874, 0.0, 62.5, 82.022876]
-    norm1 = AlexNet(columns=1).features.norm1
+    norm1 = conf_net("alexnet", columns=1).features.norm1
     torch.testing.assert_close(norm1(a.view(1, 6, 1, 1)).flatten().tolist(), expected)
     # As printed (Section 3.3), k = 2 and alpha undivided: 2 + 1e-4 x 140,000 = 16, b = 100 / 8.
-    printed = AlexNet(columns=1, lrn="printed").features.norm1
+    printed = conf_net("alexnet", columns=1, lrn="printed").features.norm1
     assert printed(a.view(1, 6, 1, 1))[0, 0].item() == pytest.approx(12.5)
 
 
@@ -231,7 +234,7 @@ def test_lrn_share_of_the_normalizer_by_hand():
     # 0.7959, 0.8810, 0.8750, 0.8592; their mean is 0.76295. One map of value 1: 2e-5 x 1 over
     # 2 + 2e-5, a share of 1e-5: the layer divides by a constant.
     a = torch.tensor([100.0, -200.0, 300.0, 0.0, 500.0, 600.0], dtype=torch.float64)
-    norm1 = AlexNet(columns=1).features.norm1
+    norm1 = conf_net("alexnet", columns=1).features.norm1
     assert norm1.summed_share(a.view(1, 6, 1, 1)).item() == pytest.approx(0.76295, abs=1e-5)
     small = norm1.summed_share(a.view(1, 6, 1, 1)[:, :1] / 100).item()
     assert small == pytest.approx(2e-5 / 2.00002, rel=1e-4)
@@ -270,7 +273,7 @@ def test_lrn_under_bf16_autocast_stays_within_bf16_rounding():
 
 def test_paper_init():
     # layers-145.cfg's initW: 0.03 in conv3-conv5, 0.01 elsewhere; initB=1 where Section 5 says.
-    net = AlexNet()
+    net = conf_net("alexnet")
     for name, layer in net.named_modules():
         if isinstance(layer, (nn.Conv2d, nn.Linear)):
             short = name.split(".")[-1]
@@ -282,7 +285,7 @@ def test_paper_init():
 
 
 def test_kaiming_init_scales_with_fan_in():
-    layer = AlexNet(init="kaiming").features.conv3
+    layer = conf_net("alexnet", init="kaiming").features.conv3
     assert abs(layer.weight.std().item() - (2 / (256 * 9)) ** 0.5) < 0.002
     assert torch.all(layer.bias == 0)
 
@@ -298,7 +301,7 @@ def column1_changes(layer: nn.Module, x: torch.Tensor) -> bool:
 
 
 def test_columns_meet_only_at_conv3_and_the_fc_layers():
-    net = AlexNet(input_size=32, width=0.25).eval()  # same structure, small and fast
+    net = conf_net("alexnet", input_size=32, width=0.25).eval()  # same structure, small and fast
     f, c = net.features, net.classifier
     maps = {"conv2": 24, "conv3": 64, "conv4": 96, "conv5": 96}
     sees_other_column = {
@@ -321,8 +324,10 @@ def test_columns_meet_only_at_conv3_and_the_fc_layers():
 
 def test_one_column_per_device_equals_grouped_columns():
     # 19 classes: the output layer does not split evenly between the columns.
-    net = AlexNet(input_size=32, width=0.25, num_classes=19).eval()
-    split = alexnet(column_devices=["cpu", "cpu"], input_size=32, width=0.25, num_classes=19)
+    net = conf_net("alexnet", input_size=32, width=0.25, num_classes=19).eval()
+    split = conf_net(
+        "alexnet", column_devices=["cpu", "cpu"], input_size=32, width=0.25, num_classes=19
+    )
     split.load_state_dict(ColumnParallel(net, ["cpu", "cpu"]).state_dict())
     split.eval()
     x = torch.randn(4, 3, 32, 32, requires_grad=True)
@@ -339,14 +344,14 @@ def test_one_column_per_device_equals_grouped_columns():
     [("relu", nn.ReLU), ("tanh", nn.Tanh), ("abs_tanh", AbsTanh), ("sigmoid", nn.Sigmoid)],
 )
 def test_activation_switch(name, expected):
-    net = AlexNet(activation=name)
+    net = conf_net("alexnet", activation=name)
     acts = [m for n, m in net.named_modules() if n.split(".")[-1].startswith("act")]
     assert len(acts) == 7 and all(type(m) is expected for m in acts)
 
 
 @pytest.mark.parametrize("pool, window", [("overlapping", 3), ("plain", 2)])
 def test_pool_switch(pool, window):
-    net = AlexNet(pool=pool)
+    net = conf_net("alexnet", pool=pool)
     pools = [m for m in net.modules() if isinstance(m, nn.MaxPool2d)]
     assert len(pools) == 3 and all(p.kernel_size == window and p.stride == 2 for p in pools)
 
@@ -376,15 +381,18 @@ def test_plain_and_overlapping_pools_give_equal_maps_and_parameters(in_channels,
     width = 1.0 if size == 227 else 0.25
     x = torch.zeros(1, in_channels, size, size)
     nets = {
-        pool: AlexNet(in_channels=in_channels, input_size=size, width=width, pool=pool)
+        pool: conf_net("alexnet", in_channels=in_channels, input_size=size, width=width, pool=pool)
         for pool in ("overlapping", "plain")
     }
     for net in nets.values():
         assert pooled_sides(net, x) == sides
     assert count(nets["overlapping"]) == count(nets["plain"])
     if size < 64:
-        for model in (ConvNet4, ConvLocal):
-            small = [model(in_channels=in_channels, input_size=size, pool=p) for p in nets]
+        for model in ("convnet4", "conv_local"):
+            small = [
+                conf_net(model, "cifar10", in_channels=in_channels, input_size=size, pool=p)
+                for p in nets
+            ]
             assert pooled_sides(small[0], x) == pooled_sides(small[1], x)
             assert count(small[0]) == count(small[1])
 
@@ -392,7 +400,7 @@ def test_plain_and_overlapping_pools_give_equal_maps_and_parameters(in_channels,
 def test_ones_bias_switch_picks_the_layers_whose_biases_start_at_one():
     biases = {
         name.removesuffix(".bias"): p
-        for name, p in AlexNet(width=0.1).named_parameters()
+        for name, p in conf_net("alexnet", width=0.1).named_parameters()
         if name.endswith(".bias")
     }
     ones = {
@@ -404,17 +412,21 @@ def test_ones_bias_switch_picks_the_layers_whose_biases_start_at_one():
     }
     assert {name for name, b in biases.items() if bool((b == 1).all())} == ones
     assert all(bool((b == 0).all()) for name, b in biases.items() if name not in ones)
-    zeros = AlexNet(width=0.1, ones_bias=[])
+    zeros = conf_net("alexnet", width=0.1, ones_bias=[])
     assert all(bool((p == 0).all()) for n, p in zeros.named_parameters() if n.endswith(".bias"))
-    with pytest.raises(ConfigError, match="ones_bias"):
-        AlexNet(ones_bias=["conv9"])
+    with pytest.raises(UserError, match=r"^model\.ones_bias="):
+        conf_net("alexnet", ones_bias=["conv9"])
 
 
 def test_lrn_and_dropout_switches():
-    assert not any(isinstance(m, LocalResponseNorm) for m in AlexNet(lrn="off").modules())
-    norms = [m for m in AlexNet(lrn="code").modules() if isinstance(m, LocalResponseNorm)]
+    assert not any(
+        isinstance(m, LocalResponseNorm) for m in conf_net("alexnet", lrn="off").modules()
+    )
+    norms = [
+        m for m in conf_net("alexnet", lrn="code").modules() if isinstance(m, LocalResponseNorm)
+    ]
     assert len(norms) == 2 and all(m.variant == "code" and m.groups == 2 for m in norms)
-    drops = [m for m in AlexNet(dropout=0.3).modules() if isinstance(m, Dropout)]
+    drops = [m for m in conf_net("alexnet", dropout=0.3).modules() if isinstance(m, Dropout)]
     assert [(m.p, m.scaling) for m in drops] == [(0.3, "test")] * 2
 
 
@@ -435,7 +447,7 @@ def test_dropout_scales_at_test_time_as_the_paper_and_its_code():
 
 @pytest.mark.parametrize("removed", [["conv3"], ["conv4"], ["conv3", "conv4"]])
 def test_remove_layers(removed):
-    net = AlexNet(remove_layers=removed, input_size=32, width=0.25, num_classes=10)
+    net = conf_net("alexnet", remove_layers=removed, input_size=32, width=0.25, num_classes=10)
     convs = [n for n, m in net.features.named_children() if isinstance(m, nn.Conv2d)]
     assert convs == [c for c in ("conv1", "conv2", "conv3", "conv4", "conv5") if c not in removed]
     assert net(torch.randn(2, 3, 32, 32)).shape == (2, 10)
@@ -456,11 +468,10 @@ def test_remove_layers(removed):
     ],
 )
 def test_bad_switch_names_its_key(kwargs, key):
-    with pytest.raises(ConfigError) as error:
-        AlexNet(**kwargs)
-    assert error.value.key == key
+    with pytest.raises(UserError, match=rf"^model\.{key}="):
+        conf_net("alexnet", **kwargs)
 
 
 def test_column_devices_needs_two_columns():
-    with pytest.raises(ConfigError, match="column_devices"):
-        alexnet(column_devices=["cpu"], columns=1)
+    with pytest.raises(UserError, match=r"^model\.column_devices="):
+        conf_net("alexnet", column_devices=["cpu"], columns=1)

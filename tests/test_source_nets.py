@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import CONF
+from conftest import CONF, classifier, conf_net
 from cuda_convnet_cfg import layers, read
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -18,11 +18,10 @@ from test_imagenet_folder import JPEGS, resized
 from torch import nn
 
 from alexlab.callbacks import LightingOff
-from alexlab.errors import ConfigError
-from alexlab.models import AlexNet, AlexNet2012
+from alexlab.errors import UserError
+from alexlab.models import AlexNet2012
 from alexlab.models.alexnet2012 import BedOfNails, GaussianBlur
 from alexlab.models.layers import LocalResponseNorm, SpatialResponseNorm
-from alexlab.module import Classifier
 
 # alexlab's layer names -> the sections of the source's files (column a) and, for a layer with
 # several inputs, which input's weights. conv2_image is conv2's first input in layers-120.cfg.
@@ -46,14 +45,14 @@ def count(net: nn.Module) -> int:
 @pytest.mark.parametrize(
     "build, layer_file, by_hand",
     [
-        (AlexNet, "layers-145.cfg", 60_965_224),
-        (partial(AlexNet, columns=1), "layers-145-half.cfg", 59_798_312),
+        (partial(conf_net, "alexnet"), "layers-145.cfg", 60_965_224),
+        (partial(conf_net, "alexnet", columns=1), "layers-145-half.cfg", 59_798_312),
         # layers-120.cfg by hand: conv1 2 x (32 x 11 x 11 x 3 + 32) = 23,296; conv2 2 x (128 x 5 x
         # 5 x 3 + 128 x 5 x 5 x 32 + 128) = 224,256; conv3 2 x (192 x 3 x 3 x 128 x 2 + 192) =
         # 885,120; conv4 2 x (192 x 3 x 3 x 192 + 192) = 663,936; conv5 2 x (128 x 3 x 3 x 192 +
         # 128) = 442,624; fc2048a/b 2 x (2048 x 9216 + 2048) = 37,752,832; fc2048ba/bb 2 x (2048 x
         # 4096 + 2048) = 16,781,312; fc1000 1000 x 4096 + 1000 = 4,097,000.
-        (AlexNet2012, "layers-120.cfg", 60_870_376),
+        (partial(conf_net, "alexnet2012"), "layers-120.cfg", 60_870_376),
     ],
 )
 def test_parameter_counts_are_those_of_the_source_layer_files(build, layer_file, by_hand):
@@ -62,14 +61,13 @@ def test_parameter_counts_are_those_of_the_source_layer_files(build, layer_file,
 
 
 def test_alexnet2012_takes_imagenet_crops_only():
-    with pytest.raises(ConfigError) as error:
-        AlexNet2012(input_size=32)
-    assert error.value.key == "input_size"
+    with pytest.raises(UserError, match=r"^model\.input_size=32 is not valid"):
+        conf_net("alexnet2012", input_size=32)
 
 
 def test_alexnet2012_maps_are_those_of_layers_120():
     outputs, _ = layers("layers-120.cfg", 224)
-    net = AlexNet2012().eval()
+    net = conf_net("alexnet2012").eval()
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
         pool1 = net.layer1(x)
@@ -88,7 +86,10 @@ def test_alexnet2012_maps_are_those_of_layers_120():
 
 @pytest.mark.parametrize(
     "net, layer_file, sections",
-    [(AlexNet(), "layers-145.cfg", SECTIONS), (AlexNet2012(), "layers-120.cfg", SECTIONS_120)],
+    [
+        (conf_net("alexnet"), "layers-145.cfg", SECTIONS),
+        (conf_net("alexnet2012"), "layers-120.cfg", SECTIONS_120),
+    ],
 )
 def test_initial_weights_are_the_initw_and_initb_of_the_source(net, layer_file, sections):
     config = read(layer_file)
@@ -104,7 +105,10 @@ def test_initial_weights_are_the_initw_and_initb_of_the_source(net, layer_file, 
 
 @pytest.mark.parametrize(
     "net, params_file",
-    [(AlexNet(), "layer-params-145.cfg"), (AlexNet2012(), "layer-params-120-2012-full.cfg")],
+    [
+        (conf_net("alexnet"), "layer-params-145.cfg"),
+        (conf_net("alexnet2012"), "layer-params-120-2012-full.cfg"),
+    ],
 )
 def test_normalization_constants_are_those_of_the_params_files(net, params_file):
     params = read(params_file)
@@ -194,7 +198,7 @@ def test_alexnet2012_forward_and_backward_on_real_imagenet_images():
     images = images - images.mean((0, 2, 3), keepdim=True)
     labels = torch.arange(len(JPEGS)) % 1000
     torch.manual_seed(0)
-    net = AlexNet2012()
+    net = conf_net("alexnet2012")
     loss = F.cross_entropy(net(images), labels)
     loss.backward()
     assert torch.isfinite(loss) and loss.item() < 2 * np.log(1000)  # near chance, not blown up
@@ -207,7 +211,7 @@ def rates_by_epoch(net: nn.Module, scheduler: str, epochs: int) -> list[dict]:
     the experiments' lr 0.01 and biases at twice it."""
     schedule = instantiate(OmegaConf.load(CONF / "optim" / "scheduler" / f"{scheduler}.yaml"))
     optimizer = partial(torch.optim.SGD, lr=0.01, momentum=0.9, weight_decay=5e-4)
-    config = Classifier(net, optimizer, schedule, bias_lr_scale=2).configure_optimizers()
+    config = classifier(net, optimizer, scheduler=schedule, bias_lr_scale=2).configure_optimizers()
     optimizer, steps = config["optimizer"], config["lr_scheduler"]["scheduler"]
     rates = []
     for _ in range(epochs):
@@ -218,18 +222,18 @@ def rates_by_epoch(net: nn.Module, scheduler: str, epochs: int) -> list[dict]:
 
 
 @pytest.mark.parametrize(
-    "build, scheduler, params_file, epochs, sections",
+    "model, scheduler, params_file, epochs, sections",
     [
-        (AlexNet, "kriz2012_table1", "layer-params-145-2010.cfg", 92, SECTIONS),
-        (AlexNet2012, "kriz2012", "layer-params-120-2012-full.cfg", 93, SECTIONS_120),
+        ("alexnet", "kriz2012_table1", "layer-params-145-2010.cfg", 92, SECTIONS),
+        ("alexnet2012", "kriz2012", "layer-params-120-2012-full.cfg", 93, SECTIONS_120),
     ],
 )
 def test_schedules_end_at_the_rates_of_the_params_files(
-    build, scheduler, params_file, epochs, sections
+    model, scheduler, params_file, epochs, sections
 ):
     # Each params file holds the rates its run ended with (epsW of each input, epsB).
     params = read(params_file)
-    last = rates_by_epoch(build(), scheduler, epochs)[-1]
+    last = rates_by_epoch(conf_net(model), scheduler, epochs)[-1]
     for name, (section, which) in sections.items():
         eps_w = float(params[section]["epsW"].split(",")[which])
         assert last[(name, "weight")] == pytest.approx(eps_w, rel=1e-6, abs=1e-12), name
@@ -242,7 +246,7 @@ def test_table1_schedule_follows_its_log_epoch_by_epoch():
     # layer-params-145-2010.cfg: "epoch 23: set epsw to 0.001 from 0.01", "epoch 51: ... 0.0001",
     # "epoch 68: set epsw to 0.00001 from 0.0001 on conv1", "epoch 72: set epsw to 0 on conv1",
     # "epoch 78: set epsw to 0.00001 from 0.0001"; epochs counted from 1.
-    rates = rates_by_epoch(AlexNet(), "kriz2012_table1", 92)
+    rates = rates_by_epoch(conf_net("alexnet"), "kriz2012_table1", 92)
     fc8 = [rates[e - 1][("fc8", "weight")] for e in (1, 22, 23, 50, 51, 77, 78, 92)]
     assert fc8 == pytest.approx([0.01, 0.01, 1e-3, 1e-3, 1e-4, 1e-4, 1e-5, 1e-5])
     conv1 = [rates[e - 1][("conv1", "weight")] for e in (22, 23, 67, 68, 71, 72, 78)]
@@ -267,9 +271,9 @@ def test_lighting_goes_off_at_the_logs_epoch():
 
 
 def test_the_paper_nets_order_and_norms_are_layers_145s_or_as_printed():
-    code = list(AlexNet().features._modules)
+    code = list(conf_net("alexnet").features._modules)
     assert code[:6] == ["pad1", "conv1", "norm1", "pool1", "act1", "conv2"]
-    printed = AlexNet(norm1_before_activation=False, spatial_norm=False).features
+    printed = conf_net("alexnet", norm1_before_activation=False, spatial_norm=False).features
     assert list(printed._modules)[:6] == ["pad1", "conv1", "act1", "norm1", "pool1", "conv2"]
-    assert isinstance(AlexNet().features.spatial_norm2, SpatialResponseNorm)
+    assert isinstance(conf_net("alexnet").features.spatial_norm2, SpatialResponseNorm)
     assert isinstance(printed.spatial_norm2, nn.Identity)

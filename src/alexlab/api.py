@@ -5,6 +5,7 @@ directory.
     from alexlab.api import compose, run
 
     cfg = compose(["model.activation=tanh"])  # resolves whole; instantiate(cfg.model) is its net
+    net = build("model", ["model=convnet4"], input_size=28)  # conf's values, these over them
     result = run(["experiment=fashion_mnist", "trainer.max_epochs=1"])
     result.results[TEST_ERR_TOP1], result.run_dir
 
@@ -18,13 +19,15 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from alexlab import training
+from alexlab import instantiate, training
 from alexlab.config import register_resolvers
+from alexlab.errors import UserError
 from alexlab.layout import CONF_DIR
 
 
@@ -38,6 +41,16 @@ def compose(overrides: Sequence[str] = (), config_name: str = "train") -> DictCo
     """conf/CONFIG_NAME.yaml with `overrides` (`key=value`, `group=option`), as the command
     composes it; its run directory, paths.output_dir, is the one a run of it gets."""
     return _composed(overrides, config_name, return_hydra_config=False)
+
+
+def build(group: str, overrides: Sequence[str] = (), **values: Any) -> Any:
+    """The object that the config node `group` (model, data, data.augment, module, callbacks.X,
+    ...) of a run composed with `overrides` makes, `values` over its config's: a net, data module
+    or callback made outside a run with conf/'s values, the only defaults there are."""
+    node = OmegaConf.select(compose(overrides), group)
+    if not isinstance(node, DictConfig) or "_target_" not in node:
+        raise UserError(f"{group}: no object to make in the config composed from {list(overrides)}")
+    return instantiate.build(node, group, _partial_=False, **values)
 
 
 def run(overrides: Sequence[str] = ()) -> Run:

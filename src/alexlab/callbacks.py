@@ -33,7 +33,7 @@ class TargetError(Callback):
     decision to stop (a process that stopped alone would leave the others waiting).
     """
 
-    def __init__(self, target: float = 0.25, checks_per_epoch: int = 5, stop: bool = False) -> None:
+    def __init__(self, *, target: float, checks_per_epoch: int, stop: bool) -> None:
         self.target, self.checks_per_epoch, self.stop = target, checks_per_epoch, stop
         self.epochs: float | None = None
         self.seconds: float | None = None
@@ -151,7 +151,7 @@ class LRNShare(Callback):
     share near 0 means the layer only scales by 2^-beta: a run that claims to test LRN must show
     a share that is not negligible (the claims ledger reads it from metrics.csv)."""
 
-    def __init__(self, every_n_steps: int = 50) -> None:
+    def __init__(self, *, every_n_steps: int) -> None:
         self.every_n_steps = every_n_steps
         self._armed = False
         self._shares: dict[str, float] = {}

@@ -19,9 +19,10 @@ def param_groups(
     net: nn.Module,
     lr: float,
     weight_decay: float,
-    bias_decay: bool = False,
-    bias_lr_scale: float = 1.0,
-    layer_weight_decay: Mapping[str, float] | None = None,
+    *,
+    bias_decay: bool,
+    bias_lr_scale: float,
+    layer_weight_decay: Mapping[str, float] | None,
 ) -> list[dict]:
     """`net`'s parameters in groups, one for each layer's weights and one for its biases, each
     group saying its `layer` and `kind` ("weight" or "bias") for the learning-rate schedules, and

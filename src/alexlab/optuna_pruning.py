@@ -15,8 +15,6 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig
 
-from alexlab.metric_keys import VAL_ERR_TOP1
-
 # The sweeper's trials that no run of this process has taken yet, oldest first.
 _trials: deque = deque()
 
@@ -34,7 +32,7 @@ class OptunaPruning(Callback):
     is complete, with the error it stopped at. Without a trial (not under the sweeper, or another
     launcher), it does nothing."""
 
-    def __init__(self, monitor: str = VAL_ERR_TOP1) -> None:
+    def __init__(self, *, monitor: str) -> None:
         self.monitor = monitor
         self.trial = _trials.popleft() if _trials else None
 

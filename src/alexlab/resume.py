@@ -45,7 +45,7 @@ class LastCheckpoint(Checkpoint):
     renamed), so a kill while writing leaves the previous one.
     """
 
-    def __init__(self, dirpath: str, every_n_steps: int | None = None) -> None:
+    def __init__(self, *, dirpath: str, every_n_steps: int | None) -> None:
         if every_n_steps is not None:
             check_range("every_n_steps", every_n_steps, 1, math.inf, integer=True)
         self.path = Path(dirpath) / LAST

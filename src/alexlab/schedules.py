@@ -35,9 +35,10 @@ class EpochSchedule(LambdaLR):
     def __init__(
         self,
         optimizer: torch.optim.Optimizer,
+        *,
         weights: Steps,
-        biases: Steps | None = None,
-        layers: Mapping[str, Mapping[str, Steps]] | None = None,
+        biases: Steps | None,
+        layers: Mapping[str, Mapping[str, Steps]] | None,
     ) -> None:
         # Plain ints and floats: the schedule's state (these steps) goes into every checkpoint.
         self.steps = {

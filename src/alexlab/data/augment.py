@@ -24,20 +24,20 @@ from alexlab.switches import LIGHTINGS
 PIXEL_RANGE = 255.0
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Augment:
     """Training-time augmentation (Section 4.1)."""
 
-    crops: bool = True  # random crops (for small images: of the image zero-padded by crop_padding)
-    flips: bool = True  # horizontal reflections
+    crops: bool  # random crops (for small images: of the image zero-padded by crop_padding)
+    flips: bool  # horizontal reflections
     # Consecutive images of a batch that share one crop and one flip: 1 = each its own; the 2012
     # source's ImageNet loader crops and flips 32 at a time (convdata.py: crop_chunk = 32, "This
     # many images will be cropped in the same way"), its CIFAR-10 loader each image on its own.
-    crop_chunk: int = 1
-    pca_lighting: bool = True  # colour noise along the principal components of pixel values
-    lighting: str = "code"  # code | printed (LIGHTINGS)
-    lighting_std: float = 0.1  # the spread of alpha (the source's color_noise)
-    crop_padding: int = 4
+    crop_chunk: int
+    pca_lighting: bool  # colour noise along the principal components of pixel values
+    lighting: str  # code | printed (LIGHTINGS)
+    lighting_std: float  # the spread of alpha (the source's color_noise)
+    crop_padding: int
 
     def __post_init__(self) -> None:
         check_choice("augment.lighting", self.lighting, LIGHTINGS)

@@ -71,7 +71,7 @@ class CIFAR10DataModule(InMemoryDataModule):
 
     num_classes, in_channels, image_size = 10, 3, 32
 
-    def __init__(self, root: str = "data", download: bool = False, **kwargs) -> None:
+    def __init__(self, *, root: str, download: bool, **kwargs) -> None:
         super().__init__(**kwargs)
         self.root, self.download = Path(root), download
 

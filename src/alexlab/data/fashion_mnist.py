@@ -41,9 +41,7 @@ class FashionMNISTDataModule(InMemoryDataModule):
 
     num_classes, in_channels, image_size = 10, 1, 28
 
-    def __init__(
-        self, root: str = "/usr/share/datasets/fashion-mnist", download: bool = False, **kwargs
-    ) -> None:
+    def __init__(self, *, root: str, download: bool, **kwargs) -> None:
         super().__init__(**kwargs)
         self.root, self.download = Path(root), download
 

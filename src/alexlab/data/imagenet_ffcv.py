@@ -61,10 +61,11 @@ class ImageNetFFCVDataModule(SplitsDataModule):
 
     def __init__(
         self,
+        *,
         train_beton: str | Path,
         test_beton: str | Path,
-        crop: str = "paper",
-        batch_dtype: str = "auto",
+        crop: str,
+        batch_dtype: str,
         **options: Any,
     ) -> None:
         super().__init__()

@@ -67,6 +67,11 @@ def stack_to_tensor(patches: tuple) -> torch.Tensor:
     return torch.stack([pixel_values(patch) for patch in patches])
 
 
+def default_stats_file(root: Path) -> Path:
+    """Where a folder's pixel statistics are cached when data.stats_file is null."""
+    return root / "alexlab_stats.pt"
+
+
 class ImageNetFolderDataModule(SplitsDataModule):
     """ImageNet from `root`/train/<class>/* and `root`/val/<class>/*.
 
@@ -96,7 +101,7 @@ class ImageNetFolderDataModule(SplitsDataModule):
             )
         self.batch_size, self.num_workers, self.seed = opts.batch_size, opts.num_workers, opts.seed
         self.augment = opts.augment
-        self.stats_file = Path(opts.stats_file or self.root / "alexlab_stats.pt")
+        self.stats_file = Path(opts.stats_file or default_stats_file(self.root))
 
     def _stats(self) -> dict:
         # Looked up at call time, so that tests can stand in for the computation.

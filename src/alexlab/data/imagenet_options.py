@@ -12,39 +12,37 @@ CROP_SIZES = (224, 227)
 TEST_PATCHES = (1, 10)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ImageNetOptions:
-    batch_size: int = 128
-    num_workers: int = 2
+    batch_size: int
+    num_workers: int
     # 224 (paper and code: conv1 reads 3 zeros past the right and bottom edges) | 227 (unpadded)
-    crop_size: int = 224
-    augment: Augment | None = None  # None: Section 4.1's, as conf/data/augment/paper.yaml
-    mean: str = "image"  # image: the training mean RGB subtracted | normalize: also / std
-    test_patches: int = 10  # 10: 4 corners + centre and their mirrors, softmax averaged | 1
-    stats_file: str | Path | None = None  # None: the datamodule's default place
-    stats_images: int = 10_000  # training images the mean, std and RGB eigenpairs come from
-    val_per_class: int = 10  # training images per class held out for validation
-    seed: int = 0  # which ones
+    crop_size: int
+    augment: Augment
+    mean: str  # image: the training mean RGB subtracted | normalize: also / std
+    test_patches: int  # 10: 4 corners + centre and their mirrors, softmax averaged | 1
+    stats_file: str | Path | None  # None: the datamodule's default place
+    stats_images: int  # training images the mean, std and RGB eigenpairs come from
+    val_per_class: int  # training images per class held out for validation
+    seed: int  # which ones
     # The data's shape as its config states it for the model's (conf/model reads data.*).
-    num_classes: int = 1000  # ILSVRC-2012's; at least the classes of the images read
-    in_channels: int = 3
-    image_size: int | None = None  # the net's input: the crops (None: crop_size)
+    num_classes: int  # ILSVRC-2012's; at least the classes of the images read
+    in_channels: int
+    image_size: int  # the net's input: the crops
 
     def __post_init__(self) -> None:
         check_choice("crop_size", self.crop_size, CROP_SIZES)
         check_choice("in_channels", self.in_channels, (3,))
         check_range("num_classes", self.num_classes, 1, float("inf"), integer=True)
-        if self.image_size not in (None, self.crop_size):
+        if self.image_size != self.crop_size:
             raise ConfigError(
                 "image_size",
                 self.image_size,
                 f"the net sees the crops, crop_size={self.crop_size}: set crop_size instead",
             )
-        self.image_size = self.crop_size
         check_choice("test_patches", self.test_patches, TEST_PATCHES)
         check_choice("mean", self.mean, MEANS)
         check_range("batch_size", self.batch_size, 1, float("inf"))
         check_range("num_workers", self.num_workers, 0, float("inf"))
         check_range("stats_images", self.stats_images, 1, float("inf"))
         check_range("val_per_class", self.val_per_class, 1, float("inf"))
-        self.augment = self.augment or Augment()

@@ -62,30 +62,30 @@ class InMemoryDataModule(SplitsDataModule):
 
     def __init__(
         self,
-        batch_size: int = 128,
-        val_size: int = 5000,
-        subset: int | None = None,
-        augment: Augment | None = None,
-        mean: str = "image",
-        num_workers: int = 0,
-        seed: int = 0,
-        num_classes: int | None = None,
-        in_channels: int | None = None,
-        image_size: int | None = None,
+        *,
+        batch_size: int,
+        val_size: int,
+        subset: int | None,
+        augment: Augment,
+        mean: str,
+        num_workers: int,
+        seed: int,
+        num_classes: int,
+        in_channels: int,
+        image_size: int,
     ) -> None:
         super().__init__()
         # The data's shape as its config states it for the model's (conf/model reads data.*): a
         # dataset of one shape takes only its own.
         shape = {"num_classes": num_classes, "in_channels": in_channels, "image_size": image_size}
         for key, value in shape.items():
-            if value is not None:
-                check_choice(key, value, [getattr(self, key)])
+            check_choice(key, value, [getattr(self, key)])
         check_range("batch_size", batch_size, 1, float("inf"))
         check_choice("mean", mean, MEANS)
         if subset is not None:
             check_range("subset", subset, 1, float("inf"))
         self.batch_size, self.val_size, self.subset = batch_size, val_size, subset
-        self.augment = augment or Augment()
+        self.augment = augment
         self.mean_mode, self.num_workers, self.seed = mean, num_workers, seed
 
     def read(self) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:

@@ -8,16 +8,19 @@ from alexlab.data.in_memory import InMemoryDataModule
 class SyntheticDataModule(InMemoryDataModule):
     def __init__(
         self,
-        num_classes: int = 10,
-        in_channels: int = 3,
-        image_size: int = 32,
-        train_images: int = 256,
-        test_images: int = 64,
-        val_size: int = 64,
+        *,
+        num_classes: int,
+        in_channels: int,
+        image_size: int,
+        train_images: int,
+        test_images: int,
+        val_size: int,
         **kwargs,
     ) -> None:
-        super().__init__(val_size=val_size, **kwargs)
+        # Any shape: its own, which the base class checks the config's against.
         self.num_classes, self.in_channels, self.image_size = num_classes, in_channels, image_size
+        shape = {"num_classes": num_classes, "in_channels": in_channels, "image_size": image_size}
+        super().__init__(val_size=val_size, **shape, **kwargs)
         self.sizes = (train_images + val_size, test_images)
 
     def read(self) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:

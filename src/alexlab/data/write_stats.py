@@ -8,8 +8,9 @@ computes what `ImageNetFolderDataModule.setup()` would otherwise compute on firs
 
 import argparse
 import os
+from pathlib import Path
 
-from alexlab.data.imagenet_folder import ImageNetFolderDataModule
+from alexlab.data.imagenet_folder import check_layout, default_stats_file
 from alexlab.data.stats import compute_stats, save_stats
 from alexlab.errors import UserError
 
@@ -22,14 +23,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
     args = parser.parse_args(argv)
     try:
-        data = ImageNetFolderDataModule(
-            args.root, num_workers=args.workers, stats_file=args.out, stats_images=args.images
-        )
+        root = Path(args.root).expanduser()
+        check_layout(root)
+        out = Path(args.out) if args.out else default_stats_file(root)
         # Asked for explicitly, so recompute even if a cache exists; the rename replaces it.
-        save_stats(compute_stats(data.root / "train", args.images, args.workers), data.stats_file)
+        save_stats(compute_stats(root / "train", args.images, args.workers), out)
     except UserError as e:
         raise SystemExit(f"error: {e}") from None
-    print(f"wrote {data.stats_file}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from alexlab.models.conv_local import ConvLocal
 from alexlab.models.convnet4 import ConvNet4
 
 
-def alexnet(column_devices: Sequence[str] | None = None, **switches: Any) -> nn.Module:
+def alexnet(*, column_devices: Sequence[str] | None, **switches: Any) -> nn.Module:
     """AlexNet with the given switches; with `column_devices`, one column per device."""
     net = AlexNet(**switches)
     return ColumnParallel(net, column_devices) if column_devices else net

@@ -30,17 +30,6 @@ REMOVABLE = ("conv3", "conv4")
 # providing the ReLUs with positive inputs"; layers-145.cfg's initB=1): model.ones_bias=[] starts
 # every bias at 0.
 ONES_BIAS = ("conv2", "conv4", "conv5", "fc6", "fc7")
-# layers-145.cfg's initW: 0.03 for conv3-conv5, 0.01 elsewhere (Section 5 prints 0.01 for all).
-LAYERS_145_INIT_STD = {
-    "conv1": 0.01,
-    "conv2": 0.01,
-    "conv3": 0.03,
-    "conv4": 0.03,
-    "conv5": 0.03,
-    "fc6": 0.01,
-    "fc7": 0.01,
-    "fc8": 0.01,
-}
 
 
 def conv1_geometry(input_size: int) -> tuple[int, int, int]:
@@ -76,26 +65,27 @@ class AlexNet(nn.Module):
 
     def __init__(
         self,
-        num_classes: int = 1000,
-        in_channels: int = 3,
-        input_size: int = 224,
-        width: float = 1.0,
-        activation: str = "relu",
-        pool: str = "overlapping",
-        lrn: str = "code",
-        lrn_size: int = 5,
-        lrn_alpha: float = 1e-4,
-        lrn_beta: float = 0.75,
-        lrn_k: float = 2.0,
-        norm1_before_activation: bool = True,
-        spatial_norm: bool = True,
-        dropout: float = 0.5,
-        dropout_scaling: str = "test",
-        columns: int = 2,
-        remove_layers: Sequence[str] = (),
-        init: str = "paper",
-        init_std: float | Mapping[str, float] | None = None,
-        ones_bias: Sequence[str] = ONES_BIAS,
+        *,
+        num_classes: int,
+        in_channels: int,
+        input_size: int,
+        width: float,
+        activation: str,
+        pool: str,
+        lrn: str,
+        lrn_size: int,
+        lrn_alpha: float,
+        lrn_beta: float,
+        lrn_k: float,
+        norm1_before_activation: bool,
+        spatial_norm: bool,
+        dropout: float,
+        dropout_scaling: str,
+        columns: int,
+        remove_layers: Sequence[str],
+        init: str,
+        init_std: float | Mapping[str, float],
+        ones_bias: Sequence[str],
     ) -> None:
         super().__init__()
         check_choice("columns", columns, (1, 2))
@@ -178,7 +168,7 @@ class AlexNet(nn.Module):
             self,
             init,
             ones_bias=ones_bias,
-            std=LAYERS_145_INIT_STD if init_std is None else init_std,
+            std=init_std,
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

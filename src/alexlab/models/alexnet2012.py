@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from alexlab.errors import check_choice
-from alexlab.models.alexnet import LAYERS_145_INIT_STD, conv1_geometry
+from alexlab.models.alexnet import conv1_geometry
 from alexlab.models.init import init_weights
 from alexlab.models.layers import (
     Dropout,
@@ -28,9 +28,7 @@ from alexlab.models.layers import (
     pooled_size,
 )
 
-# layers-120.cfg's initW: layers-145's, and 0.01 for conv2's image input too (its second initW);
-# initB=1 in the same layers as 145.
-LAYERS_120_INIT_STD = LAYERS_145_INIT_STD | {"conv2_image": 0.01}
+# layers-120.cfg's initB=1: in the same layers as 145 (conf/model/alexnet2012.yaml has its initW).
 LAYERS_120_ONES_BIAS = ("conv2", "conv4", "conv5", "fc6", "fc7")
 
 
@@ -82,19 +80,20 @@ class AlexNet2012(nn.Module):
 
     def __init__(
         self,
-        num_classes: int = 1000,
-        in_channels: int = 3,
-        input_size: int = 224,
-        lrn_size: int = 5,
-        lrn_alpha: float = 1e-4,
-        lrn_beta: float = 0.75,
-        lrn_k: float = 1.0,
-        cnorm_size: int = 5,
-        cnorm_scale: float = 1e-3,
-        cnorm_power: float = 0.75,
-        dropout: float = 0.5,
-        dropout_scaling: str = "test",
-        init_std: Mapping[str, float] | None = None,
+        *,
+        num_classes: int,
+        in_channels: int,
+        input_size: int,
+        lrn_size: int,
+        lrn_alpha: float,
+        lrn_beta: float,
+        lrn_k: float,
+        cnorm_size: int,
+        cnorm_scale: float,
+        cnorm_power: float,
+        dropout: float,
+        dropout_scaling: str,
+        init_std: Mapping[str, float],
     ) -> None:
         super().__init__()
         # ImageNet crops only: conv2's two inputs meet at 27x27 maps.
@@ -159,7 +158,7 @@ class AlexNet2012(nn.Module):
             self,
             "paper",
             ones_bias=LAYERS_120_ONES_BIAS,
-            std=LAYERS_120_INIT_STD if init_std is None else init_std,
+            std=init_std,
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -17,15 +17,6 @@ from alexlab.models.layers import (
     pooled_size,
 )
 
-# initW of both .cfg files (initB defaults to 0 in cuda-convnet's layer.py); fc10 is `classifier`.
-CONV_LOCAL_INIT_STD = {
-    "conv1": 1e-4,
-    "conv2": 0.01,
-    "local3": 0.04,
-    "local4": 0.04,
-    "classifier": 0.01,
-}
-
 
 class ConvLocal(nn.Module):
     """conv64 5x5, [LRN], max-pool, conv64 5x5, [LRN], max-pool, local32 3x3, local32 3x3, fc.
@@ -41,18 +32,19 @@ class ConvLocal(nn.Module):
 
     def __init__(
         self,
-        num_classes: int = 10,
-        in_channels: int = 3,
-        input_size: int = 32,
-        activation: str = "relu",
-        pool: str = "overlapping",
-        lrn: str = "off",
-        lrn_size: int = 5,
-        lrn_alpha: float = 1e-3,
-        lrn_beta: float = 0.75,
-        lrn_k: float = 1.0,
-        init: str = "paper",
-        init_std: Mapping[str, float] | None = None,
+        *,
+        num_classes: int,
+        in_channels: int,
+        input_size: int,
+        activation: str,
+        pool: str,
+        lrn: str,
+        lrn_size: int,
+        lrn_alpha: float,
+        lrn_beta: float,
+        lrn_k: float,
+        init: str,
+        init_std: Mapping[str, float],
     ) -> None:
         super().__init__()
         side = pooled_size(pooled_size(input_size, pool), pool)
@@ -79,7 +71,7 @@ class ConvLocal(nn.Module):
             )
         )
         self.classifier = nn.Linear(32 * side * side, num_classes)
-        init_weights(self, init, std=init_std or CONV_LOCAL_INIT_STD)
+        init_weights(self, init, std=init_std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.features(x), 1))

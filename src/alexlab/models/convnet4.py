@@ -9,9 +9,6 @@ from torch import nn
 from alexlab.models.init import init_weights
 from alexlab.models.layers import activation_layer, lrn_layer, pool_layer, pooled_size
 
-# initW of cuda-convnet's layers-19pct.cfg (initB defaults to 0 there).
-LAYERS_19PCT_INIT_STD = {"conv1": 1e-4, "conv2": 0.01, "conv3": 0.01, "classifier": 0.01}
-
 
 class ConvNet4(nn.Module):
     """conv32 5x5, max-pool, conv32 5x5, avg-pool, conv64 5x5, avg-pool, fc.
@@ -24,18 +21,19 @@ class ConvNet4(nn.Module):
 
     def __init__(
         self,
-        num_classes: int = 10,
-        in_channels: int = 3,
-        input_size: int = 32,
-        activation: str = "relu",
-        pool: str = "overlapping",
-        lrn: str = "off",
-        lrn_size: int = 5,
-        lrn_alpha: float = 1e-4,
-        lrn_beta: float = 0.75,
-        lrn_k: float = 2.0,
-        init: str = "torch",
-        init_std: Mapping[str, float] | None = None,
+        *,
+        num_classes: int,
+        in_channels: int,
+        input_size: int,
+        activation: str,
+        pool: str,
+        lrn: str,
+        lrn_size: int,
+        lrn_alpha: float,
+        lrn_beta: float,
+        lrn_k: float,
+        init: str,
+        init_std: Mapping[str, float],
     ) -> None:
         super().__init__()
         side = input_size
@@ -57,7 +55,7 @@ class ConvNet4(nn.Module):
             )
         )
         self.classifier = nn.Linear(64 * side * side, num_classes)
-        init_weights(self, init, std=init_std or LAYERS_19PCT_INIT_STD)
+        init_weights(self, init, std=init_std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.features(x), 1))
