@@ -60,8 +60,9 @@ def test_ratio_interval_is_symmetric_in_log_space():
     assert interval.mean == pytest.approx(4.0)
     assert interval.high / interval.mean == pytest.approx(interval.mean / interval.low)
     assert math.log(interval.high / interval.mean) == pytest.approx(12.706 * math.log(4) / 2, 1e-4)
-    same = ratio_interval([3.0, 3.0, 3.0])
-    assert (same.low, same.mean, same.high) == pytest.approx((3.0, 3.0, 3.0))
+    same = ratio_interval([3.0, 3.0, 3.0])  # no spread to estimate from: no interval, no p
+    assert (same.low, same.mean, same.high) == (0.0, pytest.approx(3.0), math.inf)
+    assert math.isnan(same.p)
 
 
 def test_t_test_p_value_matches_the_closed_form_for_two_degrees_of_freedom():
@@ -122,6 +123,45 @@ def test_holm_adjusts_as_the_textbook():
     assert family_verdict(REPRODUCED, 0.06) == INCONCLUSIVE  # its side does not survive
     assert family_verdict(DIRECTION_ONLY, 0.01) == DIRECTION_ONLY
     assert family_verdict(INCONCLUSIVE, 0.01) == INCONCLUSIVE
+
+
+def test_undefined_numbers_judge_nothing():
+    # An interval with no bounds (NaN) is no evidence either way, the single CNN's included.
+    nan = Interval(math.nan, math.nan, math.nan, 3)
+    assert verdict(nan, 0.0, (1.4, 1.4)) == INCONCLUSIVE
+    assert claim_verdict(CLAIM["single_cnn"], nan) == INCONCLUSIVE
+    # A NaN or infinite value gives NaN, not an exception; values that do not vary give no
+    # interval and no p (their spread, 0, estimates nothing), not p = 0.
+    assert math.isnan(t_interval([1.0, math.nan, 2.0]).mean)
+    assert math.isnan(t_interval([1.0, math.inf]).low)
+    flat = t_interval([2.0, 2.0, 2.0])
+    assert (flat.mean, flat.low, flat.high) == (2.0, -math.inf, math.inf) and math.isnan(flat.p)
+    assert verdict(flat, 0.0) == INCONCLUSIVE
+    # A NaN p tested nothing: it neither survives Holm nor raises the others' m (2, not 3).
+    assert holm([0.01, math.nan, 0.04]) == pytest.approx([0.02, math.nan, 0.04], nan_ok=True)
+    assert family_verdict(REPRODUCED, math.nan) == INCONCLUSIVE
+
+
+@pytest.mark.parametrize(
+    "unit, effect, tolerance, message",
+    [
+        ("points", -1.4, 0.0, "paper_effect: -1.4 is not on the paper's side of no effect (0)"),
+        ("x", 0.5, 0.0, "paper_effect: 0.5 is not on the paper's side of no effect (1)"),
+        ("x", 6.0, 0.5, "tolerance: 0.5; valid: a factor of at least 1, or 0"),
+        ("points", 1.4, -1.0, "tolerance: -1.0; valid: 0 or more"),
+    ],
+)
+def test_a_size_on_the_wrong_side_or_a_shrinking_tolerance_is_refused(
+    tmp_path, unit, effect, tolerance, message
+):
+    claim = {"claim": "c", "source": "s", "paper": "p", "paper_data": "cifar10"}
+    claim |= {"measure": "difference", "treatment": "tanh", "control": "relu"}
+    claim |= {"metric": TEST_ERR_TOP1, "unit": unit, "paper_effect": effect}
+    claim |= {"tolerance": tolerance}
+    study = {"title": "t", "arms_by": "model.activation", "arms": ["relu", "tanh"]}
+    (tmp_path / "mine.yaml").write_text(json.dumps(study | {"claims": {"c": claim}}))
+    with pytest.raises(UserError, match=re.escape(message)):
+        studies.load("mine", [tmp_path])
 
 
 def test_seeds_for_power_match_the_one_sample_t_test_tables():

@@ -379,9 +379,26 @@ def read_claim(key: str, data: Any, study: dict[str, Any], where: str) -> Claim:
         raise UserError(
             f"{where}.metric: {fields['metric']!r} is no metric a run logs (alexlab/metric_keys.py)"
         )
+    check_sizes(fields, where)
     if fields["check"] is not None and fields["check"].measure not in CHECKS:
         raise UserError(f"{where}.check.measure: valid: {', '.join(CHECKS)}")
     return Claim(**fields)
+
+
+def check_sizes(fields: dict[str, Any], where: str) -> None:
+    """The paper's size on the paper's side of no effect (effects are oriented so that it is
+    positive: above 1x for a ratio), and a tolerance that widens it: a ratio's is a factor of at
+    least 1 (or 0, none)."""
+    no_effect = 1.0 if fields["unit"] == "x" else 0.0
+    effect, tolerance = fields["paper_effect"], fields["tolerance"]
+    if effect is not None and effect <= no_effect:
+        raise UserError(
+            f"{where}.paper_effect: {effect} is not on the paper's side of no effect "
+            f"({no_effect:g}): give the effect of undoing the paper's choice, above {no_effect:g}"
+        )
+    if tolerance < 0 or (fields["unit"] == "x" and 0 < tolerance < 1):
+        valid = "a factor of at least 1, or 0" if fields["unit"] == "x" else "0 or more"
+        raise UserError(f"{where}.tolerance: {tolerance}; valid: {valid}")
 
 
 def check_arms(study: Study, claim: Claim, where: str) -> None:

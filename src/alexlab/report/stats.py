@@ -52,19 +52,22 @@ def t_interval(
     values: Sequence[float], confidence: float = CONFIDENCE, no_effect: float = 0.0
 ) -> Interval:
     """The mean of `values` with its two-sided Student-t confidence interval (n - 1 degrees of
-    freedom) and the one-sample t-test's p against `no_effect`; one value has no interval."""
+    freedom) and the one-sample t-test's p against `no_effect`. One value has no interval, nor do
+    values that do not vary (their spread, 0, is no estimate of the seeds' spread): the interval
+    is unbounded and p undefined (NaN). A value that is NaN or infinite makes every number NaN."""
     n = len(values)
     if n == 0:
         raise ValueError("an interval needs at least one value")
+    if not all(math.isfinite(v) for v in values):
+        return Interval(math.nan, math.nan, math.nan, n)
     mean = statistics.fmean(values)
     if n == 1:
         return Interval(mean, -math.inf, math.inf, 1, 1.0)
     sd = statistics.stdev(values)
-    half = stats.t.ppf((1 + confidence) / 2, n - 1) * sd / math.sqrt(n)
     if sd == 0:
-        p = 1.0 if mean == no_effect else 0.0
-    else:
-        p = 2 * stats.t.sf(abs(mean - no_effect) / (sd / math.sqrt(n)), n - 1)
+        return Interval(mean, -math.inf, math.inf, n, math.nan, 0.0)
+    half = stats.t.ppf((1 + confidence) / 2, n - 1) * sd / math.sqrt(n)
+    p = 2 * stats.t.sf(abs(mean - no_effect) / (sd / math.sqrt(n)), n - 1)
     return Interval(mean, mean - half, mean + half, n, p, sd)
 
 
@@ -105,7 +108,9 @@ def verdict(interval: Interval, no_effect: float, paper: tuple[float, float] | N
     lies on the paper's side and reaches the sizes `paper` declares consistent with the paper
     (low, high; None: the paper gives no size); direction only when on the paper's side but
     clear of those sizes; not reproduced on the other side; inconclusive when it spans no
-    effect."""
+    effect, or has no bounds to judge (NaN)."""
+    if math.isnan(interval.low) or math.isnan(interval.high):
+        return INCONCLUSIVE
     if interval.high < no_effect:
         return NOT_REPRODUCED
     if interval.low <= no_effect:
@@ -132,11 +137,11 @@ def seeds_for_power(spread: float, effect: float, power: float = POWER) -> int |
 def holm(pvalues: Sequence[float]) -> list[float]:
     """Holm's step-down adjusted p-values, in the order given: the k-th smallest p times the
     number of hypotheses not yet rejected before it (m - k + 1), never below an earlier one,
-    at most 1."""
-    order = sorted(range(len(pvalues)), key=lambda i: pvalues[i])
-    adjusted, running = [1.0] * len(pvalues), 0.0
+    at most 1. An undefined p (NaN) tested nothing: it stays NaN and counts in no other's m."""
+    order = sorted((i for i, p in enumerate(pvalues) if not math.isnan(p)), key=pvalues.__getitem__)
+    adjusted, running = [math.nan] * len(pvalues), 0.0
     for rank, i in enumerate(order):
-        running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[i]))
+        running = max(running, min(1.0, (len(order) - rank) * pvalues[i]))
         adjusted[i] = running
     return adjusted
 
