@@ -7,6 +7,7 @@ claims.md and claims.json."""
 import json
 import math
 import statistics
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -23,6 +24,7 @@ from alexlab.report.stats import (
     INCONCLUSIVE,
     NOT_RUN,
     NOT_TESTABLE,
+    SIDED,
     Interval,
     family_verdict,
     holm,
@@ -73,6 +75,7 @@ class Finding:
     holm_p: float | None = None
     family_verdict: str = ""
     seeds_for_power: int | None = None  # for 80% power at the paper's size, given our spread
+    rules_out_paper: bool = False  # inconclusive, and the interval lies clear of the paper's size
 
 
 def dataset(run: Run) -> str:
@@ -263,6 +266,7 @@ def finding(
             **paper, ours="-", verdict=NOT_TESTABLE if check[1] is False else NOT_RUN, **none
         )
     row_verdict = claim_verdict(claim, interval) if check[1] else NOT_TESTABLE
+    rules_out = row_verdict == INCONCLUSIVE and bool(rules_out_paper(claim, interval))
     unit = {"points": " points", "x": "x", "%": "%"}[claim.unit]
     ours = interval_text(interval, unit, digits=2 if claim.unit == "x" else 1)
     if interval.censored:
@@ -277,8 +281,20 @@ def finding(
         censored=interval.censored,
         p=interval.p if math.isfinite(interval.p) else None,
         verdict=row_verdict,
-        seeds_for_power=power(claim, interval) if row_verdict == INCONCLUSIVE else None,
+        seeds_for_power=power(claim, interval)
+        if row_verdict == INCONCLUSIVE and not rules_out
+        else None,
+        rules_out_paper=rules_out,
     )
+
+
+def rules_out_paper(claim: Claim, interval: Interval) -> bool:
+    """Whether the interval lies clear of every size that counts as the paper's (an error value
+    is judged against the paper's error itself, not a size)."""
+    sizes = claim.paper_sizes
+    if sizes is None or claim.measure == studies.ERROR_VALUE:
+        return False
+    return interval.high < sizes[0] or interval.low > sizes[1]
 
 
 def correct_for_the_family(rows: list[Finding]) -> None:
@@ -363,17 +379,36 @@ declares in its study's file (studies/) before its runs (ranges in claims.json).
 - **not reproduced**: the interval lies on the other side of no effect;
 - **inconclusive**: the interval spans no effect; *seeds for 80% power* is how many seeds a run
   would need to detect the paper's size with 80% probability at the 5% level, given the spread
-  over our seeds (noncentral t);
+  over our seeds (noncentral t); where the interval also lies clear of the paper's size, the row
+  says it *rules out the paper's size* and gives no seeds (power at a size the data rule out
+  means nothing);
 - **not testable on this proxy**: the proxy fails the row's mechanism check (the condition under
   which it exercises the paper's mechanism, measured on its own runs), so its interval says
   nothing about the paper's mechanism, whatever it shows;
 - **not run here**: no runs on that data (ImageNet needs a GPU and days).
 
-**Holm** is the verdict once the family is corrected: every row that tested its claim is one
+The verdict column judges each row on its own (uncorrected). **Holm** is the verdict once the
+family is corrected, and the one the headline counts: every row that tested its claim is one
 hypothesis, and a side of no effect stands only if its Holm-adjusted p is below 5%; otherwise it
 reads inconclusive. A ≥ marks a lower bound: some runs never reached the target (censored), and
 their last epoch counts.
 """
+
+
+def headline(rows: Sequence[Finding]) -> str:
+    """The counts a reader quotes: Holm's verdicts over the rows that tested their claim."""
+    tested = [r for r in rows if r.verdict not in (NOT_RUN, NOT_TESTABLE)]
+    counts = Counter(r.family_verdict for r in tested)
+    kept = ", ".join(f"{counts[v]} {v}" for v in SIDED if counts[v]) or "none"
+    untested = Counter(r.verdict for r in rows if r not in tested)
+    rest = "; ".join(f"{n} {v}" for v, n in sorted(untested.items()))
+    keep = sum(counts[v] for v in SIDED)
+    return (
+        f"**Headline**, the family corrected (Holm): of the {len(tested)} rows that tested their "
+        f"claim, {keep} {'keeps its' if keep == 1 else 'keep their'} side ({kept}) and "
+        f"{counts[INCONCLUSIVE]} {'is' if counts[INCONCLUSIVE] == 1 else 'are'} inconclusive; "
+        f"{rest}."
+    )
 
 
 def claims_report(directories: Sequence[Path], out: Path, study_dirs: Sequence[Path] = ()) -> str:
@@ -391,7 +426,7 @@ def claims_report(directories: Sequence[Path], out: Path, study_dirs: Sequence[P
         "ours (95% CI)",
         "n",
         "mechanism check",
-        "verdict",
+        "verdict (uncorrected)",
         "Holm",
         "seeds for 80% power",
     ]
@@ -404,7 +439,7 @@ def claims_report(directories: Sequence[Path], out: Path, study_dirs: Sequence[P
             r.ours,
             f"{r.n} {r.over}" if r.n else "-",
             r.check or "-",
-            f"**{r.verdict}**",
+            f"**{r.verdict}**" + (" (rules out the paper's size)" if r.rules_out_paper else ""),
             r.family_verdict if r.holm_p is None else f"{r.family_verdict} (p {r.holm_p:.3g})",
             r.seeds_for_power or "-",
         ]
@@ -414,7 +449,7 @@ def claims_report(directories: Sequence[Path], out: Path, study_dirs: Sequence[P
     report = (
         "# The paper's claims, checked\n\n"
         + HOW_TO_READ
-        + f"\nThe {len(runs)} runs behind it took {hours} h {minutes:02d} min of machine time (the "
+        + f"\n{headline(rows)}\n\nThe {len(runs)} runs behind it took {hours} h {minutes:02d} min of machine time (the "
         "sum of their records' seconds; runs made two at a time each count their own).\n\n"
         + markdown_table(headers, table)
         + "\n## Conditions of each measured row\n\n"
