@@ -420,3 +420,19 @@ def test_runs_whose_metric_was_renamed_fail_the_ledger_naming_run_and_key(tmp_pa
         str(refused.value),
     ), refused.value
     assert not (tmp_path / "claims.md").exists()
+
+
+def test_a_ledger_that_cannot_be_written_whole_writes_nothing(tmp_path, monkeypatch):
+    from alexlab.report import claims as ledger
+
+    judged = ledger.judge
+
+    def unwritable(*args):
+        rows = judged(*args)
+        rows[0].check = np.float32(1.0)  # no JSON for it: the .json cannot be written
+        return rows
+
+    monkeypatch.setattr(ledger, "judge", unwritable)
+    with pytest.raises(TypeError):
+        claims_report([RESULTS / "sweeps"], tmp_path / "claims")
+    assert not list(tmp_path.iterdir())  # not claims.md alone

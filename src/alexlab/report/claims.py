@@ -456,8 +456,8 @@ def claims_report(directories: Sequence[Path], out: Path, study_dirs: Sequence[P
         + "\n".join(notes)
         + "\n"
     )
+    # Both files' text before either is written: a row that cannot be written leaves neither.
+    text = json.dumps([asdict(row) for row in rows], indent=2, allow_nan=False, ensure_ascii=False)
     write_table(out, report)
-    payload = [asdict(row) for row in rows]
-    text = json.dumps(payload, indent=2, allow_nan=False, ensure_ascii=False)
     write_atomically(out.with_suffix(".json"), text + "\n")
     return report
