@@ -170,21 +170,21 @@ def test_a_size_on_the_wrong_side_or_a_shrinking_tolerance_is_refused(
         studies.load("mine", [tmp_path])
 
 
-def test_an_inconclusive_row_clear_of_the_papers_size_says_it_rules_it_out():
+def test_an_inconclusive_row_clear_of_the_papers_size_says_it_excludes_it():
     # remove_conv3 counts 1.5-2.5 points as the paper's "about 2": [-2.3, 0.7] is clear of it,
-    # [-0.5, 1.6] reaches it; both span no effect. By hand, no power where the size is ruled out.
+    # [-0.5, 1.6] reaches it; both span no effect. By hand, no power where the size is excluded.
     clear = finding(
         CLAIM["remove_conv3"], "fashion_mnist", Interval(-0.8, -2.3, 0.7, 7, 0.3, 2.0), ""
     )
     reaches = finding(
         CLAIM["remove_conv3"], "fashion_mnist", Interval(0.5, -0.5, 1.6, 7, 0.3, 2.0), ""
     )
-    assert (clear.verdict, clear.rules_out_paper, clear.seeds_for_power) == (
+    assert (clear.verdict, clear.paper_size_excluded, clear.seeds_for_power) == (
         INCONCLUSIVE,
         True,
         None,
     )
-    assert (reaches.verdict, reaches.rules_out_paper) == (INCONCLUSIVE, False)
+    assert (reaches.verdict, reaches.paper_size_excluded) == (INCONCLUSIVE, False)
     assert reaches.seeds_for_power == seeds_for_power(2.0, 2.0) == 10
 
 
@@ -274,14 +274,14 @@ def assert_readme_summarises(rows: list[dict]) -> None:
     assert f"{len(kept)} row{'s' if len(kept) != 1 else ''} keep" in summary
     for row in kept:
         assert row["claim"] in summary and f"adjusted p {row['holm_p']:.3g}" in summary
-    # The headline counts Holm's verdicts; the rows that rule out the paper's size are named.
+    # The headline counts Holm's verdicts; the rows that exclude the paper's size are named.
     tested = [row for row in rows if row["verdict"] not in (NOT_RUN, NOT_TESTABLE)]
     held = Counter(row["family_verdict"] for row in tested)[INCONCLUSIVE]
     assert "The headline counts Holm's verdicts" in summary
     assert f"of the {len(tested)} rows that tested their claim" in summary
     assert f"the other {held} are inconclusive" in summary
-    ruled_out = [row for row in rows if row["rules_out_paper"]]
-    assert f"{['no', 'one', 'two', 'three'][len(ruled_out)]} of the inconclusive rows" in summary
+    excluded = [row for row in rows if row["paper_size_excluded"]]
+    assert f"{['no', 'one', 'two', 'three'][len(excluded)]} of the inconclusive rows" in summary
     figure1 = next(r for r in proxy if r["key"] == "relu_speedup")
     assert f"{figure1['ours']}, *{figure1['verdict']}*" in summary
 

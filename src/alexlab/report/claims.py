@@ -75,7 +75,7 @@ class Finding:
     holm_p: float | None = None
     family_verdict: str = ""
     seeds_for_power: int | None = None  # for 80% power at the paper's size, given our spread
-    rules_out_paper: bool = False  # inconclusive, and the interval lies clear of the paper's size
+    paper_size_excluded: bool = False  # inconclusive, and its interval clear of the paper's size
 
 
 def dataset(run: Run) -> str:
@@ -266,7 +266,7 @@ def finding(
             **paper, ours="-", verdict=NOT_TESTABLE if check[1] is False else NOT_RUN, **none
         )
     row_verdict = claim_verdict(claim, interval) if check[1] else NOT_TESTABLE
-    rules_out = row_verdict == INCONCLUSIVE and bool(rules_out_paper(claim, interval))
+    excluded = row_verdict == INCONCLUSIVE and bool(excludes_paper_size(claim, interval))
     unit = {"points": " points", "x": "x", "%": "%"}[claim.unit]
     ours = interval_text(interval, unit, digits=2 if claim.unit == "x" else 1)
     if interval.censored:
@@ -282,13 +282,13 @@ def finding(
         p=interval.p if math.isfinite(interval.p) else None,
         verdict=row_verdict,
         seeds_for_power=power(claim, interval)
-        if row_verdict == INCONCLUSIVE and not rules_out
+        if row_verdict == INCONCLUSIVE and not excluded
         else None,
-        rules_out_paper=rules_out,
+        paper_size_excluded=excluded,
     )
 
 
-def rules_out_paper(claim: Claim, interval: Interval) -> bool:
+def excludes_paper_size(claim: Claim, interval: Interval) -> bool:
     """Whether the interval lies clear of every size that counts as the paper's (an error value
     is judged against the paper's error itself, not a size)."""
     sizes = claim.paper_sizes
@@ -380,8 +380,8 @@ declares in its study's file (studies/) before its runs (ranges in claims.json).
 - **inconclusive**: the interval spans no effect; *seeds for 80% power* is how many seeds a run
   would need to detect the paper's size with 80% probability at the 5% level, given the spread
   over our seeds (noncentral t); where the interval also lies clear of the paper's size, the row
-  says it *rules out the paper's size* and gives no seeds (power at a size the data rule out
-  means nothing);
+  says *paper's size excluded* and gives no seeds (power at a size the data exclude means
+  nothing);
 - **not testable on this proxy**: the proxy fails the row's mechanism check (the condition under
   which it exercises the paper's mechanism, measured on its own runs), so its interval says
   nothing about the paper's mechanism, whatever it shows;
@@ -439,7 +439,7 @@ def claims_report(directories: Sequence[Path], out: Path, study_dirs: Sequence[P
             r.ours,
             f"{r.n} {r.over}" if r.n else "-",
             r.check or "-",
-            f"**{r.verdict}**" + (" (rules out the paper's size)" if r.rules_out_paper else ""),
+            f"**{r.verdict}**" + (" (paper's size excluded)" if r.paper_size_excluded else ""),
             r.family_verdict if r.holm_p is None else f"{r.family_verdict} (p {r.holm_p:.3g})",
             r.seeds_for_power or "-",
         ]
