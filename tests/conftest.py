@@ -86,7 +86,9 @@ def classifier(module_net: nn.Module, optimizer: Any, *overrides: str, **values:
         "net_config": None,
         **training.parameter_group_switches(cfg.optim),
     }
-    return made("module", *overrides, net=module_net, optimizer=optimizer, **given | values)
+    return build(
+        cfg.module, "module", _partial_=False, net=module_net, optimizer=optimizer, **given | values
+    )
 
 
 def composed_with_choices(

@@ -26,6 +26,7 @@ from alexlab.report.runs import load_runs
 from alexlab.rundir import FINISHED
 from alexlab.studies import Study
 from alexlab.sweep import __main__ as sweep_cli
+from alexlab.sweep.spec import add_settings_option
 
 SWEEP, REPORT, EVAL = "alexlab.sweep", "alexlab.report", "src/eval.py"
 RATE = "optim.lr"  # what a study's choose_rate stage chooses (report/figure1.py's chosen-rate)
@@ -86,7 +87,7 @@ def plan(
 ) -> list[Step]:
     """The commands that run `names` on `data`: every study's sweeps, then the evaluations,
     then the reports (a report may read several studies' runs)."""
-    chosen = [studies.load(name, directories) for name in names]
+    chosen = studies.load_each(names, directories)
     for study in chosen:
         if study.run is None:
             raise UserError(f"study {study.name}: its file has no run section: nothing to run")
@@ -267,13 +268,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--seeds", type=yaml.safe_load, help="the seeds measured, over the study's: [0,1]"
     )
-    parser.add_argument(
-        "--set",
-        dest="settings",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a setting of every run, after the study's (trainer.max_epochs=2, data.subset=500)",
+    add_settings_option(
+        parser, "a setting of every run, after the study's (trainer.max_epochs=2, data.subset=500)"
     )
     parser.add_argument("--parallel", type=int, default=1, help="runs at a time [1]")
     parser.add_argument(

@@ -186,10 +186,16 @@ class Study:
 
 def load(name: str, directories: Iterable[Path] = ()) -> Study:
     """The study `name` from studies/ or the further `directories`."""
+    return load_each([name], directories)[0]
+
+
+def load_each(names: Iterable[str], directories: Iterable[Path] = ()) -> list[Study]:
+    """The studies `names`, in that order, their files read once."""
     found = {study.name: study for study in load_all(directories)}
-    if name not in found:
-        raise UserError(f"no study {name!r}: the studies are {', '.join(sorted(found))}")
-    return found[name]
+    for name in names:
+        if name not in found:
+            raise UserError(f"no study {name!r}: the studies are {', '.join(sorted(found))}")
+    return [found[name] for name in names]
 
 
 def load_all(directories: Iterable[Path] = ()) -> list[Study]:

@@ -449,7 +449,8 @@ def claims_report(directories: Sequence[Path], out: Path, study_dirs: Sequence[P
     report = (
         "# The paper's claims, checked\n\n"
         + HOW_TO_READ
-        + f"\n{headline(rows)}\n\nThe {len(runs)} runs behind it took {hours} h {minutes:02d} min of machine time (the "
+        + f"\n{headline(rows)}\n\n"
+        + f"The {len(runs)} runs behind it took {hours} h {minutes:02d} min of machine time (the "
         "sum of their records' seconds; runs made two at a time each count their own).\n\n"
         + markdown_table(headers, table)
         + "\n## Conditions of each measured row\n\n"

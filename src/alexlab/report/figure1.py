@@ -1,7 +1,8 @@
 """Figure 1: how many epochs ReLU and tanh nets need to reach a training error, as a reviewer would
 measure it. One learning rate per activation and conditions, as the paper chose one per net,
-chosen on the selection seeds' grid of rates (the study's choose_rate seeds) and measured on other seeds at that
-rate: nothing is chosen on the runs that are measured. The crossing of a target is interpolated
+chosen on the grid of rates of the selection seeds (studies/relu_speedup.yaml's choose_rate) and
+measured on other seeds at that rate: nothing is chosen on the runs that are measured. The
+crossing of a target is interpolated
 between checks (runs.epochs_to). The verdict's target is fixed before the runs (the paper's 25% on
 CIFAR-10, an equally hard one elsewhere); the curve over harder targets shows how the ratio moves.
 A run that never reaches a target is censored there: its ratio is a lower bound (its last epoch
@@ -65,18 +66,19 @@ class Speedup:
     interval: Interval | None  # None: ReLU did not get there in some seed
 
 
-def rate_cost(runs: Sequence[Run], target: float) -> float:
-    """Mean log epochs to `target` over the selection seeds' runs of one rate; infinite if the
+def rate_cost(runs: Sequence[Run], target: float, seeds: tuple[int, ...]) -> float:
+    """Mean log epochs to `target` over the selection `seeds`' runs of one rate; infinite if the
     rate misses the target, or a seed, anywhere."""
     epochs = [epochs_to(run.curve, target) for run in runs]
-    if len(epochs) < len(selection_seeds()) or not all(math.isfinite(e) for e in epochs):
+    if len(epochs) < len(seeds) or not all(math.isfinite(e) for e in epochs):
         return math.inf
     return sum(math.log(e) for e in epochs) / len(epochs)
 
 
-def selection_grid(runs: Sequence[Run], activation: str) -> dict[float, list[Run]]:
-    """The selection seeds' runs of `activation`, by learning rate."""
-    seeds = selection_seeds()
+def selection_grid(
+    runs: Sequence[Run], activation: str, seeds: tuple[int, ...]
+) -> dict[float, list[Run]]:
+    """The selection `seeds`' runs of `activation`, by learning rate."""
     chosen = [r for r in runs if r.params[ACTIVATION] == activation and r.params.get(SEED) in seeds]
     return group_by(sorted(chosen, key=lambda r: r.params[LR]), lambda r: r.params[LR])
 
@@ -88,12 +90,13 @@ def chosen_rates(runs: Sequence[Run], target: float) -> dict[str, float]:
 
 
 def best_rate(runs: Sequence[Run], activation: str, target: float) -> float:
-    grid = selection_grid(runs, activation)
-    costs = {rate: rate_cost(group, target) for rate, group in grid.items()}
+    seeds = selection_seeds()
+    grid = selection_grid(runs, activation, seeds)
+    costs = {rate: rate_cost(group, target, seeds) for rate, group in grid.items()}
     if not costs or min(costs.values()) == math.inf:
         raise UserError(
             f"no {activation} learning rate reaches {percent(target)} on every seed of "
-            f"{list(selection_seeds())}: run its grid of rates on those seeds first"
+            f"{list(seeds)}: run its grid of rates on those seeds first"
         )
     return min(costs, key=costs.__getitem__)
 
@@ -201,13 +204,13 @@ def selection_rows(
 ) -> list[list[str]]:
     """The selection seeds' grid: each rate's epochs to the verdict's target, seed by seed, and
     the `rates` chosen from it."""
-    rows = []
+    rows, seeds = [], selection_seeds()
     for act in STYLES:
-        grid = selection_grid(runs, act)
+        grid = selection_grid(runs, act, seeds)
         edges = (min(grid), max(grid))
         for rate, group in grid.items():
             epochs = [epochs_to(r.curve, target) for r in group]
-            cost = rate_cost(group, target)
+            cost = rate_cost(group, target, seeds)
             mark = " (chosen" + (", at the grid's edge" if rate in edges else "") + ")"
             rows.append(
                 [
@@ -291,8 +294,8 @@ def figure1_report(conditions: Sequence[tuple[str, RunSource]], out: Path) -> st
         f"{percent(study.targets[PAPER_DATA])} training error, ReLU ~{relu} epochs, tanh "
         f"~{tanh}: {paper_ratio(study):.0f}x.\n\n"
         "How it is measured: one learning rate per activation and conditions, chosen on seeds "
-        f"{', '.join(map(str, selection_seeds()))} (the grid below) for the verdict's target, which "
-        "was fixed before any run; measured on seeds "
+        f"{', '.join(map(str, selection_seeds()))} (the grid below) for the verdict's target, "
+        "which was fixed before any run; measured on seeds "
         f"{', '.join(seeds)}, none of which took part in the choice. Epochs to a target are "
         "interpolated between the middles of the windows whose mean training error straddles it; "
         f"the widest window is {'; '.join(steps)} time to the verdict's target. The ratio is the "

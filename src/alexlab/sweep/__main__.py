@@ -13,7 +13,7 @@ from alexlab.rundir import COMPLETE
 from alexlab.sweep.command import agent_command
 from alexlab.sweep.preview import preview
 from alexlab.sweep.runner import run_sweep
-from alexlab.sweep.spec import load_sweep
+from alexlab.sweep.spec import add_settings_option, load_sweep
 from alexlab.sweep.store import counting_records
 
 
@@ -40,13 +40,8 @@ def print_preview(config: dict, directory: Path, args: argparse.Namespace) -> No
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m alexlab.sweep", description=__doc__)
     parser.add_argument("sweep_file", type=Path)
-    parser.add_argument(
-        "--set",
-        dest="settings",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="fix a parameter (KEY=[A,B] sweeps it over a list), e.g. --set data=fashion_mnist",
+    add_settings_option(
+        parser, "fix a parameter (KEY=[A,B] sweeps it over a list), e.g. --set data=fashion_mnist"
     )
     parser.add_argument("--dir", type=Path, help="sweep directory [logs/sweeps/FILE-STEM]")
     parser.add_argument("--parallel", type=int, default=1, help="runs at a time [1]")

@@ -1,5 +1,6 @@
 """A wandb sweep file, checked as wandb would check it and narrowed by command-line settings."""
 
+import argparse
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +38,13 @@ def load_sweep(path: Path, settings: Sequence[str] = ()) -> dict[str, Any]:
         set_parameter(config, setting)
     check_sweep(config, path)
     return config
+
+
+def add_settings_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """`--set KEY=VALUE`, repeatable, into `settings`: the settings load_sweep takes."""
+    parser.add_argument(
+        "--set", dest="settings", action="append", default=[], metavar="KEY=VALUE", help=help
+    )
 
 
 def set_parameter(config: dict[str, Any], setting: str) -> None:
