@@ -4,7 +4,11 @@ the sweep runner read. A name misspelt here, or one that a run lacks, fails wher
 (`report.runs.Run.result`), never reads as a run that was not made."""
 
 TRAIN, VAL, TEST = "train", "val", "test"
-STAGES = (TRAIN, VAL, TEST)
+# The training images scored as the test set is (the final net in eval mode, un-augmented), in
+# the test stage, where data.train_eval_images asks for it: the training error an overfitting
+# claim sets against held-out error (train/ is the running error with dropout and augmentation).
+TRAIN_EVAL = "train_eval"
+STAGES = (TRAIN, VAL, TEST, TRAIN_EVAL)
 ERR_TOP1, ERR_TOP5, LOSS = "err_top1", "err_top5", "loss"
 
 
@@ -15,9 +19,14 @@ def key(stage: str, name: str) -> str:
 TRAIN_ERR_TOP1, TRAIN_ERR_TOP5 = key(TRAIN, ERR_TOP1), key(TRAIN, ERR_TOP5)
 VAL_ERR_TOP1, VAL_ERR_TOP5, VAL_LOSS = key(VAL, ERR_TOP1), key(VAL, ERR_TOP5), key(VAL, LOSS)
 TEST_ERR_TOP1, TEST_ERR_TOP5, TEST_LOSS = key(TEST, ERR_TOP1), key(TEST, ERR_TOP5), key(TEST, LOSS)
+TRAIN_EVAL_ERR_TOP1, TRAIN_EVAL_ERR_TOP5 = key(TRAIN_EVAL, ERR_TOP1), key(TRAIN_EVAL, ERR_TOP5)
+TRAIN_EVAL_LOSS = key(TRAIN_EVAL, LOSS)
 TRAIN_LOSS = key(TRAIN, LOSS)  # each step's
 TRAIN_LOSS_EPOCH = key(TRAIN, "loss_epoch")  # the epoch's mean
 TRAIN_LR = key(TRAIN, "lr")  # the weights' learning rate
+# The L2 norm of all the net's weights (not its biases) at an epoch's end: whether weight decay
+# acts on a run (the weight decay claim's mechanism check).
+TRAIN_WEIGHT_NORM = key(TRAIN, "weight_norm")
 # Figure 1's measure (callbacks.TargetError): the training error over the images seen since the
 # last check, at that many epochs; and the epochs and seconds the run took to reach its target.
 TRAIN_EPOCHS, TRAIN_ERR_RECENT = key(TRAIN, "epochs"), key(TRAIN, "err_recent")
@@ -33,6 +42,7 @@ EPOCH_METRICS = (
     TRAIN_ERR_TOP1,
     TRAIN_ERR_TOP5,
     TRAIN_LOSS_EPOCH,
+    TRAIN_WEIGHT_NORM,
 )
 # Every key above that a run logs under its own name (LRN_SHARE's carry a layer's).
 LOGGED = frozenset(
@@ -42,6 +52,7 @@ LOGGED = frozenset(
         TRAIN_LOSS,
         TRAIN_LOSS_EPOCH,
         TRAIN_LR,
+        TRAIN_WEIGHT_NORM,
         TRAIN_EPOCHS,
         TRAIN_ERR_RECENT,
         EPOCHS_TO_TARGET,
@@ -52,5 +63,8 @@ LOGGED = frozenset(
         TEST_ERR_TOP1,
         TEST_ERR_TOP5,
         TEST_LOSS,
+        TRAIN_EVAL_ERR_TOP1,
+        TRAIN_EVAL_ERR_TOP5,
+        TRAIN_EVAL_LOSS,
     }
 )

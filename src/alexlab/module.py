@@ -16,8 +16,10 @@ from alexlab.metric_keys import (
     STAGES,
     TEST,
     TRAIN,
+    TRAIN_EVAL,
     TRAIN_LOSS_EPOCH,
     TRAIN_LR,
+    TRAIN_WEIGHT_NORM,
     VAL,
     VAL_ERR_TOP1,
     key,
@@ -121,9 +123,12 @@ class Classifier(L.LightningModule):
         errors.update(log_probs, labels)
         if stage == TRAIN:
             self.train_loss.update(loss.detach(), len(labels))
-        self.log(key(stage, LOSS), loss, on_epoch=stage != TRAIN, prog_bar=True)
+        # Each stage's keys are its own, so a second test loader (the training images) needs no
+        # dataloader suffix.
+        only = {"prog_bar": True, "add_dataloader_idx": False}
+        self.log(key(stage, LOSS), loss, on_epoch=stage != TRAIN, **only)
         if stage != TRAIN:
-            self.log_dict(errors, on_step=False, on_epoch=True, prog_bar=True)
+            self.log_dict(errors, on_step=False, on_epoch=True, **only)
         return loss, log_probs
 
     def on_train_epoch_end(self) -> None:
@@ -137,6 +142,13 @@ class Classifier(L.LightningModule):
         # The weights' learning rate (the highest, where a schedule slows some layers).
         weights = [group["lr"] for group in optimizer.param_groups if group["kind"] == "weight"]
         self.log(TRAIN_LR, max(weights))
+        norms = [
+            p.detach().norm()
+            for g in optimizer.param_groups
+            if g["kind"] == "weight"
+            for p in g["params"]
+        ]
+        self.log(TRAIN_WEIGHT_NORM, torch.stack(norms).norm())
         # The plateau schedule steps here, before the epoch's checkpoints are taken, rather than
         # in Lightning's loop after them: Lightning does not repeat that step when it resumes
         # from such a checkpoint, so a resumed run would follow another schedule.
@@ -158,8 +170,9 @@ class Classifier(L.LightningModule):
     def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
         self._step(batch, VAL)
 
-    def test_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, TEST)
+    def test_step(self, batch: list[torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
+        # The datamodule's second test loader, where it has one, serves training images.
+        self._step(batch, TRAIN_EVAL if dataloader_idx else TEST)
 
     def predict_step(self, batch: list[torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
         """Each image's class probabilities (patches averaged) and its label: src/eval.py."""

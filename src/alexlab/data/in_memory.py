@@ -52,7 +52,8 @@ class InMemoryDataModule(SplitsDataModule):
     `mean="image"` subtracts the training set's mean image from the raw pixel values 0-255, as the
     paper and cuda-convnet do (the paper's init N(0, 0.01) is scaled for such inputs);
     `"normalize"` standardizes each channel. `val_size` training images are held out for
-    validation.
+    validation. `train_eval_images`: the first N images of the training split are also scored in
+    the test, un-augmented and in eval mode (train_eval/*), as the test set is.
     """
 
     num_classes: int
@@ -66,6 +67,7 @@ class InMemoryDataModule(SplitsDataModule):
         batch_size: int,
         val_size: int,
         subset: int | None,
+        train_eval_images: int | None,
         augment: Augment,
         mean: str,
         num_workers: int,
@@ -82,9 +84,11 @@ class InMemoryDataModule(SplitsDataModule):
             check_choice(key, value, [getattr(self, key)])
         check_range("batch_size", batch_size, 1, float("inf"))
         check_choice("mean", mean, MEANS)
-        if subset is not None:
-            check_range("subset", subset, 1, float("inf"))
+        for name, value in (("subset", subset), ("train_eval_images", train_eval_images)):
+            if value is not None:
+                check_range(name, value, 1, float("inf"))
         self.batch_size, self.val_size, self.subset = batch_size, val_size, subset
+        self.train_eval_images = train_eval_images
         self.augment = augment
         self.mean_mode, self.num_workers, self.seed = mean, num_workers, seed
 
@@ -118,6 +122,15 @@ class InMemoryDataModule(SplitsDataModule):
             "val": TensorBatches(images[val], labels[val]),
             "test": TensorBatches(test_images, test_labels),
         }
+        if self.train_eval_images is not None:
+            if self.train_eval_images > len(train):
+                raise ConfigError(
+                    "train_eval_images",
+                    self.train_eval_images,
+                    f"the training split has {len(train)} images: score at most that many",
+                )
+            scored = train[: self.train_eval_images]
+            self.splits["train_eval"] = TensorBatches(images[scored], labels[scored])
         self._fit_statistics(images[train])
 
     def _fit_statistics(self, train_images: torch.Tensor) -> None:

@@ -49,7 +49,11 @@ class SplitsDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         return self._loader("val")
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> DataLoader | list[DataLoader]:
+        """The test set, and the training images scored as it is where the subclass's `setup`
+        holds some ("train_eval": the module logs them as train_eval/*)."""
+        if "train_eval" in self.splits:
+            return [self._loader("test"), self._loader("train_eval")]
         return self._loader("test")
 
     def predict_dataloader(self) -> DataLoader:
