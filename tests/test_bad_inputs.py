@@ -60,7 +60,7 @@ CASES = [
         REAL,
         "callbacks.best_checkpoint.monitor=val/err_top9",
         "choose one of val/err_top1, val/err_top5, val/loss, train/err_top1, train/err_top5, "
-        "train/loss_epoch",
+        "train/loss_epoch, train/weight_norm",
     ),
     (
         REAL,

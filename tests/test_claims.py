@@ -6,7 +6,9 @@ import math
 import re
 import shutil
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,6 +23,7 @@ from alexlab.report.claims import (
     claim_verdict,
     claims_report,
     finding,
+    judge,
     mechanism,
 )
 from alexlab.report.runs import Run, epochs_to
@@ -347,59 +350,134 @@ def test_figure1_chooses_each_rate_on_the_selection_seeds_and_measures_on_the_ot
     assert found.ratios == pytest.approx([6.0 / 1.5])  # the measured seed's own crossing times
 
 
-def test_more_seeds_plan_shares_the_baselines_runs_and_keeps_to_the_budget():
+def test_more_seeds_plans_a_confirmation_on_fresh_seeds_sharing_the_baselines_runs():
     sweep = Path("results/sweeps/ablations-fashion_mnist")
 
-    def candidate(key, arm, needed, arm_seconds):  # seeds 0-2 run: the next is 3
+    def candidate(key, arm, needed, arm_seconds):  # seeds 0-2 run, the pilot: the next is 3
         return seeds.Candidate(key, 3, 3, needed, arm, sweep, arm_seconds, 100.0)
 
     conv3 = candidate("remove_conv3", "no_conv3", 6, 80.0)
     pooling = candidate("overlapping_pooling", "plain_pooling", 5, 120.0)
-    # Alone: 3 new seeds x (100 + 80) s = 540 s; 2 x (100 + 120) = 440 s.
-    assert seeds.cost([conv3]) == 540 and seeds.cost([pooling]) == 440
-    # Together, seeds 3-5 for all three arms: 3 x (100 + 80 + 120) = 900 s, not 540 + 440.
-    assert seeds.cost([conv3, pooling]) == 900
-    assert seeds.plan([pooling, conv3], budget_seconds=900) == [pooling, conv3]
-    assert seeds.plan([pooling, conv3], budget_seconds=899) == [pooling]
+    # The pilot's seeds do not count: all the needed seeds are new. Alone: 6 x (100 + 80) s =
+    # 1080 s for seeds 3-8; 5 x (100 + 120) = 1100 s for seeds 3-7.
+    assert (conv3.plan, pooling.plan) == ([3, 4, 5, 6, 7, 8], [3, 4, 5, 6, 7])
+    assert seeds.cost([conv3]) == 1080 and seeds.cost([pooling]) == 1100
+    # Together, seeds 3-8 for all three arms: 6 x (100 + 80 + 120) = 1800 s, not 1080 + 1100.
+    assert seeds.cost([conv3, pooling]) == 1800
+    assert seeds.plan([conv3, pooling], budget_seconds=1800) == [conv3, pooling]
+    assert seeds.plan([conv3, pooling], budget_seconds=1799) == [conv3]
     [line] = seeds.sweep_arguments([pooling, conv3])
     assert line == (
         f"{sweep}/sweep.yaml --dir {sweep}-more_seeds-no_conv3-plain_pooling "
-        "--set ablation=[baseline,no_conv3,plain_pooling] --set seed=[3,4,5]"
+        "--set ablation=[baseline,no_conv3,plain_pooling] --set seed=[3,4,5,6,7,8]"
     )
     # An arm that already has seeds 3-6 goes on from 7 in a sweep of its own: it re-runs none.
     columns = seeds.Candidate("two_columns", 7, 7, 9, "one_column", sweep, 60.0, 100.0)
-    assert seeds.cost([conv3, columns]) == 540 + 2 * (100 + 60)
+    assert seeds.cost([conv3, columns]) == 1080 + 9 * (100 + 60)
     assert seeds.sweep_arguments([conv3, columns])[1] == (
         f"{sweep}/sweep.yaml --dir {sweep}-more_seeds-one_column "
-        "--set ablation=[baseline,one_column] --set seed=[7,8]"
+        "--set ablation=[baseline,one_column] --set seed=[7,8,9,10,11,12,13,14,15]"
     )
 
 
-def test_mechanism_checks_measure_the_runs(tmp_path):
-    # LRN's share: each layer's mean over the logged steps, the most active layer's counts.
+def arm_run(tmp_path: Path, arm: str, seed: int, **fields: Any) -> Run:
+    params = {"ablation": arm, "seed": seed}
+    results = fields.pop("results", {})
+    return Run(f"{arm}-{seed}", params, "finished", results, 1.0, tmp_path, arm=arm, **fields)
+
+
+def test_mechanism_checks_hold_on_every_seed(tmp_path):
+    # LRN's share: each layer's mean over the logged steps, the most active layer's counts, and
+    # the check reads the run whose share is lowest.
     history = [{"step": 0, "lrn/share/norm1": 0.30, "lrn/share/norm2": 0.01}]
     history += [{"step": 5, "train/loss": 2.3}]
     history += [{"step": 50, "lrn/share/norm1": 0.10, "lrn/share/norm2": 0.03}]
-    baseline = Run(
-        "b",
-        {"ablation": "baseline", "seed": 0},
-        "finished",
-        {},
-        1.0,
-        tmp_path,
-        history=history,
-        arm="baseline",
+    active = arm_run(tmp_path, "baseline", 0, history=history)  # 20%
+    text, holds = mechanism(CLAIM["lrn_top1"], "fashion_mnist", [active])
+    assert (text, holds) == (
+        "holds: LRN's neighbour term: 20.0% of its normalizer at its lowest seed",
+        True,
     )
-    text, holds = mechanism(CLAIM["lrn_top1"], "fashion_mnist", [baseline])
-    assert (text, holds) == ("holds: LRN's neighbour term: 20.0% of its normalizer", True)
-    # Overfitting: the arm without the choice must end 5 points above its training error.
-    results = {"val/err_top1": 0.14, "train/err_top1": 0.10}
-    params = {"ablation": "no_dropout", "seed": 0}
-    undone = Run("d", params, "finished", results, 1.0, tmp_path, arm="no_dropout")
-    text, holds = mechanism(CLAIM["dropout_overfitting"], "fashion_mnist", [baseline, undone])
-    assert not holds and text == "fails: no_dropout overfits by 4.0 points (val - training error)"
-    assert mechanism(CLAIM["pca_lighting"], "fashion_mnist", [baseline])[1] is False
-    assert mechanism(CLAIM["pca_lighting"], "cifar10", [baseline])[1] is True
+    quiet = arm_run(tmp_path, "baseline", 1, history=[{"step": 0, "lrn/share/norm1": 0.09}])
+    assert mechanism(CLAIM["lrn_top1"], "fashion_mnist", [active, quiet]) == (
+        "fails: LRN's neighbour term: 9.0% of its normalizer at its lowest seed",
+        False,
+    )  # the mean, 14.5%, would pass
+    # Overfitting: the arm without the choice must end 5 points above its training error, on
+    # every seed, both errors of the final net in eval mode.
+    overfit = [
+        arm_run(tmp_path, "no_dropout", seed, results={"test/err_top1": test, **train_eval})
+        for seed, test in ((0, 0.16), (1, 0.14))
+        for train_eval in [{"train_eval/err_top1": 0.10, "train/err_top1": 0.20}]
+    ]
+    text, holds = mechanism(CLAIM["dropout_overfitting"], "fashion_mnist", overfit)
+    assert not holds and text == (
+        "fails: no_dropout overfits by 4.0 points at its lowest seed (held-out - training error, "
+        "eval mode)"
+    )
+    assert mechanism(CLAIM["dropout_overfitting"], "fashion_mnist", overfit[:1])[1] is True
+    assert mechanism(CLAIM["pca_lighting"], "fashion_mnist", [active])[1] is False
+    assert mechanism(CLAIM["pca_lighting"], "cifar10", [active])[1] is True
+
+
+def test_weight_decay_check_reads_the_weights_norm_by_seed(tmp_path):
+    claim = CLAIM["weight_decay_training"]
+    assert (claim.check.measure, claim.check.threshold) == (studies.WEIGHT_SHRINK, 0.1)
+
+    def norms(with_decay: float, without: float, seed: int) -> list[Run]:
+        return [
+            arm_run(tmp_path, "baseline", seed, results={"train/weight_norm": with_decay}),
+            arm_run(tmp_path, "no_weight_decay", seed, results={"train/weight_norm": without}),
+        ]
+
+    # Seed 0: 8.8 against 10, 12% smaller; seed 1: 16 against 20, 20%.
+    acting = norms(8.8, 10.0, 0) + norms(16.0, 20.0, 1)
+    text, holds = mechanism(claim, "fashion_mnist", acting)
+    assert holds and text == "holds: decay shrinks the weights' norm by 12.0% at its lowest seed"
+    idle = acting + norms(9.9, 10.0, 2)  # 1% on seed 2
+    assert mechanism(claim, "fashion_mnist", idle) == (
+        "fails: decay shrinks the weights' norm by 1.0% at its lowest seed",
+        False,
+    )
+
+
+def test_a_smoothed_crossing_reads_the_trailing_epochs_mean():
+    # Windows of a quarter epoch, errors 60, 20, 60, 20, 20, 20%. One window: 20% at the second
+    # (middle 0.375) crosses 30% at 0.125 + 0.3 / 0.4 * 0.25 = 0.3125 epochs. Over the trailing
+    # epoch the means are 60, 40, 46.7, 40% (from 0) and then (20 + 60 + 20 + 20) / 4 = 30% over
+    # 0.25-1.25, middle 0.75: the crossing is at 0.75, between (0.5, 40%) and (0.75, 30%).
+    curve = [(0.25, 0.6), (0.5, 0.2), (0.75, 0.6), (1.0, 0.2), (1.25, 0.2), (1.5, 0.2)]
+    assert epochs_to(curve, 0.3) == pytest.approx(0.3125)
+    assert epochs_to(curve, 0.3, smoothing=1.0) == pytest.approx(0.75)
+    assert math.isnan(epochs_to(curve, 0.1, smoothing=1.0))
+    assert {CLAIM["dropout_iterations"].smoothing, CLAIM["ones_bias"].smoothing} == {1.0}
+
+
+def test_seeds_outside_the_studys_plan_are_listed_and_not_counted(tmp_path):
+    # overlapping_pooling, planned on seeds 0-2; seed 3 was added after a look.
+    claim = CLAIM["overlapping_pooling"]
+    config = {"data": {"_target_": "alexlab.data.fashion_mnist.FashionMNISTDataModule"}}
+    errors = {0: (0.12, 0.10), 1: (0.11, 0.10), 2: (0.13, 0.10), 3: (0.20, 0.10)}
+    runs = [
+        arm_run(tmp_path, arm, seed, results={TEST_ERR_TOP1: error}, config=config)
+        for seed, pair in errors.items()
+        for arm, error in zip(("plain_pooling", "baseline"), pair, strict=True)
+    ]
+    runs.append(arm_run(tmp_path, "baseline", 4, results={TEST_ERR_TOP1: 0.1}, config=config))
+    for run in runs:
+        run.study = "ablations"
+    [paper, row] = judge(runs, [], [claim], {"ablations": (0, 1, 2)})
+    assert paper.verdict == NOT_RUN
+    # Differences 2, 1, 3 points: mean 2, sd 1, t(0.975, 2) = 4.303: 2 -+ 4.303 / sqrt(3).
+    assert (row.n, row.effect) == (3, pytest.approx(2.0))
+    assert (row.low, row.high) == pytest.approx((2 - 4.303 / 3**0.5, 2 + 4.303 / 3**0.5), abs=1e-3)
+    # Seed 4 has a baseline alone: it pairs with nothing and would not have counted either.
+    assert row.unplanned_seeds == [3] and row.with_unplanned.startswith("4.0 points")
+    own = judge(runs, [], [replace(claim, seeds=(1, 2, 3))], {"ablations": (0, 1, 2)})[1]
+    # Its own plan, seeds 1-3: differences 1, 3 and 10 points.
+    assert (own.n, own.effect, own.unplanned_seeds) == (3, pytest.approx(14 / 3), [0])
+    [_, unplanned_counted] = judge(runs, [], [claim], {})  # a study without a plan: every seed
+    assert unplanned_counted.n == 4 and not unplanned_counted.unplanned_seeds
 
 
 def test_runs_whose_metric_was_renamed_fail_the_ledger_naming_run_and_key(tmp_path):

@@ -591,14 +591,17 @@ def test_table1_and_its_evaluation_run_through_to_their_reports_in_smoke_mode(tm
 
 @covers("more-seeds")
 @pytest.mark.slow
-def test_more_seeds_plans_from_the_committed_runs(tmp_path, monkeypatch):
-    # The plan for real, from the committed runs (read only); its sweeps and `make claims`
-    # recorded and checked.
+def test_more_seeds_plans_a_confirmation_from_the_committed_runs(tmp_path, monkeypatch):
+    # The plan for real, from the committed runs (read only), with budget for some rows: it
+    # trains nothing (the seeds go into the claims first), and each sweep it plans is one the
+    # sweep runner takes.
     root = sandbox(tmp_path, sweeps=True)
-    commands = recorded(root, "more-seeds", run=(("-m", "alexlab.report", "more-seeds"),))
-    monkeypatch.chdir(root)
-    counts = check_commands(commands, monkeypatch, tmp_path)
-    assert commands[0][:3] == ["-m", "alexlab.report", "more-seeds"]
-    assert [argv[2] for argv in commands[-2:]] == ["claims", "sweeps"]  # then make claims
+    run = (("-m", "alexlab.report", "more-seeds"),)
+    commands = recorded(root, "more-seeds", "BUDGET=600", run=run)
+    assert [argv[:3] for argv in commands] == [["-m", "alexlab.report", "more-seeds"]]
     plan = (root / "results" / "more_seeds.md").read_text()
-    assert counts.get("alexlab.sweep", 0) == plan.count("python -m alexlab.sweep")
+    sweeps = [line.split()[3:] for line in plan.splitlines() if "python -m alexlab.sweep" in line]
+    assert sweeps and plan.count("| yes: `seeds: [") >= len(sweeps)
+    monkeypatch.chdir(root)
+    for args in sweeps:
+        check_sweep(args, monkeypatch, tmp_path)

@@ -225,6 +225,7 @@ def rates_by_epoch(net: nn.Module, scheduler: str, epochs: int) -> list[dict]:
     "model, scheduler, params_file, epochs, sections",
     [
         ("alexnet", "kriz2012_table1", "layer-params-145-2010.cfg", 92, SECTIONS),
+        ("alexnet", "kriz2012_table2", "layer-params-145.cfg", 90, SECTIONS),
         ("alexnet2012", "kriz2012", "layer-params-120-2012-full.cfg", 93, SECTIONS_120),
     ],
 )
@@ -253,6 +254,19 @@ def test_table1_schedule_follows_its_log_epoch_by_epoch():
     assert conv1 == pytest.approx([0.01, 1e-3, 1e-4, 1e-5, 1e-5, 0.0, 0.0])
     biases = [rates[e - 1][("conv1", "bias")] for e in (1, 22, 23, 71, 72)]
     assert biases == pytest.approx([0.02, 0.02, 2e-3, 2e-3, 0.0])
+
+
+def test_table2_schedule_holds_the_biases_rate_while_the_weights_fall():
+    # layer-params-145.cfg: "epoch 25: set epsw to 0.001 from 0.01", 51: 0.0001, "epoch 67: set
+    # epsw to 0.00001 from 0.0001 on conv1", "epoch 72: set epsw to 0 on conv1", 79: 0.00001,
+    # "epoch 91: killed"; epsB is never set, and the file ends with epsB=0.02 (conv1's 0).
+    rates = rates_by_epoch(conf_net("alexnet"), "kriz2012_table2", 90)
+    fc8 = [rates[e - 1][("fc8", "weight")] for e in (1, 24, 25, 50, 51, 78, 79, 90)]
+    assert fc8 == pytest.approx([0.01, 0.01, 1e-3, 1e-3, 1e-4, 1e-4, 1e-5, 1e-5])
+    held = [rates[e - 1][("fc8", "bias")] for e in (1, 25, 51, 79, 90)]
+    assert held == pytest.approx([0.02] * 5)
+    conv1 = [rates[e - 1][("conv1", kind)] for e in (66, 67, 71, 72) for kind in ("weight", "bias")]
+    assert conv1 == pytest.approx([1e-4, 0.02, 1e-5, 0.02, 1e-5, 0.02, 0.0, 0.0])
 
 
 def test_lighting_goes_off_at_the_logs_epoch():

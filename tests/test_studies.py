@@ -212,8 +212,9 @@ def test_a_study_takes_its_run_from_another_as_a_merge_patch():
     lrn, ablations = studies.load("ablations_lrn"), studies.load("ablations")
     assert set(lrn.run.data) == {"fashion_mnist", "cifar10"}  # imagenet: null removes it
     assert lrn.run.data == {d: ablations.run.data[d] for d in ("fashion_mnist", "cifar10")}
-    assert lrn.run.settings == {"model.init_std.conv1": 0.2} and lrn.run.skip == {}
-    assert (lrn.run.seeds, lrn.run.evaluate) == (ablations.run.seeds, None)
+    assert lrn.run.settings == {"model.init_std.conv1": 0.5} and lrn.run.skip == {}
+    assert lrn.run.seeds == (10, 11, 12, 13, 14) != ablations.run.seeds  # its own plan
+    assert (lrn.run.sweep, lrn.run.evaluate) == (ablations.run.sweep, None)
     modern = studies.load("relu_speedup_modern")
     assert modern.run.choose_rate.full_grid is False and modern.run.reports == ()
     assert modern.run.choose_rate.seeds == studies.load("relu_speedup").run.choose_rate.seeds

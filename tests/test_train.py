@@ -6,12 +6,14 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO, tmpfs, train, train_command, train_here
+from conftest import REPO, made, tmpfs, train, train_command, train_here
 
 from alexlab import rundir
+from alexlab.errors import UserError
 from alexlab.metric_keys import LOGGED, LRN_SHARE
 from alexlab.rundir import read_history
 
@@ -309,6 +311,59 @@ def test_short_real_run_learns_fashion_mnist(tmp_path, fashion_mnist):
     assert run.returncode == 0, run.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["val/err_top1"] < 0.40
+
+
+def test_training_images_are_scored_as_the_test_set_and_the_weights_norm_is_logged(
+    tmp_path, fashion_mnist
+):
+    """data.train_eval_images: the final net's error on its first N training images, in eval
+    mode and un-augmented (train_eval/err_top1), here recomputed from the checkpoint with numpy:
+    the mean image subtracted from the raw pixels, the net's argmax, no crop or flip. And
+    train/weight_norm, the L2 norm of every parameter but the biases."""
+    settings = ["data.subset=300", "data.train_eval_images=200"]
+    results = train_here(
+        tmp_path,
+        "experiment=fashion_mnist",
+        f"data.root={fashion_mnist}",
+        "logger=csv",
+        "trainer.max_epochs=1",
+        *settings,
+    )
+    data = made("data", "data=fashion_mnist", root=str(fashion_mnist), subset=300)
+    data.setup()
+    images, labels = (t.numpy() for t in data.splits["train"].tensors)
+    mean = images.astype(np.float64).mean(0)  # the paper's mean image of the training split
+    [checkpoint] = (tmp_path / "checkpoints").glob("epoch*.ckpt")
+    state = torch.load(checkpoint, weights_only=True)["state_dict"]
+    net = made("model", "experiment=fashion_mnist").eval()
+    net.load_state_dict(
+        {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")}
+    )
+    scored = torch.from_numpy((images[:200] - mean).astype(np.float32))
+    with torch.no_grad():
+        predicted = net(scored).argmax(1).numpy()
+    assert results["train_eval/err_top1"] == pytest.approx(np.mean(predicted != labels[:200]))
+    assert results["train_eval/err_top1"] != pytest.approx(results["train/err_top1"])
+    weights = [
+        v.double().numpy()
+        for k, v in state.items()
+        if k.startswith("net.") and not k.endswith("bias")
+    ]
+    assert results["train/weight_norm"] == pytest.approx(
+        np.sqrt(sum((w**2).sum() for w in weights)), rel=1e-5
+    )
+    with pytest.raises(
+        UserError,
+        match=r"^data\.train_eval_images=301 is not valid: the training split has 300 images",
+    ):
+        train_here(
+            tmp_path / "bad",
+            "experiment=fashion_mnist",
+            f"data.root={fashion_mnist}",
+            "data.subset=300",
+            "data.train_eval_images=301",
+        )
+    assert not (tmp_path / "bad").exists()  # refused before anything is written
 
 
 @pytest.fixture

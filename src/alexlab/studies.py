@@ -31,7 +31,8 @@ from alexlab.metric_keys import LOGGED
 
 # What each kind of measure computes (src/alexlab/report/claims.py):
 DIFFERENCE = "difference"  # metric(treatment) - metric(control), in points, paired by seed
-GAP_DIFFERENCE = "gap difference"  # (val - training error) of treatment - of control, by seed
+# (held-out - training error, both of the final net in eval mode) of treatment - of control
+GAP_DIFFERENCE = "gap difference"
 SPEEDUP = "speedup"  # Figure 1: tanh / ReLU epochs to the target, rates chosen on other seeds
 EPOCHS_RATIO = "epochs ratio"  # epochs to a fixed training error: treatment / control, by seed
 SECONDS_RATIO = "seconds ratio"  # training time: treatment / control, by seed
@@ -50,11 +51,12 @@ MEASURES = (
 # What a mechanism check measures on a claim's runs (src/alexlab/report/claims.py):
 LRN_SHARE = "lrn share"  # LRN's neighbour term's share of its normalizer, over training
 CHANNELS = "channels"  # the images' colour channels
-GAP = "gap"  # an arm's final validation minus training error, in points: does it overfit?
+GAP = "gap"  # an arm's held-out minus training error (eval mode), in points: does it overfit?
 TOP5_ROOM = "top-5 room"  # the control's top-5 error, in points: is there any to lower?
 EPOCHS_TRAINED = "epochs trained"  # the runs' epochs, against the recipe's
 REACHES = "reaches"  # the share of an arm's runs that reach their target training error
-CHECKS = (LRN_SHARE, CHANNELS, GAP, TOP5_ROOM, EPOCHS_TRAINED, REACHES)
+WEIGHT_SHRINK = "weight shrink"  # 1 - the weights' norm with decay / without, paired by seed
+CHECKS = (LRN_SHARE, CHANNELS, GAP, TOP5_ROOM, EPOCHS_TRAINED, REACHES, WEIGHT_SHRINK)
 
 DATASETS = ("imagenet", "cifar10", "fashion_mnist")
 # The reports a study's runs can render (python -m alexlab.report's): any study's arms compared,
@@ -85,6 +87,9 @@ class Claim:
     control: str = ""  # the arm with the paper's choice
     metric: str = ""  # a difference's or an error value's metric key (metric_keys.py)
     target: float | None = None  # an epochs ratio's training error; None: the runs' own
+    # An epochs ratio's curve, smoothed before the crossing: the mean over the trailing
+    # `smoothing` epochs of checks (0: each check's own window).
+    smoothing: float = 0.0
     unit: str = "points"  # of the effect: points (of error), x (a ratio) or % (an error)
     paper_effect: float | None = None  # the paper's effect in that unit, where it gives one
     # Sizes that count as the paper's: within `tolerance` of paper_effect (points; a factor for
@@ -93,6 +98,10 @@ class Claim:
     at_least: bool = False
     proxy: str = ""  # what the comparison means on the small datasets run here
     check: Check | None = None  # on a proxy, the condition for testing the paper's mechanism
+    beside: str = ""  # a second measure (of MEASURES) shown beside the verdict's, not judged
+    # The claim's own plan, where it replaces its study's run.seeds: seeds fixed before their
+    # runs, such as a confirmation on fresh seeds after the study's seeds served as its pilot.
+    seeds: tuple[int, ...] = ()
     study: str = ""  # the study whose runs it is judged on (its file's name)
 
     @property
@@ -225,6 +234,11 @@ def load_all(directories: Iterable[Path] = ()) -> list[Study]:
 def claims(directories: Iterable[Path] = ()) -> list[Claim]:
     """Every study's claims, the studies by name, each study's in its file's order."""
     return [claim for study in load_all(directories) for claim in study.claims]
+
+
+def plans(directories: Iterable[Path] = ()) -> dict[str, tuple[int, ...]]:
+    """Each study's seeds (run.seeds), fixed before its runs: what its claims are judged on."""
+    return {study.name: study.run.seeds for study in load_all(directories) if study.run}
 
 
 def paper_numbers(study: Study, directories: Iterable[Path] = ()) -> dict[str, str]:
@@ -378,6 +392,8 @@ def read_claim(key: str, data: Any, study: dict[str, Any], where: str) -> Claim:
         fields["check"] = Check(**build(Check, fields["check"], f"{where}.check"))
     fields["proxy"] = fields["proxy"].replace("{proxy}", study["proxy"])
     allowed = {"measure": MEASURES, "paper_data": DATASETS, "unit": UNITS}
+    if fields["beside"]:
+        allowed["beside"] = MEASURES
     for name, values in allowed.items():
         if fields[name] not in values:
             raise UserError(f"{where}.{name}: {fields[name]!r}; valid: {', '.join(values)}")
@@ -388,7 +404,7 @@ def read_claim(key: str, data: Any, study: dict[str, Any], where: str) -> Claim:
     check_sizes(fields, where)
     if fields["check"] is not None and fields["check"].measure not in CHECKS:
         raise UserError(f"{where}.check.measure: valid: {', '.join(CHECKS)}")
-    return Claim(**fields)
+    return Claim(**fields | {"seeds": tuple(fields["seeds"])})
 
 
 def check_sizes(fields: dict[str, Any], where: str) -> None:

@@ -8,14 +8,20 @@ import json
 import math
 import statistics
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from alexlab import rundir, studies
 from alexlab.atomic import write_atomically
-from alexlab.metric_keys import LRN_SHARE, TEST_ERR_TOP5, TRAIN_ERR_TOP1, VAL_ERR_TOP1
+from alexlab.metric_keys import (
+    LRN_SHARE,
+    TEST_ERR_TOP1,
+    TEST_ERR_TOP5,
+    TRAIN_EVAL_ERR_TOP1,
+    TRAIN_WEIGHT_NORM,
+)
 from alexlab.report import figure1
 from alexlab.report.ensembles import ensemble_gains
 from alexlab.report.files import write_table
@@ -62,7 +68,7 @@ class Finding:
     unit: str
     data: str  # the dataset ours was measured on, "(proxy)" when it is not the paper's
     conditions: str
-    ours: str  # the effect with its interval, as text
+    ours: str  # the effect with its interval, as text (and the claim's `beside` measure's)
     effect: float | None  # the mean effect, in the claim's unit
     low: float | None
     high: float | None
@@ -76,6 +82,11 @@ class Finding:
     family_verdict: str = ""
     seeds_for_power: int | None = None  # for 80% power at the paper's size, given our spread
     paper_size_excluded: bool = False  # inconclusive, and its interval clear of the paper's size
+    # Seeds whose runs are there but outside the plan (the claim's seeds, else its study's
+    # run.seeds): added after a look, or a pilot, so not counted; `with_unplanned` is the
+    # interval had they been.
+    unplanned_seeds: list[int] = field(default_factory=list)
+    with_unplanned: str = ""
 
 
 def dataset(run: Run) -> str:
@@ -107,8 +118,10 @@ def difference(runs: Sequence[Run], claim: Claim) -> Interval | None:
 
 
 def gap(run: Run) -> float:
-    """How far the run overfits at its end: validation minus training error, in points."""
-    return 100 * (run.result(VAL_ERR_TOP1) - run.result(TRAIN_ERR_TOP1))
+    """How far the final net overfits: its held-out (test) minus its training error, in points,
+    both scored alike, in eval mode on un-augmented images (train_eval/: the runs'
+    data.train_eval_images), so that dropout and augmentation do not raise the training side."""
+    return 100 * (run.result(TEST_ERR_TOP1) - run.result(TRAIN_EVAL_ERR_TOP1))
 
 
 def gap_difference(runs: Sequence[Run], claim: Claim) -> Interval | None:
@@ -122,13 +135,13 @@ def target_of(claim: Claim, run: Run) -> float:
 
 def epochs_ratio(runs: Sequence[Run], claim: Claim) -> Interval | None:
     """Epochs to a training error fixed before the runs (the claim's `target`, else the runs'
-    train.target_error), treatment over control. A treatment run that never got there counts its
-    last epoch (censored: the ratio is a lower bound); a seed whose control never got there has
-    no ratio."""
+    train.target_error; on the curve smoothed over the claim's `smoothing` epochs), treatment
+    over control. A treatment run that never got there counts its last epoch (censored: the
+    ratio is a lower bound); a seed whose control never got there has no ratio."""
     ratios, censored = [], 0
     for treated, control in paired(runs, claim, lambda run: run):
-        slow = epochs_to(treated.curve, target_of(claim, treated))
-        fast = epochs_to(control.curve, target_of(claim, control))
+        slow = epochs_to(treated.curve, target_of(claim, treated), claim.smoothing)
+        fast = epochs_to(control.curve, target_of(claim, control), claim.smoothing)
         if math.isnan(fast):
             continue
         if math.isnan(slow):
@@ -183,29 +196,47 @@ def lrn_share(run: Run) -> float:
     return max(means, default=math.nan)
 
 
+def weight_shrink(runs: Sequence[Run], claim: Claim) -> list[float]:
+    """Per seed, how much smaller the weights' final norm is with weight decay (the control) than
+    without it (the treatment), as a share of the latter."""
+    norms = paired(runs, claim, lambda run: run.result(TRAIN_WEIGHT_NORM))
+    return [1 - with_decay / without for without, with_decay in norms]
+
+
 def mechanism(claim: Claim, data: str, runs: Sequence[Run]) -> tuple[str, bool | None]:
-    """The claim's mechanism check on these runs: what was measured, and whether it holds (None:
-    not measured, its runs are not there)."""
+    """The claim's mechanism check on these runs: what was measured, and whether it holds on
+    every seed (None: not measured, its runs are not there). A quantity measured per run is
+    judged at its least favourable seed."""
     check: Check = claim.check
 
-    def mean_over(arm_name: str, quantity: Callable[[Run], float]) -> float:
+    def lowest(arm_name: str, quantity: Callable[[Run], float]) -> float:
         values = [quantity(r) for r in arm(runs, arm_name).values()]
-        return statistics.fmean(values) if values else math.nan  # NaN: the arm has no runs
+        return min(values) if values else math.nan  # NaN: the arm has no runs
 
     if check.measure == studies.CHANNELS:
         value, text = CHANNELS.get(data, 0), f"{CHANNELS.get(data, 0)} channel(s)"
     elif check.measure == studies.GAP:
-        value = mean_over(check.arm, gap)
-        text = f"{check.arm} overfits by {value:.1f} points (val - training error)"
+        value = lowest(check.arm, gap)
+        text = (
+            f"{check.arm} overfits by {value:.1f} points at its lowest seed (held-out - "
+            "training error, eval mode)"
+        )
     elif check.measure == studies.LRN_SHARE:
-        value = mean_over(claim.control, lrn_share)
-        text = f"LRN's neighbour term: {value:.1%} of its normalizer"
+        value = lowest(claim.control, lrn_share)
+        text = f"LRN's neighbour term: {value:.1%} of its normalizer at its lowest seed"
     elif check.measure == studies.TOP5_ROOM:
-        value = mean_over(claim.control, lambda r: 100 * r.result(TEST_ERR_TOP5))
-        text = f"top-5 error {value:.1f}% with the paper's choice"
+        value = lowest(claim.control, lambda r: 100 * r.result(TEST_ERR_TOP5))
+        text = f"top-5 error {value:.1f}% with the paper's choice at its lowest seed"
+    elif check.measure == studies.WEIGHT_SHRINK:
+        shrinks = weight_shrink(runs, claim)
+        value = min(shrinks) if shrinks else math.nan
+        text = f"decay shrinks the weights' norm by {value:.1%} at its lowest seed"
     elif check.measure == studies.REACHES:
         runs_of_arm = arm(runs, check.arm).values()
-        reached = [not math.isnan(epochs_to(r.curve, target_of(claim, r))) for r in runs_of_arm]
+        reached = [
+            not math.isnan(epochs_to(r.curve, target_of(claim, r), claim.smoothing))
+            for r in runs_of_arm
+        ]
         value = statistics.fmean(reached) if reached else math.nan
         text = f"{sum(reached)} of {len(reached)} {check.arm} runs reach their target"
     else:  # EPOCHS_TRAINED
@@ -233,6 +264,12 @@ def claim_verdict(claim: Claim, interval: Interval) -> str:
     return verdict(interval, 1.0 if claim.unit == "x" else 0.0, claim.paper_sizes)
 
 
+def effect_text(claim: Claim, interval: Interval) -> str:
+    unit = {"points": " points", "x": "x", "%": "%"}[claim.unit]
+    ours = interval_text(interval, unit, digits=2 if claim.unit == "x" else 1)
+    return f"≥ {ours} ({interval.censored} censored)" if interval.censored else ours
+
+
 def finding(
     claim: Claim,
     data: str,
@@ -240,10 +277,11 @@ def finding(
     text: str,
     check: tuple[str, bool | None] = ("", True),
     over: str = "seeds",
+    beside: Interval | None = None,
 ) -> Finding:
     """A row: `check` is the mechanism check's measured text and whether it holds; a row that
     fails it is not testable on this proxy, whatever its interval says, and one whose check has
-    no runs to be measured on is not run."""
+    no runs to be measured on is not run. `beside`: the claim's second measure, shown with ours."""
     label = DATASETS.get(data, data) + ("" if data == claim.paper_data else " (proxy)")
     paper = {
         "key": claim.key,
@@ -267,10 +305,9 @@ def finding(
         )
     row_verdict = claim_verdict(claim, interval) if check[1] else NOT_TESTABLE
     excluded = row_verdict == INCONCLUSIVE and bool(excludes_paper_size(claim, interval))
-    unit = {"points": " points", "x": "x", "%": "%"}[claim.unit]
-    ours = interval_text(interval, unit, digits=2 if claim.unit == "x" else 1)
-    if interval.censored:
-        ours = f"≥ {ours} ({interval.censored} censored)"
+    ours = effect_text(claim, interval)
+    if beside is not None:
+        ours += f"; {claim.beside}: {effect_text(claim, beside)}"
     return Finding(
         **paper,
         ours=ours,
@@ -335,11 +372,44 @@ def ensemble_finding(claim: Claim, data: str, eval_dir: Path) -> Finding:
     return finding(claim, data, gains[weakest], text, over="images")
 
 
+# The measures that pair runs by seed: judged on the seeds of their study's plan alone.
+BY_SEED = (studies.DIFFERENCE, studies.GAP_DIFFERENCE, studies.EPOCHS_RATIO, studies.SECONDS_RATIO)
+
+
+def measured_finding(
+    claim: Claim, data: str, runs: Sequence[Run], plan: Sequence[int] | None
+) -> Finding:
+    """A claim's row on one dataset's runs. Where it has a plan (its own seeds, else its study's
+    run.seeds, written before the runs), a paired measure counts the planned seeds alone: runs
+    of other seeds were added after a look (counting them would overstate the evidence: optional
+    stopping) or were a pilot. The row lists them, with the interval they would have given."""
+    plan = claim.seeds or plan
+    planned, unplanned = list(runs), []
+    if plan is not None and claim.measure in BY_SEED:
+        planned = [r for r in runs if r.params.get("seed") in plan]
+        both = set(arm(runs, claim.treatment)) & set(arm(runs, claim.control))
+        unplanned = sorted(both - set(plan), key=str)  # the seeds that would have counted
+    text = "the paper's" if data == claim.paper_data else claim.proxy
+    check = ("", True)
+    if claim.check is not None and data != claim.paper_data:
+        check = mechanism(claim, data, planned)
+    measure = MEASURES[claim.measure]
+    beside = MEASURES[claim.beside](planned, claim) if claim.beside else None
+    row = finding(claim, data, measure(planned, claim), text, check, beside=beside)
+    if unplanned and (everything := measure(runs, claim)) is not None:
+        row.unplanned_seeds, row.with_unplanned = unplanned, effect_text(claim, everything)
+    return row
+
+
 def judge(
-    runs: Sequence[Run], evaluations: Sequence[Evaluation], claims: Sequence[Claim]
+    runs: Sequence[Run],
+    evaluations: Sequence[Evaluation],
+    claims: Sequence[Claim],
+    plans: Mapping[str, Sequence[int]],
 ) -> list[Finding]:
     """Every claim's rows, one per dataset its study's runs are on (and the paper's, not run
-    here where they are not on it), the family corrected."""
+    here where they are not on it), the family corrected. `plans`: each study's seeds, fixed
+    before its runs (a study without one counts every seed)."""
     complete = measured(runs)
     rows = []
     for claim in claims:
@@ -352,12 +422,7 @@ def judge(
             mine = [r for r in complete if r.study == claim.study]
             for data in sorted({dataset(r) for r in mine}):
                 of_data = [r for r in mine if dataset(r) == data]
-                text = "the paper's" if data == claim.paper_data else claim.proxy
-                check = ("", True)
-                if claim.check is not None and data != claim.paper_data:
-                    check = mechanism(claim, data, of_data)
-                interval = MEASURES[claim.measure](of_data, claim)
-                found[data] = finding(claim, data, interval, text, check)
+                found[data] = measured_finding(claim, data, of_data, plans.get(claim.study))
         if claim.paper_data not in found:
             rows.append(finding(claim, claim.paper_data, None, "no runs on the paper's data here"))
         rows += found.values()
@@ -392,6 +457,12 @@ family is corrected, and the one the headline counts: every row that tested its 
 hypothesis, and a side of no effect stands only if its Holm-adjusted p is below 5%; otherwise it
 reads inconclusive. A ≥ marks a lower bound: some runs never reached the target (censored), and
 their last epoch counts.
+
+Each row counts the seeds of its plan, written in its study's file before the runs (the claim's
+`seeds`, else the study's `run.seeds`). Runs of other seeds are listed in the n column as
+*outside the plan* and not counted: seeds added after a look at the planned ones (a fixed-n test
+on seeds added until a row looks decided overstates its significance), or the pilot of a
+confirmation on fresh seeds. The conditions below give what they would have shown.
 """
 
 
@@ -411,11 +482,15 @@ def headline(rows: Sequence[Finding]) -> str:
     )
 
 
+def plural(n: int, word: str) -> str:
+    return word if n == 1 else f"{word}s"
+
+
 def claims_report(directories: Sequence[Path], out: Path, study_dirs: Sequence[Path] = ()) -> str:
     """claims.md (the table) and claims.json (the same, with the numbers) at `out`: the claims of
     every study in studies/ and the further `study_dirs`."""
     runs, evaluations = find_evidence(directories)
-    rows = judge(runs, evaluations, studies.claims(study_dirs))
+    rows = judge(runs, evaluations, studies.claims(study_dirs), studies.plans(study_dirs))
     seconds = sum(run.seconds for run in runs if math.isfinite(run.seconds))  # NaN: not ended
     hours, minutes = divmod(round(seconds / 60), 60)
     headers = [
@@ -437,7 +512,8 @@ def claims_report(directories: Sequence[Path], out: Path, study_dirs: Sequence[P
             r.paper,
             r.data,
             r.ours,
-            f"{r.n} {r.over}" if r.n else "-",
+            (f"{r.n} {r.over}" if r.n else "-")
+            + (f" (+{len(r.unplanned_seeds)} outside the plan)" if r.unplanned_seeds else ""),
             r.check or "-",
             f"**{r.verdict}**" + (" (paper's size excluded)" if r.paper_size_excluded else ""),
             r.family_verdict if r.holm_p is None else f"{r.family_verdict} (p {r.holm_p:.3g})",
@@ -445,7 +521,18 @@ def claims_report(directories: Sequence[Path], out: Path, study_dirs: Sequence[P
         ]
         for r in rows
     ]
-    notes = [f"- **{r.claim}** ({r.data}): {r.conditions}" for r in rows if r.verdict != NOT_RUN]
+    notes = [
+        f"- **{r.claim}** ({r.data}): {r.conditions}"
+        + (
+            f"; {plural(len(r.unplanned_seeds), 'seed')} {', '.join(map(str, r.unplanned_seeds))}"
+            f" {'is' if len(r.unplanned_seeds) == 1 else 'are'} outside the plan and not counted"
+            f" (with them: {r.with_unplanned})"
+            if r.unplanned_seeds
+            else ""
+        )
+        for r in rows
+        if r.verdict != NOT_RUN
+    ]
     report = (
         "# The paper's claims, checked\n\n"
         + HOW_TO_READ

@@ -16,6 +16,7 @@ from alexlab.metric_keys import (
     TEST_ERR_TOP1,
     TEST_ERR_TOP5,
     TRAIN_ERR_TOP1,
+    TRAIN_EVAL_ERR_TOP1,
     VAL_ERR_TOP1,
 )
 from alexlab.report.files import save_figure, write_table
@@ -65,15 +66,26 @@ def compare_report(directory: RunSource, study: Study, out: Path) -> str:
     headers = [by, *(f"test {METRICS[key]} error" for key in metrics)]
     if baseline:
         headers += [f"change vs {baseline} ({METRICS[key]}, points)" for key in metrics]
-    headers += ["training error", "val - training (points)", "epochs to target", "paper"]
+    # The training error of the final net scored as the test set is (eval mode, un-augmented),
+    # against its test error, where the runs scored their training images; else the last epoch's
+    # as the net trained (dropout and augmentation on where the run has them) against validation.
+    eval_mode = all(TRAIN_EVAL_ERR_TOP1 in r.results for r in runs)
+    training_key, held_out_key = (
+        (TRAIN_EVAL_ERR_TOP1, TEST_ERR_TOP1) if eval_mode else (TRAIN_ERR_TOP1, VAL_ERR_TOP1)
+    )
+    headers += (
+        ["training error (eval mode)", "test - training (points)"]
+        if eval_mode
+        else ["training error (as trained)", "val - training (points)"]
+    )
+    headers += ["epochs to target", "paper"]
     rows = []
     for group in groups:
         row = [group, *(mean_and_spread(values(group, key)) for key in metrics)]
         if baseline:
             row += [change(values(group, key), values(baseline, key)) for key in metrics]
-        # The last epoch's, as the net trains (dropout and augmentation on where the run has them).
-        training = values(group, TRAIN_ERR_TOP1)
-        gaps = [v - t for v, t in zip(values(group, VAL_ERR_TOP1), training, strict=True)]
+        training = values(group, training_key)
+        gaps = [v - t for v, t in zip(values(group, held_out_key), training, strict=True)]
         epochs = [r.result_if_any(EPOCHS_TO_TARGET) for r in groups[group]]  # reached, or NaN
         row += [
             mean_and_spread(training),

@@ -281,21 +281,41 @@ def training_curve(history: list[dict[str, float]]) -> list[tuple[float, float]]
     return [(row[TRAIN_EPOCHS], row[TRAIN_ERR_RECENT]) for row in rows]
 
 
-def epochs_to(curve: list[tuple[float, float]], target: float) -> float:
+def epochs_to(curve: list[tuple[float, float]], target: float, smoothing: float = 0.0) -> float:
     """The epochs at which the training error crosses `target`, interpolated: each check's error
     is the mean over its window (the images since the previous check), an estimate of the error
     at the window's middle; the crossing is on the line between the middles of the last window
-    above the target and the first at or below it. NaN if the curve never gets there."""
-    start, before = 0.0, None  # the previous window's (middle, error)
+    above the target and the first at or below it. `smoothing` > 0 first averages each check with
+    those of the trailing `smoothing` epochs (weighted by their windows' lengths), an estimate at
+    the middle of that span. NaN if the curve never gets there."""
+    windows, start = [], 0.0  # (start, end, error) of each check's window
     for end, error in curve:
+        windows.append((start, end, error))
+        start = end
+    if smoothing > 0:
+        windows = [trailing_mean(windows[: i + 1], smoothing) for i in range(len(windows))]
+    before = None  # the previous estimate's (middle, error)
+    for start, end, error in windows:
         middle = (start + end) / 2
         if error <= target:
-            if before is None:  # the first window already below: no earlier point to draw from
+            if before is None:  # the first estimate already below: no earlier point to draw from
                 return middle
             (x0, e0), (x1, e1) = before, (middle, error)
             return x0 + (e0 - target) / (e0 - e1) * (x1 - x0)
-        start, before = end, (middle, error)
+        before = (middle, error)
     return math.nan
+
+
+def trailing_mean(
+    windows: list[tuple[float, float, float]], span: float
+) -> tuple[float, float, float]:
+    """The last window's error averaged with those of the windows ending within `span` epochs
+    before it, weighted by their lengths: (the first's start, the last's end, the mean)."""
+    end = windows[-1][1]
+    kept = [w for w in windows if w[1] > end - span]
+    weights = [w[1] - w[0] for w in kept]
+    mean = sum(w * e for w, (_, _, e) in zip(weights, kept, strict=True)) / sum(weights)
+    return kept[0][0], end, mean
 
 
 def arithmetic(runs: list[Run]) -> str:

@@ -1,13 +1,17 @@
-"""More seeds where they can decide a claim, within a budget of machine time:
+"""A confirmation on fresh seeds where one could decide a claim, within a budget of machine time:
 `python -m alexlab.report more-seeds DIR... --budget MINUTES --out results/more_seeds`.
 
 A candidate is an inconclusive ablation row whose power figure (the seeds for 80% power at the
-paper's size, given our spread) is above its seeds and at most MAX_SEEDS: more seeds could decide
-it. The plan is one sweep per sweep directory and first new seed: the chosen arms and the
-baseline on the new seeds, with the settings of the sweep that ran their first seeds (its own
-sweep.yaml), into a directory of its own beside it. Its cost is every new run at the mean seconds of its arm's runs so far; rows are
+paper's size, given our spread) is above its seeds and at most MAX_SEEDS. Its seeds so far are a
+pilot: their spread sets the confirmation's n, and they do not count in it, since adding seeds to
+a row after looking at it overstates its significance. The confirmation is `needed` fresh seeds,
+from one past the arm's last, which the plan asks to be written into the claim's `seeds` in its
+study's file before they run (the ledger judges the claim on those alone). One sweep per sweep
+directory and first new seed runs the chosen arms and the baseline on the new seeds, with the
+settings of the sweep that ran their first seeds (its own sweep.yaml), into a directory of its
+own beside it. Its cost is every new run at the mean seconds of its arm's runs so far; rows are
 added cheapest first while the plan's cost stays within the budget. The report writes the plan
-and prints the sweeps' arguments, which `make more-seeds` runs; nothing here trains."""
+and prints the sweeps' arguments; nothing here trains."""
 
 import math
 import statistics
@@ -31,8 +35,8 @@ ABLATION, BASELINE = "ablation", "baseline"
 class Candidate:
     key: str
     first_seed: int  # the first new seed: one past the arm's last
-    seeds: int  # now
-    needed: int  # for 80% power at the paper's size
+    seeds: int  # the pilot's, now
+    needed: int  # for 80% power at the paper's size: the confirmation's seeds
     arm: str  # the ablation undone
     sweep: Path  # the sweep directory its runs came from
     arm_seconds: float  # a run of the arm, on average
@@ -40,8 +44,13 @@ class Candidate:
 
     @property
     def end_seed(self) -> int:
-        """One past the last new seed: enough for `needed` in all."""
-        return self.first_seed + self.needed - self.seeds
+        """One past the last new seed: `needed` fresh ones."""
+        return self.first_seed + self.needed
+
+    @property
+    def plan(self) -> list[int]:
+        """The confirmation's seeds, for the claim's `seeds` in its study's file."""
+        return list(range(self.first_seed, self.end_seed))
 
 
 def arm_seconds(runs: Sequence[Run], arm: str) -> float:
@@ -139,7 +148,8 @@ def sweep_arguments(chosen: Sequence[Candidate]) -> list[str]:
 def more_seeds_report(directories: Sequence[Path], budget_minutes: float, out: Path) -> str:
     """Writes the plan to `out`.md and returns the sweeps' argument lines, one per line."""
     runs, evaluations = find_evidence(directories)
-    found = candidates(judge(runs, evaluations, studies.claims()), runs)
+    rows = judge(runs, evaluations, studies.claims(), studies.plans())
+    found = candidates(rows, runs)
     chosen = plan(found, 60 * budget_minutes)
     rows = [
         [
@@ -147,17 +157,20 @@ def more_seeds_report(directories: Sequence[Path], budget_minutes: float, out: P
             c.seeds,
             c.needed,
             f"{cost([c]) / 60:.0f}",
-            "yes" if c in chosen else "no (over the budget)",
+            f"yes: `seeds: {c.plan}`" if c in chosen else "no (over the budget)",
         ]
         for c in found
     ]
     lines = sweep_arguments(chosen)
     report = (
-        f"# More seeds, within {budget_minutes:g} minutes of machine time\n\n"
+        f"# A confirmation on fresh seeds, within {budget_minutes:g} minutes of machine time\n\n"
         f"Inconclusive ablation rows that {MAX_SEEDS} seeds or fewer could decide (80% power at "
-        "the paper's size, from our spread), cheapest first.\n\n"
-        + markdown_table(["claim", "seeds", "needed", "minutes alone", "planned"], rows)
-        + f"\nThe plan: {cost(chosen) / 60:.0f} minutes.\n\n"
+        "the paper's size, from our spread), cheapest first. A row's seeds so far are its pilot: "
+        "they set the confirmation's n and do not count in it. Before its runs, write each "
+        "planned row's `seeds` into its claim in its study's file (studies/), and commit: the "
+        "ledger then judges the claim on those seeds alone.\n\n"
+        + markdown_table(["claim", "pilot seeds", "needed", "minutes alone", "planned"], rows)
+        + f"\nThe plan: {cost(chosen) / 60:.0f} minutes; then its sweeps:\n\n"
         + "".join(f"    python -m alexlab.sweep {line}\n" for line in lines)
     )
     write_table(out, report)
