@@ -236,9 +236,15 @@ def claims(directories: Iterable[Path] = ()) -> list[Claim]:
     return [claim for study in load_all(directories) for claim in study.claims]
 
 
-def plans(directories: Iterable[Path] = ()) -> dict[str, tuple[int, ...]]:
-    """Each study's seeds (run.seeds), fixed before its runs: what its claims are judged on."""
-    return {study.name: study.run.seeds for study in load_all(directories) if study.run}
+def claims_and_plans(
+    directories: Iterable[Path] = (),
+) -> tuple[list[Claim], dict[str, tuple[int, ...]]]:
+    """Every study's claims (as `claims`) and each study's seeds (run.seeds), fixed before its
+    runs: what its claims are judged on; the study files read once for both."""
+    found = load_all(directories)
+    return [c for study in found for c in study.claims], {
+        study.name: study.run.seeds for study in found if study.run
+    }
 
 
 def paper_numbers(study: Study, directories: Iterable[Path] = ()) -> dict[str, str]:

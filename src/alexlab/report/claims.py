@@ -490,7 +490,7 @@ def claims_report(directories: Sequence[Path], out: Path, study_dirs: Sequence[P
     """claims.md (the table) and claims.json (the same, with the numbers) at `out`: the claims of
     every study in studies/ and the further `study_dirs`."""
     runs, evaluations = find_evidence(directories)
-    rows = judge(runs, evaluations, studies.claims(study_dirs), studies.plans(study_dirs))
+    rows = judge(runs, evaluations, *studies.claims_and_plans(study_dirs))
     seconds = sum(run.seconds for run in runs if math.isfinite(run.seconds))  # NaN: not ended
     hours, minutes = divmod(round(seconds / 60), 60)
     headers = [

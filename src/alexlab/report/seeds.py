@@ -148,8 +148,7 @@ def sweep_arguments(chosen: Sequence[Candidate]) -> list[str]:
 def more_seeds_report(directories: Sequence[Path], budget_minutes: float, out: Path) -> str:
     """Writes the plan to `out`.md and returns the sweeps' argument lines, one per line."""
     runs, evaluations = find_evidence(directories)
-    rows = judge(runs, evaluations, studies.claims(), studies.plans())
-    found = candidates(rows, runs)
+    found = candidates(judge(runs, evaluations, *studies.claims_and_plans()), runs)
     chosen = plan(found, 60 * budget_minutes)
     rows = [
         [
